@@ -1,0 +1,151 @@
+// The `virtiofs-web` command: boots the guest under Node.
+import { parseArgs } from "node:util";
+import { CmdlineError } from "./cmdline.ts";
+import { Guest, GuestError, type GuestOptions } from "./guest.ts";
+import type { FileSystem } from "../fs/filesystem.ts";
+import { HostDirFs } from "../fs/hostdir.ts";
+import { MemFs, createSampleTree } from "../fs/memfs.ts";
+import { ImageError } from "./images.ts";
+
+const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--exec "<cmd>"] [--memory <MiB>]
+                        [--append "<kernel args>"] [--images <dir>] [--verbose]
+
+  --share <dir>     export a host directory (read-only for now) over virtio-fs; the guest mounts it on /mnt
+  --memfs           export the embedded sample tree instead (the default)
+  --tag <name>      the virtio-fs tag (default: share)
+  --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
+  --memory <MiB>    guest RAM (default 256)
+  --append <args>   extra kernel command-line parameters
+  --images <dir>    guest images and their manifest.json (default: public/guest)
+  --verbose         show the boot log (on stderr)
+Without --exec: an interactive console on this terminal; Ctrl-A x quits.`;
+
+class UsageError extends Error {}
+
+interface RunArgs {
+  share?: string;
+  tag: string;
+  exec?: string;
+  memoryMiB: number;
+  append?: string;
+  imagesDir?: string;
+  verbose: boolean;
+}
+
+export function parseCli(argv: string[]): RunArgs | "help" {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") return "help";
+  const [cmd, ...rest] = argv;
+  if (cmd !== "run") throw new UsageError(`unknown command '${cmd}' (try: virtiofs-web run --help)`);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        share: { type: "string" },
+        memfs: { type: "boolean", default: false },
+        tag: { type: "string", default: "share" },
+        exec: { type: "string" },
+        memory: { type: "string" },
+        append: { type: "string" },
+        images: { type: "string" },
+        verbose: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+  if (values.help) return "help";
+  if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
+  const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 32 || memoryMiB > 3072) {
+    throw new UsageError(`--memory takes a whole number of MiB from 32 to 3072, not '${values.memory}'`);
+  }
+  return { share: values.share, tag: values.tag, exec: values.exec, memoryMiB, append: values.append, imagesDir: values.images, verbose: values.verbose };
+}
+
+/** The backend behind --share / --memfs. */
+async function shareFs(a: RunArgs): Promise<FileSystem> {
+  if (a.share === undefined) return new MemFs(createSampleTree());
+  try {
+    return await HostDirFs.open(a.share);
+  } catch (e) {
+    throw new UsageError(`--share ${a.share}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+async function guestOptions(a: RunArgs): Promise<GuestOptions> {
+  return {
+    memoryMiB: a.memoryMiB,
+    append: a.append,
+    imagesDir: a.imagesDir,
+    shares: [{ tag: a.tag, fs: await shareFs(a), mountPoint: "/mnt" }],
+  };
+}
+
+async function runExec(a: RunArgs & { exec: string }): Promise<number> {
+  const guest = await Guest.boot({
+    ...(await guestOptions(a)),
+    exec: a.exec,
+    onConsole: a.verbose ? (b) => process.stderr.write(b) : undefined,
+    onStdout: (b) => process.stdout.write(b),
+  });
+  const r = await guest.waitExec();
+  process.stderr.write(r.stderr);
+  await guest.shutdown();
+  return r.status;
+}
+
+const CTRL_A = 0x01;
+
+async function runInteractive(a: RunArgs): Promise<number> {
+  const stdin = process.stdin;
+  const guest = await Guest.boot({
+    ...(await guestOptions(a)),
+    interactive: true,
+    onConsole: (b) => process.stdout.write(b),
+  });
+  if (stdin.isTTY) stdin.setRawMode(true);
+  stdin.resume();
+  let quit!: () => void;
+  const quitP = new Promise<void>((r) => (quit = r));
+  let escape = false;
+  // QEMU's escape: Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A.
+  stdin.on("data", (data: Buffer) => {
+    const out: number[] = [];
+    for (const byte of data) {
+      if (escape) {
+        escape = false;
+        if (byte === 0x78 /* x */) return quit();
+        if (byte === CTRL_A) out.push(CTRL_A);
+      } else if (byte === CTRL_A) escape = true;
+      else out.push(byte);
+    }
+    if (out.length) guest.send(Uint8Array.from(out));
+  });
+  await Promise.race([quitP, guest.halted]);
+  if (stdin.isTTY) stdin.setRawMode(false);
+  stdin.pause();
+  await guest.shutdown();
+  process.stdout.write("\r\n");
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const args = parseCli(argv);
+    if (args === "help") {
+      process.stdout.write(USAGE + "\n");
+      return 0;
+    }
+    return args.exec !== undefined ? await runExec({ ...args, exec: args.exec }) : await runInteractive(args);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ImageError || e instanceof CmdlineError || e instanceof GuestError) {
+      process.stderr.write(`virtiofs-web: ${e.message}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    throw e;
+  }
+}

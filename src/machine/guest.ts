@@ -1,0 +1,174 @@
+// A guest for Node: boot the PC, run shell commands through guest/init's framed console, shut down.
+import { ConsoleFrames } from "./console-frames.ts";
+import { kernelCmdline, randomNonce, type GuestMount } from "./cmdline.ts";
+import { startMachine, type Machine } from "./machine.ts";
+import { loadImages, V86_WASM_PATH } from "./node-images.ts";
+import type { V86 } from "v86";
+import { attachVirtioFs, type AttachedShare, type VirtioFsShare } from "./virtiofs.ts";
+
+/** A virtio-fs share and where the guest mounts it. */
+export interface GuestShare extends VirtioFsShare {
+  mountPoint: string;
+  mountOptions?: string;
+}
+
+export interface GuestOptions {
+  memoryMiB?: number;
+  append?: string;
+  /** virtio-fs devices to attach; /init mounts each. */
+  shares?: GuestShare[];
+  /** Other mounts for /init (9p tags of v86's own device). */
+  mounts?: GuestMount[];
+  imagesDir?: string;
+  /** Run this one command at boot (vfsw.exec) instead of taking commands with run(). */
+  exec?: string;
+  /** Start an interactive shell: console bytes go to onConsole, keys go in with send(). */
+  interactive?: boolean;
+  /** Console text outside command frames: the boot log, the interactive shell. */
+  onConsole?(bytes: Uint8Array): void;
+  /** Stdout of the running command as it arrives. */
+  onStdout?(bytes: Uint8Array): void;
+  beforeRun?(emulator: V86): void;
+  bootTimeoutMs?: number;
+}
+
+export interface RunResult {
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  status: number;
+}
+
+export class GuestError extends Error {}
+
+interface PendingRun {
+  chunks: Uint8Array[];
+  onStdout?: (bytes: Uint8Array) => void;
+  resolve(r: RunResult): void;
+}
+
+const decoder = new TextDecoder();
+export const text = (b: Uint8Array): string => decoder.decode(b);
+
+export class Guest {
+  /** Guest uptime (seconds, from /proc/uptime) when init was ready. */
+  uptimeAtReady = NaN;
+  /** The attached virtio-fs devices and their FUSE servers, in the order of GuestOptions.shares. */
+  shares: AttachedShare[] = [];
+  /** Resolves when the guest halts (its shell or exec command ended). */
+  readonly halted: Promise<void>;
+  private machine: Machine | undefined;
+  private current: PendingRun | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private markHalted!: () => void;
+  private execDone: Promise<RunResult> | undefined;
+
+  private constructor(private readonly agent: boolean) {
+    this.halted = new Promise((r) => (this.markHalted = r));
+  }
+
+  static async boot(opts: GuestOptions = {}): Promise<Guest> {
+    const images = await loadImages(opts.imagesDir);
+    const nonce = randomNonce();
+    const mode = opts.exec !== undefined ? { kind: "exec" as const, command: opts.exec } : opts.interactive ? { kind: "shell" as const } : { kind: "agent" as const };
+    const shares = opts.shares ?? [];
+    const mounts: GuestMount[] = [
+      ...shares.map((sh) => ({ fstype: "virtiofs" as const, tag: sh.tag, dir: sh.mountPoint, options: sh.mountOptions })),
+      ...(opts.mounts ?? []),
+    ];
+    const cmdline = kernelCmdline({ nonce, mode, mounts, append: opts.append });
+    const guest = new Guest(mode.kind === "agent");
+    if (mode.kind === "exec") {
+      guest.execDone = new Promise((resolve) => (guest.current = { chunks: [], onStdout: opts.onStdout, resolve }));
+    }
+
+    let ready!: () => void;
+    const readyP = new Promise<void>((r) => (ready = r));
+    const frames = new ConsoleFrames(nonce, {
+      console: opts.onConsole,
+      ready: (up) => {
+        guest.uptimeAtReady = up;
+        ready();
+      },
+      stdout: (b) => {
+        guest.current?.chunks.push(b);
+        guest.current?.onStdout?.(b);
+      },
+      end: (stderr, status) => {
+        const run = guest.current;
+        guest.current = undefined;
+        run?.resolve({ stdout: concatAll(run.chunks), stderr, status });
+      },
+      halt: () => guest.markHalted(),
+    });
+    guest.machine = await startMachine({
+      images,
+      cmdline,
+      memoryMiB: opts.memoryMiB ?? 256,
+      wasmPath: V86_WASM_PATH,
+      onSerial: (b) => frames.push(b),
+      beforeRun: (emulator) => {
+        guest.shares = attachVirtioFs(emulator, shares);
+        opts.beforeRun?.(emulator);
+      },
+    });
+    const timeoutMs = opts.bootTimeoutMs ?? 120_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GuestError(`guest did not come up within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+      await Promise.race([readyP, timedOut]);
+    } catch (e) {
+      await guest.shutdown();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    return guest;
+  }
+
+  get emulator(): V86 {
+    if (!this.machine) throw new GuestError("guest is not running");
+    return this.machine.emulator;
+  }
+
+  /** Runs a shell script in the guest (agent mode); commands queue one after another. */
+  run(command: string, onStdout?: (bytes: Uint8Array) => void): Promise<RunResult> {
+    if (!this.agent) return Promise.reject(new GuestError("run() needs a guest booted without exec or interactive"));
+    const job = this.queue.then(
+      () =>
+        new Promise<RunResult>((resolve) => {
+          this.current = { chunks: [], onStdout, resolve };
+          const b64 = Buffer.from(command, "utf8").toString("base64");
+          this.send(`${b64.replace(/.{1,76}/g, "$&\n")}.\n`);
+        }),
+    );
+    this.queue = job.catch(() => undefined);
+    return job;
+  }
+
+  /** The result of the command given at boot (GuestOptions.exec). */
+  waitExec(): Promise<RunResult> {
+    return this.execDone ?? Promise.reject(new GuestError("the guest was booted without exec"));
+  }
+
+  send(data: Uint8Array | string): void {
+    this.machine?.send(data);
+  }
+
+  async shutdown(): Promise<void> {
+    const m = this.machine;
+    this.machine = undefined;
+    await m?.destroy();
+  }
+}
+
+function concatAll(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Guest, text } from "../../src/machine/guest.ts";
+
+describe("the guest in v86 under Node", () => {
+  let guest: Guest;
+  beforeAll(async () => {
+    guest = await Guest.boot();
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("reaches init and reports its uptime", () => {
+    expect(guest.uptimeAtReady).toBeGreaterThan(0);
+    expect(guest.uptimeAtReady).toBeLessThan(30);
+  });
+
+  it("runs i686 Linux 6.1", async () => {
+    const r = await guest.run("uname -m; uname -r");
+    expect(r.status).toBe(0);
+    expect(text(r.stdout)).toMatch(/^i686\n6\.1\.\d+/);
+  });
+
+  it("has the virtio-fs driver loaded by /init", async () => {
+    const r = await guest.run("cat /proc/filesystems; echo; cat /proc/modules");
+    expect(text(r.stdout)).toMatch(/^nodev\tvirtiofs$/m);
+    expect(text(r.stdout)).toMatch(/^nodev\t9p$/m);
+    expect(text(r.stdout)).toMatch(/^virtiofs /m);
+    expect(text(r.stdout)).toMatch(/^fuse /m);
+  });
+
+  it("returns a failing command's exit status and its stderr apart from stdout", async () => {
+    const r = await guest.run("echo out; echo err >&2; exit 3");
+    expect(r.status).toBe(3);
+    expect(text(r.stdout)).toBe("out\n");
+    expect(text(r.stderr)).toBe("err\n");
+  });
+
+  it("passes stdout through byte for byte", async () => {
+    const r = await guest.run("printf 'a\\r\\nb\\n\\001\\377no-newline'");
+    expect(Array.from(r.stdout)).toEqual([0x61, 0x0d, 0x0a, 0x62, 0x0a, 0x01, 0xff, ...Buffer.from("no-newline")]);
+  });
+
+  it("takes a script longer than a tty line", async () => {
+    const script = Array.from({ length: 300 }, (_, i) => `echo line${i}`).join("\n");
+    const r = await guest.run(script);
+    expect(text(r.stdout).split("\n")).toHaveLength(301);
+    expect(text(r.stdout)).toContain("line299\n");
+  });
+});
+
+describe("virtiofs-web run --exec", () => {
+  const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, [bin, "run", ...args]);
+      return { code: 0, stdout };
+    } catch (e) {
+      return e as { code: number; stdout: string };
+    }
+  };
+
+  it("prints only the command's output and exits 0", async () => {
+    expect(await run("--exec", "uname -m")).toEqual({ code: 0, stdout: "i686\n" });
+  });
+
+  it("exits with the command's status", async () => {
+    expect((await run("--exec", "exit 3")).code).toBe(3);
+  });
+});

@@ -1,0 +1,78 @@
+import { execFile } from "node:child_process";
+import { copyFile, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { parseCli } from "../../src/machine/cli.ts";
+import { DEFAULT_IMAGES_DIR } from "../../src/machine/node-images.ts";
+
+const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+/** One clear line on stderr, no stack trace, non-zero exit. */
+function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  expect(r.code).not.toBe(0);
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("parseCli", () => {
+  it("parses run options", () => {
+    expect(parseCli(["run", "--exec", "ls /", "--memory", "128", "--append", "loglevel=7", "--verbose"])).toEqual({
+      share: undefined,
+      tag: "share",
+      exec: "ls /",
+      memoryMiB: 128,
+      append: "loglevel=7",
+      imagesDir: undefined,
+      verbose: true,
+    });
+    expect(parseCli([])).toBe("help");
+    expect(parseCli(["run", "--help"])).toBe("help");
+  });
+
+  it.each([
+    [["frobnicate"], /unknown command 'frobnicate'/],
+    [["run", "--frobnicate"], /Unknown option '--frobnicate'/],
+    [["run", "--memory", "lots"], /--memory takes a whole number of MiB/],
+    [["run", "--memory", "8"], /--memory takes/],
+    [["run", "stray"], /positional/],
+  ])("rejects %j", (argv, msg) => {
+    expect(() => parseCli(argv)).toThrow(msg);
+  });
+});
+
+describe("virtiofs-web command errors", () => {
+  it("an unknown flag: one line, exit 2", async () => {
+    expectOneLineError(await cli("run", "--bogus"), /^virtiofs-web: Unknown option '--bogus'/);
+  }, 30_000);
+
+  it("missing images: one line, exit 1", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vfsw-"));
+    const r = await cli("run", "--images", dir, "--exec", "true");
+    expectOneLineError(r, /guest manifest missing at .*manifest\.json/);
+    expect(r.code).toBe(1);
+  }, 30_000);
+
+  it("an image whose sha256 differs from the manifest: one line, exit 1", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vfsw-"));
+    for (const f of ["manifest.json", "bios.bin", "initramfs.cpio"]) await copyFile(join(DEFAULT_IMAGES_DIR, f), join(dir, f));
+    const kernel = await readFile(join(DEFAULT_IMAGES_DIR, "bzImage"));
+    kernel[4096] ^= 1;
+    await writeFile(join(dir, "bzImage"), kernel);
+    const r = await cli("run", "--images", dir, "--exec", "true");
+    expectOneLineError(r, /guest image bzImage has sha256 .* the manifest says/);
+    expect(r.code).toBe(1);
+  }, 30_000);
+});

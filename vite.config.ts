@@ -1,0 +1,17 @@
+import { defineConfig } from "vite";
+
+// SharedArrayBuffer (the DAX window) needs a cross-origin isolated page: every way of serving it
+// sends these two headers. A static host must send them too (see README).
+const isolation = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+};
+
+export default defineConfig({
+  root: "web",
+  publicDir: "../public",
+  server: { headers: isolation },
+  preview: { headers: isolation },
+  worker: { format: "es" },
+  build: { outDir: "../dist", emptyOutDir: true, target: "es2022" },
+});
