@@ -1,0 +1,114 @@
+// The virtio-fs device (virtio spec 5.11): a hiprio queue, N request queues and the DAX window's shared
+// memory region. It knows nothing of FUSE: every chain goes to a RequestHandler, and completions may
+// come back in any order.
+import type { DeviceBus, RegisterRegion } from "./bus.ts";
+import { VirtioPciTransport } from "./virtio-pci.ts";
+import { VirtqueueError, type DescriptorChain } from "./virtqueue.ts";
+
+export const VIRTIO_ID_FS = 26;
+/** Shared memory region id of the DAX cache window (virtio_fs.h). */
+export const VIRTIO_FS_SHMCAP_ID_CACHE = 0;
+export const VIRTIO_FS_HIPRIO_QUEUE = 0;
+/** struct virtio_fs_config: u8 tag[36]; le32 num_request_queues. */
+export const VIRTIO_FS_TAG_LEN = 36;
+
+/** Handles one request chain; resolves to the number of bytes written into the chain's writable part. */
+export type RequestHandler = (chain: DescriptorChain, queue: number) => Promise<number>;
+
+export interface DaxBar {
+  /** PCI BAR number and fixed guest physical address; size is a power of two. */
+  bar: number;
+  address: number;
+  size: number;
+  region: RegisterRegion;
+}
+
+export interface VirtioFsOptions {
+  tag: string;
+  numRequestQueues?: number;
+  queueSize?: number;
+  /** Initial I/O port of the transport's registers. */
+  ioPort?: number;
+  dax?: DaxBar;
+  handler: RequestHandler;
+  /** The driver reset the device: every session state must go. */
+  onReset?(): void;
+  /** The device entered DEVICE_NEEDS_RESET (a malformed ring), or a handler failed. */
+  onError?(message: string): void;
+}
+
+export class VirtioFsDevice {
+  readonly transport: VirtioPciTransport;
+  readonly numRequestQueues: number;
+  /** Bumped on every reset: completions of requests from before it are dropped. */
+  private generation = 0;
+  private readonly interruptPending = new Set<number>();
+
+  constructor(bus: DeviceBus, private readonly o: VirtioFsOptions) {
+    const tag = new TextEncoder().encode(o.tag);
+    if (tag.length === 0 || tag.length > VIRTIO_FS_TAG_LEN) throw new RangeError(`tag must be 1..${VIRTIO_FS_TAG_LEN} bytes`);
+    this.numRequestQueues = o.numRequestQueues ?? 1;
+    const config = new Uint8Array(VIRTIO_FS_TAG_LEN + 4);
+    config.set(tag);
+    new DataView(config.buffer).setUint32(VIRTIO_FS_TAG_LEN, this.numRequestQueues, true);
+    this.transport = new VirtioPciTransport(bus, {
+      name: `virtio-fs ${o.tag}`,
+      deviceType: VIRTIO_ID_FS,
+      numQueues: 1 + this.numRequestQueues,
+      maxQueueSize: o.queueSize ?? 1024,
+      deviceConfig: config,
+      ioPort: o.ioPort ?? 0xa000,
+      shm: o.dax && { id: VIRTIO_FS_SHMCAP_ID_CACHE, ...o.dax },
+      onNotify: (q) => this.drain(q),
+      onReset: () => {
+        this.generation++;
+        this.interruptPending.clear();
+        o.onReset?.();
+      },
+      onError: o.onError,
+    });
+  }
+
+  /** Takes every available chain of queue q and hands each to the handler. */
+  private drain(q: number): void {
+    const ring = this.transport.queue(q);
+    if (!ring) return;
+    const generation = this.generation;
+    try {
+      // Kicks are off while the device is taking chains; turning them back on re-checks the ring, so a
+      // chain published in between is not left waiting for a kick that will not come.
+      do {
+        ring.disableNotifications();
+        for (let chain = ring.pop(); chain; chain = ring.pop()) this.dispatch(generation, q, chain);
+      } while (ring.enableNotifications());
+    } catch (e) {
+      if (!(e instanceof VirtqueueError)) throw e;
+      this.transport.fail(`queue ${q}: ${e.message}`);
+    }
+  }
+
+  private dispatch(generation: number, q: number, chain: DescriptorChain): void {
+    this.o.handler(chain, q).then(
+      (written) => this.complete(generation, q, chain, written),
+      (e: unknown) => {
+        if (generation !== this.generation) return; // the reset closed the chain under the handler
+        this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
+        this.complete(generation, q, chain, 0);
+      },
+    );
+  }
+
+  private complete(generation: number, q: number, chain: DescriptorChain, written: number): void {
+    if (generation !== this.generation) return;
+    const ring = this.transport.queue(q);
+    if (!ring) return;
+    ring.push(chain, written);
+    // Completions that land in the same task share one interrupt check.
+    if (this.interruptPending.has(q)) return;
+    this.interruptPending.add(q);
+    queueMicrotask(() => {
+      this.interruptPending.delete(q);
+      if (generation === this.generation) this.transport.interruptIfNeeded(q);
+    });
+  }
+}

@@ -1,0 +1,173 @@
+// The FUSE server behind the virtio-fs request queues: decodes fuse_in_header and the opcode's
+// arguments from a descriptor chain, runs one handler per opcode against a FileSystem, and writes
+// fuse_out_header + payload into the chain. Everything the guest sends is checked first; a bad request
+// gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
+import type { DescriptorChain } from "../../device/virtqueue.ts";
+import { FsError, type FileSystem } from "../fs/filesystem.ts";
+import { Errno, FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
+import { NodeTable } from "./nodes.ts";
+import { HANDLERS, type Handler } from "./ops.ts";
+
+export interface CachePolicy {
+  /** Seconds the guest may cache a name → node binding. */
+  entryTimeout: number;
+  /** Seconds the guest may cache attributes. */
+  attrTimeout: number;
+}
+
+/** virtiofsd's cache=auto: names and attributes valid for one second. */
+export const CACHE_AUTO: CachePolicy = { entryTimeout: 1, attrTimeout: 1 };
+
+export interface FuseServerOptions {
+  fs: FileSystem;
+  cache?: CachePolicy;
+  /** Largest WRITE payload and READ the guest may send (bytes, a multiple of 4096). */
+  maxWrite?: number;
+  log?(message: string): void;
+}
+
+/** A decoded request: the header fields handlers use, and the opcode's argument bytes. */
+export interface FuseRequest {
+  opcode: number;
+  unique: bigint;
+  nodeid: bigint;
+  uid: number;
+  gid: number;
+  pid: number;
+  /** The arguments after fuse_in_header. */
+  args: Uint8Array;
+  argsView: DataView;
+}
+
+/** What a handler answers: an errno (0 = success, no payload), payload bytes, or no reply at all. */
+export type Reply = number | Uint8Array | Uint8Array[] | typeof NO_REPLY;
+export const NO_REPLY = Symbol("no reply");
+
+/** The state of one FUSE session (from INIT to DESTROY or device reset), shared by the handlers. */
+export interface Session {
+  readonly fs: FileSystem;
+  readonly cache: CachePolicy;
+  readonly maxWrite: number;
+  readonly nodes: NodeTable;
+  /** Backend handles the guest holds, to give back when the session ends. */
+  readonly openFiles: Set<number>;
+  readonly openDirs: Set<number>;
+  /** Negotiated minor version; 0 before INIT. */
+  minor: number;
+}
+
+export const DEFAULT_MAX_WRITE = 1 << 20;
+const OUT_HEADER = fuse_out_header.SIZE;
+
+export class FuseServer {
+  private readonly session: Session;
+  private readonly logged = new Set<string>();
+
+  constructor(private readonly o: FuseServerOptions) {
+    this.session = {
+      fs: o.fs,
+      cache: o.cache ?? CACHE_AUTO,
+      maxWrite: o.maxWrite ?? DEFAULT_MAX_WRITE,
+      nodes: new NodeTable(o.fs.rootIno),
+      openFiles: new Set(),
+      openDirs: new Set(),
+      minor: 0,
+    };
+  }
+
+  /** Node ids the guest holds (the root included): the inode table shrinks back after umount. */
+  get nodeCount(): number {
+    return this.session.nodes.size;
+  }
+
+  /** The RequestHandler of the virtio-fs device. */
+  readonly handle = async (chain: DescriptorChain): Promise<number> => {
+    const reader = chain.reader;
+    if (reader.readable < fuse_in_header.SIZE) return 0; // no unique to answer to
+    const bytes = reader.read(reader.readable);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const h = decode(fuse_in_header, view, 0);
+    let reply: Reply;
+    if (h.len !== bytes.length) {
+      reply = Errno.EINVAL; // fuse_in_header.len must describe exactly what the chain carries
+    } else {
+      const args = bytes.subarray(fuse_in_header.SIZE);
+      const req: FuseRequest = {
+        opcode: h.opcode,
+        unique: h.unique,
+        nodeid: h.nodeid,
+        uid: h.uid,
+        gid: h.gid,
+        pid: h.pid,
+        args,
+        argsView: new DataView(args.buffer, args.byteOffset, args.byteLength),
+      };
+      reply = await this.dispatch(req);
+    }
+    return reply === NO_REPLY ? 0 : this.writeReply(chain, h.unique, reply);
+  };
+
+  /** Ends the session as the device resets: every handle and inode reference goes back to the backend. */
+  async reset(): Promise<void> {
+    await endSession(this.session);
+  }
+
+  private async dispatch(req: FuseRequest): Promise<Reply> {
+    const entry: Handler | undefined = HANDLERS[req.opcode];
+    if (!entry) return Errno.ENOSYS;
+    if (this.session.minor === 0 && req.opcode !== FuseOpcode.FUSE_INIT) return Errno.EIO; // before INIT
+    if (req.args.length < entry.minArgs) return Errno.EINVAL;
+    try {
+      return await entry.run(this.session, req);
+    } catch (e) {
+      if (e instanceof FsError) return e.errno;
+      this.logOnce(`${fuseOpcodeName(req.opcode) ?? req.opcode}: backend failure: ${e instanceof Error ? e.message : String(e)}`);
+      return Errno.EIO;
+    }
+  }
+
+  private writeReply(chain: DescriptorChain, unique: bigint, reply: Exclude<Reply, typeof NO_REPLY>): number {
+    const w = chain.writer;
+    if (w.writable < OUT_HEADER) return 0; // a hostile chain with no room for an answer
+    let error = typeof reply === "number" ? -reply : 0;
+    let parts = typeof reply === "number" ? [] : reply instanceof Uint8Array ? [reply] : reply;
+    let len = OUT_HEADER + parts.reduce((n, p) => n + p.length, 0);
+    if (len > w.writable) {
+      // The kernel always leaves room for what it asked; less room means a hostile or broken driver.
+      error = -Errno.EINVAL;
+      parts = [];
+      len = OUT_HEADER;
+    }
+    const header = new Uint8Array(OUT_HEADER);
+    const hv = new DataView(header.buffer);
+    hv.setUint32(fuse_out_header.len, len, true);
+    hv.setInt32(fuse_out_header.error, error, true);
+    hv.setBigUint64(fuse_out_header.unique, unique, true);
+    w.write(header);
+    for (const p of parts) w.write(p);
+    return len;
+  }
+
+  private logOnce(message: string): void {
+    if (this.logged.has(message)) return;
+    this.logged.add(message);
+    (this.o.log ?? console.warn)(`virtiofs-web: ${message}`);
+  }
+}
+
+/** Gives every handle and inode reference of a session back to the backend and forgets the session. */
+export async function endSession(s: Session): Promise<void> {
+  const files = [...s.openFiles];
+  const dirs = [...s.openDirs];
+  const held = [...s.nodes.held()];
+  s.openFiles.clear();
+  s.openDirs.clear();
+  s.nodes.clear();
+  s.minor = 0;
+  // Best effort: a backend that fails to release has nothing more to lose.
+  await Promise.allSettled([
+    ...files.map((fh) => s.fs.release(fh)),
+    ...dirs.map((dh) => s.fs.releasedir(dh)),
+    ...held.map((n) => s.fs.forget(n.ino, n.nlookup)),
+  ]);
+}

@@ -1,0 +1,158 @@
+// DeviceBus on v86's internals. The release build keeps these property names; this file is the only
+// place that relies on them, and it checks for them so a v86 upgrade fails loudly here.
+import type { V86 } from "v86";
+import type { DeviceBus, GuestMemory, PciFunction, PciFunctionSpec, RegisterRegion } from "../../device/bus.ts";
+
+interface V86PortEntry {
+  device: object | undefined;
+}
+
+interface V86Internals {
+  cpu: {
+    wasm_memory: WebAssembly.Memory;
+    mem8: Uint8Array;
+    memory_size: Uint32Array;
+    write_blob(blob: Uint8Array, offset: number): void;
+    io: {
+      ports: V86PortEntry[];
+      register_read(port: number, device: object, r8: () => number, r16: () => number, r32: () => number): void;
+      register_write(port: number, device: object, w8: (v: number) => void, w16: (v: number) => void, w32: (v: number) => void): void;
+      mmap_register(
+        addr: number,
+        size: number,
+        r8: (addr: number) => number,
+        w8: (addr: number, v: number) => void,
+        r32: (addr: number) => number,
+        w32: (addr: number, v: number) => void,
+      ): void;
+    };
+    devices: {
+      pci: {
+        devices: (object | undefined)[];
+        register_device(d: { name: string; pci_id: number; pci_space: number[]; pci_bars: ({ size: number } | undefined)[] }): void;
+        raise_irq(pci_id: number): void;
+        lower_irq(pci_id: number): void;
+      };
+    };
+  };
+}
+
+/** v86 maps memory-mapped I/O in blocks of this size (MMAP_BLOCK_SIZE). */
+export const V86_MMAP_BLOCK = 128 * 1024;
+
+function internals(emulator: V86): V86Internals["cpu"] {
+  const cpu = (emulator as unknown as { v86?: V86Internals }).v86?.cpu;
+  if (!cpu?.io?.register_read || !cpu.devices?.pci?.register_device || !cpu.write_blob || !cpu.wasm_memory) {
+    throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.write_blob)");
+  }
+  return cpu;
+}
+
+class V86Memory implements GuestMemory {
+  readonly size: number;
+  private view: Uint8Array;
+
+  constructor(private readonly cpu: V86Internals["cpu"]) {
+    this.size = cpu.memory_size[0];
+    this.view = this.fresh();
+  }
+
+  // cpu.mem8 is a Proxy that builds a new typed array on every access: keep a plain view instead, and
+  // rebuild it if the wasm memory ever grows (which detaches the old buffer).
+  private fresh(): Uint8Array {
+    return new Uint8Array(this.cpu.wasm_memory.buffer, this.cpu.mem8.byteOffset, this.size);
+  }
+
+  get u8(): Uint8Array {
+    if (this.view.byteLength === 0) this.view = this.fresh();
+    return this.view;
+  }
+
+  write(addr: number, data: Uint8Array): void {
+    // write_blob drops JIT-compiled code for the written pages.
+    this.cpu.write_blob(data, addr);
+  }
+}
+
+const FIRST_SLOT = 8;
+const IO_PORT_LIMIT = 0x10000;
+
+export class V86Bus implements DeviceBus {
+  readonly memory: GuestMemory;
+  private readonly cpu: V86Internals["cpu"];
+
+  constructor(emulator: V86) {
+    this.cpu = internals(emulator);
+    this.memory = new V86Memory(this.cpu);
+  }
+
+  addPciFunction(spec: PciFunctionSpec): PciFunction {
+    const pci = this.cpu.devices.pci;
+    let slot = FIRST_SLOT;
+    while (slot < 32 && pci.devices[slot << 3]) slot++;
+    if (slot === 32) throw new Error("no free PCI slot");
+    const pciId = slot << 3;
+    const config = spec.config.slice();
+    const dv = new DataView(config.buffer);
+    const bars: ({ size: number } | undefined)[] = [];
+    const owner = { name: spec.name };
+    for (const bar of spec.bars) {
+      if (bar.space === "io") {
+        this.registerPorts(owner, bar.address, bar.size, bar.region);
+        dv.setUint32(0x10 + 4 * bar.index, bar.address | 1, true);
+      } else {
+        this.registerMmio(bar.address, bar.size, bar.region);
+        dv.setUint32(0x10 + 4 * bar.index, bar.address | 0x8 /* prefetchable */, true);
+      }
+      bars[bar.index] = { size: bar.size };
+    }
+    // Ports must be registered before register_device: it copies them so the BIOS can move the BAR.
+    pci.register_device({ name: spec.name, pci_id: pciId, pci_space: Array.from(config), pci_bars: bars });
+    let asserted = false;
+    return {
+      setIrq: (level) => {
+        if (level) pci.raise_irq(pciId);
+        else if (asserted) pci.lower_irq(pciId);
+        asserted = level;
+      },
+    };
+  }
+
+  private registerPorts(owner: object, base: number, size: number, region: RegisterRegion): void {
+    if (base < 0x1000 || base + size > IO_PORT_LIMIT || base % size) throw new Error(`bad I/O BAR at ${base.toString(16)}`);
+    const io = this.cpu.io;
+    for (let i = 0; i < size; i++) {
+      if (io.ports[base + i]?.device) throw new Error(`I/O port ${(base + i).toString(16)} is taken`);
+    }
+    for (let i = 0; i < size; i++) {
+      // v86 passes no port number to write handlers: one closure per port carries the offset.
+      io.register_read(
+        base + i,
+        owner,
+        () => region.read(i, 1),
+        () => region.read(i, 2),
+        () => region.read(i, 4),
+      );
+      io.register_write(
+        base + i,
+        owner,
+        (v) => region.write(i, 1, v & 0xff),
+        (v) => region.write(i, 2, v & 0xffff),
+        (v) => region.write(i, 4, v >>> 0),
+      );
+    }
+  }
+
+  private registerMmio(base: number, size: number, region: RegisterRegion): void {
+    if (base % V86_MMAP_BLOCK || size % V86_MMAP_BLOCK || base < this.memory.size) throw new Error(`bad memory BAR at ${base.toString(16)}`);
+    // Addresses arrive as signed 32-bit; 16-bit accesses arrive as two 8-bit ones.
+    this.cpu.io.mmap_register(
+      base,
+      size,
+      (a) => region.read((a >>> 0) - base, 1),
+      (a, v) => region.write((a >>> 0) - base, 1, v & 0xff),
+      (a) => region.read((a >>> 0) - base, 4) | 0,
+      (a, v) => region.write((a >>> 0) - base, 4, v >>> 0),
+    );
+  }
+}

@@ -1,0 +1,37 @@
+import type { GuestMemory } from "../../device/bus.ts";
+
+export interface Range {
+  addr: number;
+  len: number;
+}
+
+/**
+ * Guest RAM over a plain Uint8Array. Device writes go through write() and are recorded; the test's driver
+ * writes straight into u8, so `writes` holds exactly what the device wrote.
+ */
+export class FakeMemory implements GuestMemory {
+  readonly u8: Uint8Array;
+  readonly writes: Range[] = [];
+
+  constructor(readonly size: number) {
+    this.u8 = new Uint8Array(size);
+  }
+
+  write(addr: number, data: Uint8Array): void {
+    // The device promised to check the range; a fake that silently clipped would hide the bug.
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr + data.length > this.size) {
+      throw new Error(`device write [${addr}, +${data.length}) outside guest RAM of ${this.size} bytes`);
+    }
+    this.writes.push({ addr, len: data.length });
+    this.u8.set(data, addr);
+  }
+
+  /** Device writes not entirely inside one of the allowed ranges. */
+  writesOutside(allowed: readonly Range[]): Range[] {
+    return this.writes.filter((w) => !allowed.some((r) => w.addr >= r.addr && w.addr + w.len <= r.addr + r.len));
+  }
+
+  clearWrites(): void {
+    this.writes.length = 0;
+  }
+}

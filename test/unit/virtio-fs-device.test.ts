@@ -1,0 +1,240 @@
+// The virtio-fs device and its PCI transport, driven by the reference driver over fake guest memory.
+import { describe, expect, it } from "vitest";
+import { VirtioFsDevice, VIRTIO_FS_TAG_LEN } from "../../device/virtio-fs.ts";
+import {
+  COMMON,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_F_RING_EVENT_IDX,
+  VIRTIO_F_RING_INDIRECT_DESC,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_PCI_CAP_COMMON_CFG,
+  VIRTIO_PCI_CAP_DEVICE_CFG,
+  VIRTIO_PCI_CAP_ISR_CFG,
+  VIRTIO_PCI_CAP_NOTIFY_CFG,
+  VIRTIO_PCI_CAP_SHARED_MEMORY_CFG,
+} from "../../device/virtio-pci.ts";
+import type { DescriptorChain } from "../../device/virtqueue.ts";
+import { FakeBus } from "../support/fake-bus.ts";
+import { ReferenceDriver, settle } from "../support/reference-driver.ts";
+
+/** A device whose handler echoes the request bytes back, reversed, after a delay given in the request. */
+function echoDevice(opts: { numRequestQueues?: number; dax?: boolean } = {}) {
+  const bus = new FakeBus();
+  const resets: number[] = [];
+  const errors: string[] = [];
+  const handled: number[] = [];
+  const device = new VirtioFsDevice(bus, {
+    tag: "myfs",
+    numRequestQueues: opts.numRequestQueues ?? 2,
+    dax: opts.dax ? { bar: 2, address: 0xd0000000, size: 1 << 21, region: { read: () => 0, write: () => {} } } : undefined,
+    handler: async (chain: DescriptorChain, q: number) => {
+      const data = chain.reader.read(chain.reader.readable);
+      handled.push(q);
+      const delay = data[0] ?? 0;
+      for (let i = 0; i < delay; i++) await new Promise<void>((r) => setImmediate(r));
+      const out = data.slice().reverse().subarray(0, chain.writer.writable);
+      chain.writer.write(out);
+      return out.length;
+    },
+    onReset: () => resets.push(1),
+    onError: (m) => errors.push(m),
+  });
+  const driver = new ReferenceDriver(bus);
+  return { bus, device, driver, resets, errors, handled };
+}
+
+describe("virtio-fs PCI function", () => {
+  it("identifies as a modern virtio-fs device with INTA", () => {
+    const { driver } = echoDevice();
+    const c = driver.fn.config;
+    expect(c.getUint16(0x00, true)).toBe(0x1af4);
+    expect(c.getUint16(0x02, true)).toBe(0x105a);
+    expect(c.getUint8(0x08)).toBeGreaterThanOrEqual(1); // revision
+    expect(c.getUint8(0x0b)).toBe(0x01); // mass storage
+    expect(c.getUint8(0x0a)).toBe(0x80);
+    expect(c.getUint16(0x06, true) & 0x10).toBe(0x10); // capability list
+    expect(c.getUint8(0x3d)).toBe(1);
+  });
+
+  it("chains the virtio capabilities the Linux driver looks for", () => {
+    const { driver } = echoDevice({ numRequestQueues: 3 });
+    const types = driver.caps.map((c) => c.cfgType);
+    expect(types).toEqual([VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_DEVICE_CFG]);
+    expect(driver.cap(VIRTIO_PCI_CAP_COMMON_CFG).length).toBeGreaterThanOrEqual(0x38);
+    expect(driver.cap(VIRTIO_PCI_CAP_NOTIFY_CFG).length).toBe(4 * driver.cap(VIRTIO_PCI_CAP_NOTIFY_CFG).extra);
+    // Every capability lies inside its BAR.
+    for (const cap of driver.caps) expect(cap.offset + cap.length).toBeLessThanOrEqual(driver.fn.bar(cap.bar).size);
+  });
+
+  it("describes the DAX window as shared memory region 0 on its own memory BAR", () => {
+    const { driver } = echoDevice({ dax: true });
+    const shm = driver.cap(VIRTIO_PCI_CAP_SHARED_MEMORY_CFG);
+    expect(shm).toMatchObject({ bar: 2, id: 0, offset: 0, extra: 1 << 21 });
+    expect(driver.fn.bar(2)).toMatchObject({ space: "memory", address: 0xd0000000, size: 1 << 21 });
+  });
+
+  it("exposes tag[36] and num_request_queues in device config", () => {
+    const { driver } = echoDevice({ numRequestQueues: 3 });
+    const tag = Array.from({ length: VIRTIO_FS_TAG_LEN }, (_, i) => driver.readDeviceConfig(i, 1));
+    expect(String.fromCharCode(...tag.slice(0, 4))).toBe("myfs");
+    expect(tag.slice(4).every((b) => b === 0)).toBe(true);
+    expect(driver.readDeviceConfig(VIRTIO_FS_TAG_LEN, 4)).toBe(3);
+    expect(driver.readCommon(COMMON.num_queues, 2)).toBe(4);
+  });
+
+  it("rejects an over-long tag", () => {
+    expect(() => new VirtioFsDevice(new FakeBus(), { tag: "x".repeat(37), handler: async () => 0 })).toThrow(RangeError);
+  });
+});
+
+describe("feature negotiation and status", () => {
+  it("offers VERSION_1, INDIRECT_DESC and EVENT_IDX", () => {
+    const { driver } = echoDevice();
+    const f = driver.deviceFeatures();
+    for (const bit of [VIRTIO_F_VERSION_1, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_F_RING_EVENT_IDX]) expect((f >> BigInt(bit)) & 1n).toBe(1n);
+  });
+
+  it("refuses FEATURES_OK for a legacy driver or a feature it did not offer", () => {
+    const { driver } = echoDevice();
+    driver.status = 0;
+    expect(driver.negotiate(0n)).toBe(false); // no VERSION_1
+    driver.status = 0;
+    expect(driver.negotiate((1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << 5n))).toBe(false);
+    driver.status = 0;
+    expect(driver.negotiate(1n << BigInt(VIRTIO_F_VERSION_1))).toBe(true);
+  });
+
+  it("freezes features once FEATURES_OK is set", () => {
+    const { driver } = echoDevice();
+    driver.status = 0;
+    driver.negotiate(1n << BigInt(VIRTIO_F_VERSION_1));
+    driver.writeCommon(COMMON.driver_feature_select, 4, 0);
+    driver.writeCommon(COMMON.driver_feature, 4, 1 << VIRTIO_F_RING_EVENT_IDX);
+    driver.writeCommon(COMMON.driver_feature_select, 4, 0);
+    expect(driver.readCommon(COMMON.driver_feature, 4)).toBe(0);
+  });
+
+  it("reset (status 0) drops queues and tells the device", () => {
+    const { driver, resets } = echoDevice();
+    driver.probe();
+    expect(driver.status & VIRTIO_CONFIG_S_DRIVER_OK).toBeTruthy();
+    driver.writeCommon(COMMON.queue_select, 2, 1);
+    expect(driver.readCommon(COMMON.queue_enable, 2)).toBe(1);
+    const before = resets.length;
+    driver.status = 0;
+    expect(driver.status).toBe(0);
+    expect(resets).toHaveLength(before + 1);
+    driver.writeCommon(COMMON.queue_select, 2, 1);
+    expect(driver.readCommon(COMMON.queue_enable, 2)).toBe(0);
+    expect(driver.readCommon(COMMON.queue_desc, 4)).toBe(0);
+  });
+
+  it("reads queue_size 0 for a queue that does not exist", () => {
+    const { driver } = echoDevice({ numRequestQueues: 1 });
+    driver.writeCommon(COMMON.queue_select, 2, 7);
+    expect(driver.readCommon(COMMON.queue_size, 2)).toBe(0);
+  });
+});
+
+describe("request queues", () => {
+  it("hands each chain to the handler and returns the reply with an interrupt", async () => {
+    const { driver, bus, handled } = echoDevice();
+    driver.probe();
+    const used = await driver.post(1, [Uint8Array.of(0, 1, 2, 3)], [4]);
+    expect(used).toHaveLength(1);
+    expect(Array.from(used[0]!.data)).toEqual([3, 2, 1, 0]);
+    expect(handled).toEqual([1]);
+    expect(bus.functions[0]!.irq).toBe(true);
+    expect(driver.readIsr()).toBe(1);
+    expect(bus.functions[0]!.irq).toBe(false); // reading the ISR acknowledged it
+    expect(driver.readIsr()).toBe(0);
+  });
+
+  it("serves the hiprio queue and every request queue", async () => {
+    const { driver, handled } = echoDevice({ numRequestQueues: 3 });
+    driver.probe();
+    for (const q of [0, 1, 2, 3]) expect(await driver.post(q, [Uint8Array.of(0, q)], [2])).toHaveLength(1);
+    expect(handled).toEqual([0, 1, 2, 3]);
+  });
+
+  it("completes requests out of order", async () => {
+    const { driver } = echoDevice();
+    driver.probe();
+    const slow = driver.queues[1]!.add([Uint8Array.of(10, 1)], [2]);
+    const fast = driver.queues[1]!.add([Uint8Array.of(0, 2)], [2]);
+    driver.kick(1);
+    await settle();
+    const used = driver.queues[1]!.getUsed();
+    expect(used.map((u) => u.id)).toEqual([fast, slow]);
+  });
+
+  it("after a reset, neither writes nor completes requests from before it", async () => {
+    const { driver, bus, errors } = echoDevice();
+    driver.probe();
+    driver.queues[1]!.add([Uint8Array.of(5, 1)], [2]);
+    driver.kick(1);
+    driver.status = 0; // reset while the request is in flight
+    bus.memory.clearWrites();
+    driver.probe();
+    await settle();
+    expect(driver.queues[1]!.getUsed()).toEqual([]);
+    expect(bus.memory.writes).toEqual([]); // the old reply never reached memory the driver took back
+    expect(errors).toEqual([]);
+  });
+
+  it("ignores kicks before DRIVER_OK and kicks of queues that do not exist", async () => {
+    const { driver, handled } = echoDevice();
+    driver.probe();
+    driver.kick(9 as number);
+    driver.status = 0;
+    driver.kick(1);
+    await settle();
+    expect(handled).toEqual([]);
+  });
+
+  it("puts the device into NEEDS_RESET on a malformed ring, without an exception", async () => {
+    const { driver, errors, handled, bus } = echoDevice();
+    driver.probe();
+    const q = driver.queues[1]!;
+    // A descriptor pointing past the end of guest RAM.
+    q.writeDesc(0, { addr: bus.memory.size - 2, len: 64, flags: 0 });
+    q.publish(0);
+    bus.memory.clearWrites();
+    driver.kick(1);
+    await settle();
+    expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBeTruthy();
+    expect(errors.join()).toMatch(/queue 1/);
+    expect(handled).toEqual([]);
+    expect(bus.memory.writesOutside(q.deviceWritable())).toEqual([]); // at most the used ring's flags
+    expect(driver.readIsr() & 2).toBe(2); // configuration change interrupt
+    // The driver recovers with a reset.
+    driver.probe();
+    expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(0);
+    expect(await driver.post(1, [Uint8Array.of(0, 9)], [2])).toHaveLength(1);
+  });
+
+  it("refuses to enable a queue laid out outside guest RAM", () => {
+    const { driver, bus } = echoDevice();
+    driver.status = 0;
+    driver.negotiate(1n << BigInt(VIRTIO_F_VERSION_1));
+    driver.writeCommon(COMMON.queue_select, 2, 1);
+    driver.writeCommon(COMMON.queue_desc, 4, bus.memory.size - 16);
+    driver.writeCommon(COMMON.queue_enable, 2, 1);
+    expect(driver.readCommon(COMMON.queue_enable, 2)).toBe(0);
+    expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBeTruthy();
+    expect(driver.status & VIRTIO_CONFIG_S_FEATURES_OK).toBeTruthy();
+  });
+
+  it("keeps an address above 4 GiB out of guest RAM", () => {
+    const { driver } = echoDevice();
+    driver.status = 0;
+    driver.negotiate(1n << BigInt(VIRTIO_F_VERSION_1));
+    driver.writeCommon(COMMON.queue_select, 2, 1);
+    driver.writeCommon(COMMON.queue_desc + 4, 4, 1);
+    expect(driver.readCommon(COMMON.queue_desc + 4, 4)).toBe(1);
+    driver.writeCommon(COMMON.queue_enable, 2, 1);
+    expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBeTruthy();
+  });
+});
