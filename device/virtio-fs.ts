@@ -69,6 +69,11 @@ export class VirtioFsDevice {
     });
   }
 
+  /** Resets the device as a PCI reset would (the machine rebooted). */
+  reset(): void {
+    this.transport.reset();
+  }
+
   /** Takes every available chain of queue q and hands each to the handler. */
   private drain(q: number): void {
     const ring = this.transport.queue(q);

@@ -180,7 +180,8 @@ export class VirtioPciTransport {
     return { size: this.o.maxQueueSize, enabled: false, desc: 0, driver: 0, device: 0, ring: undefined };
   }
 
-  private reset(): void {
+  /** Device reset: what writing 0 to device_status does, and what a PCI reset (machine reboot) does. */
+  reset(): void {
     this.status = 0;
     this.driverFeatures = 0n;
     this.deviceFeatureSelect = this.driverFeatureSelect = this.queueSelect = 0;

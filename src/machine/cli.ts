@@ -14,7 +14,7 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
   --memfs           export the embedded sample tree instead (the default)
   --tag <name>      the virtio-fs tag (default: share)
   --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
-  --memory <MiB>    guest RAM (default 256)
+  --memory <MiB>    guest RAM, 96 to 3072 (default 256)
   --append <args>   extra kernel command-line parameters
   --images <dir>    guest images and their manifest.json (default: public/guest)
   --verbose         show the boot log (on stderr)
@@ -60,8 +60,8 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   if (values.help) return "help";
   if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
   const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 32 || memoryMiB > 3072) {
-    throw new UsageError(`--memory takes a whole number of MiB from 32 to 3072, not '${values.memory}'`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 3072) {
+    throw new UsageError(`--memory takes a whole number of MiB from 96 to 3072, not '${values.memory}'`);
   }
   return { share: values.share, tag: values.tag, exec: values.exec, memoryMiB, append: values.append, imagesDir: values.images, verbose: values.verbose };
 }

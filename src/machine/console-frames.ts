@@ -91,6 +91,8 @@ export class ConsoleFrames {
     const [kind, arg] = word.split(":", 2);
     switch (kind) {
       case "ready":
+        // A fresh boot (the first, or after a reboot that cut a command short).
+        this.state = "console";
         this.events.ready?.(Number(arg));
         break;
       case "out":

@@ -81,13 +81,12 @@ export class Guest {
       guest.execDone = new Promise((resolve) => (guest.current = { chunks: [], onStdout: opts.onStdout, resolve }));
     }
 
-    let ready!: () => void;
-    const readyP = new Promise<void>((r) => (ready = r));
+    const readyP = guest.nextReady();
     const frames = new ConsoleFrames(nonce, {
       console: opts.onConsole,
       ready: (up) => {
         guest.uptimeAtReady = up;
-        ready();
+        for (const r of guest.readyWaiters.splice(0)) r();
       },
       stdout: (b) => {
         guest.current?.chunks.push(b);
@@ -110,21 +109,46 @@ export class Guest {
         guest.shares = attachVirtioFs(emulator, shares);
         opts.beforeRun?.(emulator);
       },
+      onReboot: () => {
+        for (const s of guest.shares) s.device.reset();
+      },
     });
-    const timeoutMs = opts.bootTimeoutMs ?? 120_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new GuestError(`guest did not come up within ${timeoutMs / 1000} s`)), timeoutMs);
-    });
+    guest.bootTimeoutMs = opts.bootTimeoutMs ?? 120_000;
     try {
-      await Promise.race([readyP, timedOut]);
+      await guest.waitReady(readyP);
     } catch (e) {
       await guest.shutdown();
       throw e;
+    }
+    return guest;
+  }
+
+  private bootTimeoutMs = 0;
+  private readonly readyWaiters: (() => void)[] = [];
+
+  private nextReady(): Promise<void> {
+    return new Promise((r) => this.readyWaiters.push(r));
+  }
+
+  private async waitReady(ready: Promise<void>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GuestError(`guest did not come up within ${this.bootTimeoutMs / 1000} s`)), this.bootTimeoutMs);
+    });
+    try {
+      await Promise.race([ready, timedOut]);
     } finally {
       clearTimeout(timer);
     }
-    return guest;
+  }
+
+  /** Reboots the machine from inside the guest (`reboot -f`) and waits until init is ready again. */
+  async reboot(): Promise<void> {
+    if (!this.agent) throw new GuestError("reboot() needs a guest booted without exec or interactive");
+    await this.queue;
+    const ready = this.nextReady();
+    this.sendCommand("reboot -f"); // never answers: the machine resets under it
+    await this.waitReady(ready);
   }
 
   get emulator(): V86 {
@@ -139,8 +163,7 @@ export class Guest {
       () =>
         new Promise<RunResult>((resolve) => {
           this.current = { chunks: [], onStdout, resolve };
-          const b64 = Buffer.from(command, "utf8").toString("base64");
-          this.send(`${b64.replace(/.{1,76}/g, "$&\n")}.\n`);
+          this.sendCommand(command);
         }),
     );
     this.queue = job.catch(() => undefined);
@@ -150,6 +173,12 @@ export class Guest {
   /** The result of the command given at boot (GuestOptions.exec). */
   waitExec(): Promise<RunResult> {
     return this.execDone ?? Promise.reject(new GuestError("the guest was booted without exec"));
+  }
+
+  /** The agent's input format: base64 lines, then a line ".". */
+  private sendCommand(command: string): void {
+    const b64 = Buffer.from(command, "utf8").toString("base64");
+    this.send(`${b64.replace(/.{1,76}/g, "$&\n")}.\n`);
   }
 
   send(data: Uint8Array | string): void {

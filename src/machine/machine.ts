@@ -1,6 +1,7 @@
 // One v86 PC running the guest kernel: the same code path in Node and in a browser Worker.
 import { V86 } from "v86";
 import type { GuestImages } from "./images.ts";
+import { keepBootImageAcrossReboots } from "./v86-reboot.ts";
 
 export interface MachineOptions {
   images: GuestImages;
@@ -12,6 +13,8 @@ export interface MachineOptions {
   onSerial(bytes: Uint8Array): void;
   /** Runs after the emulator is built and before its CPU starts: the place to attach PCI devices. */
   beforeRun?(emulator: V86): void;
+  /** The guest rebooted the machine: devices outside v86 reset here. */
+  onReboot?(): void;
 }
 
 export interface Machine {
@@ -55,6 +58,7 @@ export function startMachine(opts: MachineOptions): Promise<Machine> {
   return new Promise((resolve, reject) => {
     emulator.add_listener("emulator-loaded", () => {
       try {
+        keepBootImageAcrossReboots(emulator, { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength }, () => opts.onReboot?.());
         opts.beforeRun?.(emulator);
       } catch (e) {
         reject(e);

@@ -9,6 +9,7 @@ interface V86PortEntry {
 
 interface V86Internals {
   cpu: {
+    reboot_internal(): void;
     wasm_memory: WebAssembly.Memory;
     mem8: Uint8Array;
     memory_size: Uint32Array;
@@ -40,10 +41,12 @@ interface V86Internals {
 /** v86 maps memory-mapped I/O in blocks of this size (MMAP_BLOCK_SIZE). */
 export const V86_MMAP_BLOCK = 128 * 1024;
 
-function internals(emulator: V86): V86Internals["cpu"] {
+export type V86Cpu = V86Internals["cpu"];
+
+export function v86Cpu(emulator: V86): V86Cpu {
   const cpu = (emulator as unknown as { v86?: V86Internals }).v86?.cpu;
-  if (!cpu?.io?.register_read || !cpu.devices?.pci?.register_device || !cpu.write_blob || !cpu.wasm_memory) {
-    throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.write_blob)");
+  if (!cpu?.io?.register_read || !cpu.devices?.pci?.register_device || !cpu.write_blob || !cpu.wasm_memory || !cpu.reboot_internal) {
+    throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.write_blob, cpu.reboot_internal)");
   }
   return cpu;
 }
@@ -52,7 +55,7 @@ class V86Memory implements GuestMemory {
   readonly size: number;
   private view: Uint8Array;
 
-  constructor(private readonly cpu: V86Internals["cpu"]) {
+  constructor(private readonly cpu: V86Cpu) {
     this.size = cpu.memory_size[0];
     this.view = this.fresh();
   }
@@ -79,10 +82,10 @@ const IO_PORT_LIMIT = 0x10000;
 
 export class V86Bus implements DeviceBus {
   readonly memory: GuestMemory;
-  private readonly cpu: V86Internals["cpu"];
+  private readonly cpu: V86Cpu;
 
   constructor(emulator: V86) {
-    this.cpu = internals(emulator);
+    this.cpu = v86Cpu(emulator);
     this.memory = new V86Memory(this.cpu);
   }
 

@@ -1,0 +1,172 @@
+// The real virtiofs.ko in a real v86 guest mounts the device and walks and reads trees from memfs and
+// from a host directory; the host side checks what the guest saw against the backend.
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readdir, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { Volume } from "memfs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HostDirFs } from "../../src/fs/hostdir.ts";
+import { MemFs, createSampleTree } from "../../src/fs/memfs.ts";
+import type { FileSystem } from "../../src/fs/filesystem.ts";
+import { Guest, text } from "../../src/machine/guest.ts";
+
+const sh = async (g: Guest, cmd: string): Promise<string> => {
+  const r = await g.run(cmd);
+  if (r.status !== 0) throw new Error(`'${cmd}' exited ${r.status}: ${text(r.stderr)}`);
+  return text(r.stdout);
+};
+const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+/** Paths under a memfs volume, as `find` prints them under /mnt. */
+function memfsPaths(vol: Volume, dir = "/"): string[] {
+  return (vol.readdirSync(dir) as string[]).flatMap((name) => {
+    const p = join(dir, name);
+    return [p, ...(vol.lstatSync(p).isDirectory() ? memfsPaths(vol, p) : [])];
+  });
+}
+
+async function hostPaths(root: string, dir = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(join(root, dir), { withFileTypes: true })) {
+    const p = join("/", dir, e.name);
+    out.push(p, ...(e.isDirectory() ? await hostPaths(root, p) : []));
+  }
+  return out;
+}
+
+interface Backend {
+  name: string;
+  make(): Promise<{ fs: FileSystem; paths: () => Promise<string[]>; read: (p: string) => Uint8Array | string }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: "memfs",
+    make: async () => {
+      const vol = createSampleTree();
+      return { fs: new MemFs(vol), paths: async () => memfsPaths(vol), read: (p) => vol.readFileSync(p) as Uint8Array };
+    },
+  },
+  {
+    name: "hostdir",
+    make: async () => {
+      const root = await mkdtemp(join(tmpdir(), "vfsw-share-"));
+      await mkdir(join(root, "sub/deeper"), { recursive: true });
+      await writeFile(join(root, "hello.txt"), "Hello from the host!\n");
+      await writeFile(join(root, "sub/deeper/data.bin"), new Uint8Array(200_000).map((_, i) => (i * 13) ^ (i >> 8)));
+      for (let i = 0; i < 100; i++) await writeFile(join(root, "sub", `f${i}`), `file ${i}\n`);
+      await symlink("hello.txt", join(root, "link"));
+      await symlink("/etc/passwd", join(root, "outside"));
+      const { readFileSync } = await import("node:fs");
+      return { fs: await HostDirFs.open(root), paths: () => hostPaths(root), read: (p) => readFileSync(join(root, p)) };
+    },
+  },
+];
+
+describe.each(backends)("virtiofs.ko over the $name backend", (backend) => {
+  let guest: Guest;
+  let b: Awaited<ReturnType<Backend["make"]>>;
+  beforeAll(async () => {
+    b = await backend.make();
+    guest = await Guest.boot({ shares: [{ tag: "share", fs: b.fs, mountPoint: "/mnt" }] });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("is mounted by /init as virtiofs", async () => {
+    expect(await sh(guest, "grep ' /mnt ' /proc/mounts")).toMatch(/^share \/mnt virtiofs rw/);
+  });
+
+  it("lists the same tree as the backend (find | wc -l, and every path)", async () => {
+    const expected = (await b.paths()).sort();
+    expect(Number(await sh(guest, "find /mnt -mindepth 1 | wc -l"))).toBe(expected.length);
+    const listed = (await sh(guest, "cd /mnt && find . -mindepth 1")).trim().split("\n").map((p) => p.slice(1)).sort();
+    expect(listed).toEqual(expected);
+  });
+
+  it("reads every regular file byte for byte (sha256 on both sides)", async () => {
+    const files = (await sh(guest, "cd /mnt && find . -type f")).trim().split("\n").map((p) => p.slice(1));
+    expect(files.length).toBeGreaterThan(3);
+    const sums = await sh(guest, `cd /mnt && sha256sum ${files.map((f) => `'.${f}'`).join(" ")}`);
+    for (const line of sums.trim().split("\n")) {
+      const [sum, path] = [line.slice(0, 64), line.slice(66).slice(1)];
+      expect(sum, path).toBe(sha256(b.read(path)));
+    }
+  });
+
+  it("shows symlinks as symlinks and never follows one out of the tree on the host", async () => {
+    const links = (await sh(guest, "cd /mnt && find . -type l")).trim().split("\n");
+    expect(links.length).toBeGreaterThan(0);
+    if (backend.name === "hostdir") {
+      expect(await sh(guest, "readlink /mnt/outside")).toBe("/etc/passwd\n");
+      // The guest resolves an absolute link in its own namespace, never the host's.
+      expect(await sh(guest, "cat /mnt/link")).toBe("Hello from the host!\n");
+    }
+  });
+
+  it("ls -la works on every directory", async () => {
+    const r = await guest.run("ls -laR /mnt > /dev/null");
+    expect(r.status).toBe(0);
+    expect(text(r.stderr)).toBe("");
+  });
+
+  it("refuses to write: the tree is read-only for now", async () => {
+    const r = await guest.run("echo x > /mnt/new-file");
+    expect(r.status).not.toBe(0);
+  });
+
+  it("the device is 1af4:105a, bound to virtio-pci, with the virtiofs driver on its virtio device", async () => {
+    const out = await sh(
+      guest,
+      `for d in /sys/bus/pci/devices/*; do
+         if [ "$(cat $d/vendor):$(cat $d/device)" = 0x1af4:0x105a ]; then
+           echo pci=$(basename $(readlink $d/driver)); for v in $d/virtio*; do echo virtio=$(basename $(readlink $v/driver)); done
+         fi
+       done`,
+    );
+    expect(out).toBe("pci=virtio-pci\nvirtio=virtiofs\n");
+  });
+
+  it("leaves no virtio or fuse error in dmesg", async () => {
+    const log = await sh(guest, "dmesg");
+    expect(log).toMatch(/fuse: init \(API version 7\.38\)/);
+    const bad = log.split("\n").filter((l) => /virtio|fuse/i.test(l) && /err|fail|warn|bug|unable|invalid/i.test(l));
+    expect(bad).toEqual([]);
+  });
+
+  it("umount gives every inode back; mounting again works", async () => {
+    await sh(guest, "ls -laR /mnt > /dev/null");
+    expect(guest.shares[0]!.server.nodeCount).toBeGreaterThan(1);
+    await sh(guest, "umount /mnt");
+    expect(guest.shares[0]!.server.nodeCount).toBe(1);
+    expect(await sh(guest, "grep -c virtiofs /proc/mounts || true")).toBe("0\n");
+    await sh(guest, "mount -t virtiofs share /mnt");
+    expect(Number(await sh(guest, "find /mnt -mindepth 1 | wc -l"))).toBe((await b.paths()).length);
+  });
+
+  it("survives a reboot of the guest inside the same emulator and mounts again", async () => {
+    await sh(guest, "ls -R /mnt > /dev/null");
+    await guest.reboot();
+    expect(await sh(guest, "grep ' /mnt ' /proc/mounts")).toMatch(/virtiofs/);
+    expect(Number(await sh(guest, "find /mnt -mindepth 1 | wc -l"))).toBe((await b.paths()).length);
+    expect(await sh(guest, "dmesg | grep -ci 'virtio.*err' || true")).toBe("0\n");
+  });
+});
+
+describe("virtiofs-web run --share", () => {
+  it("serves a host directory: cat /mnt/hello prints its content", async () => {
+    const d = await mkdtemp(join(tmpdir(), "vfsw-d-"));
+    await writeFile(join(d, "hello"), "hi\n");
+    const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, "run", "--share", d, "--exec", "cat /mnt/hello"]);
+    expect(stdout).toBe("hi\n");
+  });
+
+  it("a missing directory is one clear error", async () => {
+    const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+    const r = await promisify(execFile)(process.execPath, [bin, "run", "--share", "/nonexistent/dir", "--exec", "true"]).catch((e: { code: number; stderr: string }) => e);
+    expect(r).toMatchObject({ code: 2, stderr: expect.stringMatching(/^virtiofs-web: --share \/nonexistent\/dir: .*\n$/) });
+  });
+});
