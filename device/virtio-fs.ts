@@ -23,6 +23,19 @@ export interface DaxBar {
   region: RegisterRegion;
 }
 
+/** A queue as the inspector draws it. */
+export interface QueueState {
+  index: number;
+  size: number;
+  availIdx: number;
+  lastAvail: number;
+  usedIdx: number;
+  /** Chains handed to the handler and not yet completed. */
+  inflight: number;
+  /** Chains taken from the ring but held back while the device is paused. */
+  held: number;
+}
+
 export interface VirtioFsOptions {
   tag: string;
   numRequestQueues?: number;
@@ -43,6 +56,9 @@ export class VirtioFsDevice {
   /** Bumped on every reset: completions of requests from before it are dropped. */
   private generation = 0;
   private readonly interruptPending = new Set<number>();
+  /** While paused, chains wait here (in ring order) instead of reaching the handler. */
+  private paused = false;
+  private readonly held: { generation: number; q: number; chain: DescriptorChain }[] = [];
 
   constructor(bus: DeviceBus, private readonly o: VirtioFsOptions) {
     const tag = new TextEncoder().encode(o.tag);
@@ -63,10 +79,39 @@ export class VirtioFsDevice {
       onReset: () => {
         this.generation++;
         this.interruptPending.clear();
+        this.held.length = 0;
         o.onReset?.();
       },
       onError: o.onError,
     });
+  }
+
+  /** Holds every new request back until step() or resume(): to watch a request's path one at a time. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Releases the oldest held request; false if none was held. */
+  step(): boolean {
+    const next = this.held.shift();
+    if (next) this.dispatch(next.generation, next.q, next.chain);
+    return next !== undefined;
+  }
+
+  resume(): void {
+    this.paused = false;
+    while (this.step()) {
+      // dispatch everything held, oldest first
+    }
+  }
+
+  queueStates(): QueueState[] {
+    const states: QueueState[] = [];
+    for (let q = 0; q <= this.numRequestQueues; q++) {
+      const ring = this.transport.queue(q);
+      if (ring) states.push({ index: q, size: ring.size, ...ring.indices, inflight: ring.inflight, held: this.held.filter((h) => h.q === q).length });
+    }
+    return states;
   }
 
   /** Resets the device as a PCI reset would (the machine rebooted). */
@@ -84,7 +129,10 @@ export class VirtioFsDevice {
       // chain published in between is not left waiting for a kick that will not come.
       do {
         ring.disableNotifications();
-        for (let chain = ring.pop(); chain; chain = ring.pop()) this.dispatch(generation, q, chain);
+        for (let chain = ring.pop(); chain; chain = ring.pop()) {
+          if (this.paused) this.held.push({ generation, q, chain });
+          else this.dispatch(generation, q, chain);
+        }
       } while (ring.enableNotifications());
     } catch (e) {
       if (!(e instanceof VirtqueueError)) throw e;

@@ -236,6 +236,11 @@ export class SplitQueue {
     return this.#dead;
   }
 
+  /** The ring indices as the device sees them: for the inspector. avail_idx is read from the driver's ring. */
+  get indices(): { availIdx: number; lastAvail: number; usedIdx: number } {
+    return { availIdx: u16(this.#memory.u8, this.#layout.driver + 2), lastAvail: this.#lastAvail, usedIdx: this.#usedIdx };
+  }
+
   /** Number of chains popped and not yet pushed. */
   get inflight(): number {
     return this.#inflightCount;

@@ -5,25 +5,66 @@
 import type { DescriptorChain } from "../../device/virtqueue.ts";
 import { FsError, type FileSystem } from "../fs/filesystem.ts";
 import { Errno, FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
+import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
+import { LockTable } from "./locks.ts";
 import { NodeTable } from "./nodes.ts";
-import { HANDLERS, type Handler } from "./ops.ts";
+import { HANDLERS } from "./ops/index.ts";
+import type { Handler } from "./ops/common.ts";
+
+/** Cache modes as virtiofsd names them. */
+export type CacheMode = "never" | "metadata" | "auto" | "always";
+export const CACHE_MODES: readonly CacheMode[] = ["never", "metadata", "auto", "always"];
 
 export interface CachePolicy {
-  /** Seconds the guest may cache a name → node binding. */
-  entryTimeout: number;
-  /** Seconds the guest may cache attributes. */
-  attrTimeout: number;
+  mode: CacheMode;
+  /** Seconds the guest may keep names (entry_valid) and attributes (attr_valid). */
+  timeout: number;
+  /** fuse_open_out.open_flags for files and for directories. */
+  openFlags: number;
+  dirOpenFlags: number;
 }
 
-/** virtiofsd's cache=auto: names and attributes valid for one second. */
-export const CACHE_AUTO: CachePolicy = { entryTimeout: 1, attrTimeout: 1 };
+/** virtiofsd's policies: never caches nothing; metadata caches names and attributes but not data; auto
+ * keeps them a second and data until the file changes; always keeps everything. */
+export function cachePolicy(mode: CacheMode): CachePolicy {
+  switch (mode) {
+    case "never":
+      return { mode, timeout: 0, openFlags: FOPEN_DIRECT_IO, dirOpenFlags: 0 };
+    case "metadata":
+      return { mode, timeout: 86400, openFlags: FOPEN_DIRECT_IO, dirOpenFlags: 0 };
+    case "auto":
+      return { mode, timeout: 1, openFlags: 0, dirOpenFlags: 0 };
+    case "always":
+      return { mode, timeout: 86400, openFlags: FOPEN_KEEP_CACHE, dirOpenFlags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR };
+  }
+}
 
 export interface FuseServerOptions {
   fs: FileSystem;
-  cache?: CachePolicy;
+  /** Default auto. */
+  cache?: CacheMode;
+  /** FUSE_WRITEBACK_CACHE: the guest's page cache gathers writes. */
+  writeback?: boolean;
   /** Largest WRITE payload and READ the guest may send (bytes, a multiple of 4096). */
   maxWrite?: number;
   log?(message: string): void;
+  /** Sees every request and reply (the page's protocol inspector). */
+  observer?: FuseObserver;
+}
+
+/** One request as the inspector sees it; `args` are the bytes after fuse_in_header (do not keep a reference). */
+export interface RequestTrace {
+  queue: number;
+  opcode: number;
+  unique: bigint;
+  nodeid: bigint;
+  args: Uint8Array;
+}
+
+export interface FuseObserver {
+  request(t: RequestTrace): void;
+  /** error is 0 or a negative errno; bytes is what went into the chain; no call for requests without reply. */
+  reply(t: RequestTrace, error: number, bytes: number, ms: number): void;
 }
 
 /** A decoded request: the header fields handlers use, and the opcode's argument bytes. */
@@ -47,7 +88,9 @@ export const NO_REPLY = Symbol("no reply");
 export interface Session {
   readonly fs: FileSystem;
   readonly cache: CachePolicy;
+  readonly writeback: boolean;
   readonly maxWrite: number;
+  readonly locks: LockTable;
   readonly nodes: NodeTable;
   /** Backend handles the guest holds, to give back when the session ends. */
   readonly openFiles: Set<number>;
@@ -66,8 +109,10 @@ export class FuseServer {
   constructor(private readonly o: FuseServerOptions) {
     this.session = {
       fs: o.fs,
-      cache: o.cache ?? CACHE_AUTO,
+      cache: cachePolicy(o.cache ?? "auto"),
+      writeback: o.writeback ?? false,
       maxWrite: o.maxWrite ?? DEFAULT_MAX_WRITE,
+      locks: new LockTable(),
       nodes: new NodeTable(o.fs.rootIno),
       openFiles: new Set(),
       openDirs: new Set(),
@@ -81,7 +126,7 @@ export class FuseServer {
   }
 
   /** The RequestHandler of the virtio-fs device. */
-  readonly handle = async (chain: DescriptorChain): Promise<number> => {
+  readonly handle = async (chain: DescriptorChain, queue = 1): Promise<number> => {
     const reader = chain.reader;
     if (reader.readable < fuse_in_header.SIZE) return 0; // no unique to answer to
     const bytes = reader.read(reader.readable);
@@ -102,7 +147,19 @@ export class FuseServer {
         args,
         argsView: new DataView(args.buffer, args.byteOffset, args.byteLength),
       };
-      reply = await this.dispatch(req);
+      const obs = this.o.observer;
+      if (!obs) reply = await this.dispatch(req);
+      else {
+        const trace: RequestTrace = { queue, opcode: h.opcode, unique: h.unique, nodeid: h.nodeid, args };
+        const t0 = performance.now();
+        obs.request(trace);
+        reply = await this.dispatch(req);
+        if (reply !== NO_REPLY) {
+          const written = this.writeReply(chain, h.unique, reply);
+          obs.reply(trace, typeof reply === "number" ? -reply : 0, written, performance.now() - t0);
+          return written;
+        }
+      }
     }
     return reply === NO_REPLY ? 0 : this.writeReply(chain, h.unique, reply);
   };
@@ -163,6 +220,7 @@ export async function endSession(s: Session): Promise<void> {
   s.openFiles.clear();
   s.openDirs.clear();
   s.nodes.clear();
+  s.locks.clear();
   s.minor = 0;
   // Best effort: a backend that fails to release has nothing more to lose.
   await Promise.allSettled([

@@ -3,16 +3,20 @@ import { parseArgs } from "node:util";
 import { CmdlineError } from "./cmdline.ts";
 import { Guest, GuestError, type GuestOptions } from "./guest.ts";
 import type { FileSystem } from "../fs/filesystem.ts";
+import { CACHE_MODES, type CacheMode } from "../fuse/server.ts";
 import { HostDirFs } from "../fs/hostdir.ts";
 import { MemFs, createSampleTree } from "../fs/memfs.ts";
 import { ImageError } from "./images.ts";
 
-const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--exec "<cmd>"] [--memory <MiB>]
-                        [--append "<kernel args>"] [--images <dir>] [--verbose]
+const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
+                        [--exec "<cmd>"] [--memory <MiB>] [--append "<kernel args>"] [--images <dir>] [--verbose]
 
-  --share <dir>     export a host directory (read-only for now) over virtio-fs; the guest mounts it on /mnt
+  --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
   --memfs           export the embedded sample tree instead (the default)
   --tag <name>      the virtio-fs tag (default: share)
+  --cache <mode>    never | metadata | auto | always, as virtiofsd (default: auto)
+  --writeback       let the guest's page cache gather writes (FUSE_WRITEBACK_CACHE)
+  --readonly        every write fails with EROFS
   --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
   --memory <MiB>    guest RAM, 96 to 3072 (default 256)
   --append <args>   extra kernel command-line parameters
@@ -25,6 +29,9 @@ class UsageError extends Error {}
 interface RunArgs {
   share?: string;
   tag: string;
+  cache: CacheMode;
+  writeback: boolean;
+  readonly: boolean;
   exec?: string;
   memoryMiB: number;
   append?: string;
@@ -46,6 +53,9 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         share: { type: "string" },
         memfs: { type: "boolean", default: false },
         tag: { type: "string", default: "share" },
+        cache: { type: "string", default: "auto" },
+        writeback: { type: "boolean", default: false },
+        readonly: { type: "boolean", default: false },
         exec: { type: "string" },
         memory: { type: "string" },
         append: { type: "string" },
@@ -59,18 +69,21 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   }
   if (values.help) return "help";
   if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
+  const cache = values.cache as CacheMode;
+  if (!CACHE_MODES.includes(cache)) throw new UsageError(`--cache takes ${CACHE_MODES.join(", ")}, not '${values.cache}'`);
   const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 3072) {
     throw new UsageError(`--memory takes a whole number of MiB from 96 to 3072, not '${values.memory}'`);
   }
-  return { share: values.share, tag: values.tag, exec: values.exec, memoryMiB, append: values.append, imagesDir: values.images, verbose: values.verbose };
+  return { share: values.share, tag: values.tag, cache, writeback: values.writeback, readonly: values.readonly, exec: values.exec, memoryMiB, append: values.append, imagesDir: values.images, verbose: values.verbose };
 }
 
 /** The backend behind --share / --memfs. */
 async function shareFs(a: RunArgs): Promise<FileSystem> {
-  if (a.share === undefined) return new MemFs(createSampleTree());
+  const options = { readOnly: a.readonly };
+  if (a.share === undefined) return new MemFs(createSampleTree(), options);
   try {
-    return await HostDirFs.open(a.share);
+    return await HostDirFs.open(a.share, options);
   } catch (e) {
     throw new UsageError(`--share ${a.share}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -81,7 +94,7 @@ async function guestOptions(a: RunArgs): Promise<GuestOptions> {
     memoryMiB: a.memoryMiB,
     append: a.append,
     imagesDir: a.imagesDir,
-    shares: [{ tag: a.tag, fs: await shareFs(a), mountPoint: "/mnt" }],
+    shares: [{ tag: a.tag, fs: await shareFs(a), cache: a.cache, writeback: a.writeback, mountPoint: "/mnt" }],
   };
 }
 

@@ -3,15 +3,18 @@
 import type { V86 } from "v86";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import type { FileSystem } from "../fs/filesystem.ts";
-import { FuseServer, type CachePolicy } from "../fuse/server.ts";
+import { FuseServer, type CacheMode, type FuseObserver } from "../fuse/server.ts";
 import { V86Bus } from "./v86-bus.ts";
 
 export interface VirtioFsShare {
   tag: string;
   fs: FileSystem;
-  cache?: CachePolicy;
+  cache?: CacheMode;
+  writeback?: boolean;
   numRequestQueues?: number;
   log?(message: string): void;
+  /** Sees every FUSE request and reply (the page's inspector). */
+  observer?: FuseObserver;
 }
 
 /** Base of the devices' I/O BARs: clear of v86's own devices; the BIOS may move them. */
@@ -27,7 +30,7 @@ export function attachVirtioFs(emulator: V86, shares: VirtioFsShare[]): Attached
   const bus = new V86Bus(emulator);
   return shares.map((share, i) => {
     const log = share.log ?? ((m: string) => console.warn(m));
-    const server = new FuseServer({ fs: share.fs, cache: share.cache, log });
+    const server = new FuseServer({ fs: share.fs, cache: share.cache, writeback: share.writeback, log, observer: share.observer });
     const device = new VirtioFsDevice(bus, {
       tag: share.tag,
       numRequestQueues: share.numRequestQueues,

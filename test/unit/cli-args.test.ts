@@ -32,6 +32,9 @@ describe("parseCli", () => {
     expect(parseCli(["run", "--exec", "ls /", "--memory", "128", "--append", "loglevel=7", "--verbose"])).toEqual({
       share: undefined,
       tag: "share",
+      cache: "auto",
+      writeback: false,
+      readonly: false,
       exec: "ls /",
       memoryMiB: 128,
       append: "loglevel=7",
@@ -48,6 +51,8 @@ describe("parseCli", () => {
     [["run", "--memory", "lots"], /--memory takes a whole number of MiB/],
     [["run", "--memory", "8"], /--memory takes/],
     [["run", "stray"], /positional/],
+    [["run", "--cache", "sometimes"], /--cache takes never, metadata, auto, always/],
+    [["run", "--share", "/tmp", "--memfs"], /exclude each other/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseCli(argv)).toThrow(msg);
   });

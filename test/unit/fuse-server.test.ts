@@ -125,7 +125,7 @@ describe("FUSE_INIT", () => {
     const flags = BigInt(r.view.getUint32(fuse_init_out.flags, true));
     expect(flags & ~offered).toBe(0n); // nothing the kernel did not offer
     expect(flags & FUSE_DO_READDIRPLUS).toBe(FUSE_DO_READDIRPLUS);
-    expect(flags & FUSE_POSIX_LOCKS).toBe(0n); // locks come with the read-write server
+    expect(flags & FUSE_POSIX_LOCKS).toBe(FUSE_POSIX_LOCKS); // the device serves locks
     expect(r.view.getUint32(fuse_init_out.max_write, true)).toBe(1 << 20);
     expect(r.view.getUint16(fuse_init_out.max_pages, true)).toBe(256);
   });
@@ -264,7 +264,7 @@ describe("walking and reading the tree", () => {
 describe("hostile requests", () => {
   it("answers unknown opcodes with ENOSYS", async () => {
     const { d } = await ready();
-    for (const op of [Op.FUSE_MKDIR, Op.FUSE_SETUPMAPPING, 4242, 0, 0xffffffff]) {
+    for (const op of [Op.FUSE_BMAP, Op.FUSE_IOCTL, Op.FUSE_POLL, Op.FUSE_SETUPMAPPING, Op.CUSE_INIT, 4242, 0, 0xffffffff]) {
       expect((await d.fuse(op, FUSE_ROOT_ID, new Uint8Array(64))).error).toBe(-Errno.ENOSYS);
     }
   });

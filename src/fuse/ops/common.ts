@@ -1,0 +1,137 @@
+// What every opcode handler shares: argument decoding with the checks a hostile guest makes necessary,
+// and the encoding of attributes and entries.
+import type { Cred, FileAttr, Handle, Ino } from "../../fs/filesystem.ts";
+import { Errno, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
+import type { FuseRequest, Reply, Session } from "../server.ts";
+
+export interface Handler {
+  /** Bytes of arguments the opcode needs at least; fewer is EINVAL. */
+  minArgs: number;
+  run(s: Session, r: FuseRequest): Promise<Reply>;
+}
+
+/** An errno for the guest, thrown from deep in a handler. */
+export class RequestError extends Error {
+  constructor(readonly errno: number) {
+    super(`errno ${errno}`);
+  }
+}
+
+/** Wraps a handler so a RequestError becomes its errno reply. */
+export function op(minArgs: number, run: Handler["run"]): Handler {
+  return {
+    minArgs,
+    run: async (s, r) => {
+      try {
+        return await run(s, r);
+      } catch (e) {
+        if (e instanceof RequestError) return e.errno;
+        throw e;
+      }
+    },
+  };
+}
+
+export const u64 = (r: FuseRequest, at: number): bigint => r.argsView.getBigUint64(at, true);
+export const u32 = (r: FuseRequest, at: number): number => r.argsView.getUint32(at, true);
+export const cred = (r: FuseRequest): Cred => ({ uid: r.uid, gid: r.gid });
+
+/** The inode behind a node id from the guest; ENOENT for a node id this session never handed out. */
+export function inoOf(s: Session, nodeid: bigint): Ino {
+  const ino = s.nodes.ino(nodeid);
+  if (ino === undefined) throw new RequestError(Errno.ENOENT);
+  return ino;
+}
+
+/** The inode of the request's own node id. */
+export const nodeIno = (s: Session, r: FuseRequest): Ino => inoOf(s, r.nodeid);
+
+/** A handle the guest passed back; EBADF unless this session opened it and has not released it. */
+export function handleOf(set: ReadonlySet<Handle>, fh: bigint): Handle {
+  const n = fh <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(fh) : -1;
+  if (!set.has(n)) throw new RequestError(Errno.EBADF);
+  return n;
+}
+
+/** A guest file offset or length as a safe number, or EINVAL (files end far below 2^53). */
+export function sizeArg(v: bigint): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RequestError(Errno.EINVAL);
+  return Number(v);
+}
+
+/** The NUL-terminated name at `at`; returns it and where the next argument starts. */
+export function nameAt(r: FuseRequest, at: number, max?: number): { name: string; next: number } {
+  const n = decodeName(r.args, at, r.args.length, max);
+  if (typeof n === "number") throw new RequestError(-n);
+  return n;
+}
+
+export const nameArg = (r: FuseRequest, at: number): string => nameAt(r, at).name;
+
+export function struct(size: number): { bytes: Uint8Array; view: DataView } {
+  const bytes = new Uint8Array(size);
+  return { bytes, view: new DataView(bytes.buffer) };
+}
+
+export function splitTime(seconds: number): [bigint, number] {
+  const whole = Math.floor(seconds);
+  return [BigInt(whole), Math.round((seconds - whole) * 1e9)];
+}
+
+const s64 = (n: number): bigint => BigInt.asUintN(64, BigInt(n));
+
+export function putAttr(v: DataView, at: number, a: FileAttr): void {
+  encode(fuse_attr, v, at, {
+    ino: a.ino,
+    size: a.size,
+    blocks: a.blocks,
+    atime: s64(a.atime.sec),
+    mtime: s64(a.mtime.sec),
+    ctime: s64(a.ctime.sec),
+    atimensec: a.atime.nsec,
+    mtimensec: a.mtime.nsec,
+    ctimensec: a.ctime.nsec,
+    mode: a.mode,
+    nlink: a.nlink,
+    uid: a.uid,
+    gid: a.gid,
+    rdev: a.rdev,
+    blksize: a.blksize,
+    flags: 0,
+  });
+}
+
+/** fuse_entry_out at `at` (nodeid 0: a name the kernel does not keep, such as "." in READDIRPLUS). */
+export function putEntry(s: Session, v: DataView, at: number, a: FileAttr, nodeid: number): void {
+  const [sec, nsec] = splitTime(s.cache.timeout);
+  const e = fuse_entry_out;
+  v.setBigUint64(at + e.nodeid, BigInt(nodeid), true);
+  v.setBigUint64(at + e.generation, 0n, true); // node ids are never reused within a server's life
+  v.setBigUint64(at + e.entry_valid, sec, true);
+  v.setBigUint64(at + e.attr_valid, sec, true);
+  v.setUint32(at + e.entry_valid_nsec, nsec, true);
+  v.setUint32(at + e.attr_valid_nsec, nsec, true);
+  putAttr(v, at + e.attr, a);
+}
+
+/** The entry reply for a name the guest now holds: counts one lookup of the node. */
+export function entryReply(s: Session, a: FileAttr): Uint8Array {
+  const out = struct(fuse_entry_out.SIZE);
+  putEntry(s, out.view, 0, a, s.nodes.ref(a.ino));
+  return out.bytes;
+}
+
+export function attrReply(s: Session, a: FileAttr): Uint8Array {
+  const out = struct(fuse_attr_out.SIZE);
+  const [sec, nsec] = splitTime(s.cache.timeout);
+  out.view.setBigUint64(fuse_attr_out.attr_valid, sec, true);
+  out.view.setUint32(fuse_attr_out.attr_valid_nsec, nsec, true);
+  putAttr(out.view, fuse_attr_out.attr, a);
+  return out.bytes;
+}
+
+export function openReply(fh: Handle, openFlags: number): Uint8Array {
+  const out = struct(fuse_open_out.SIZE);
+  encode(fuse_open_out, out.view, 0, { fh, open_flags: openFlags });
+  return out.bytes;
+}

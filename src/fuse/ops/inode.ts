@@ -1,0 +1,143 @@
+// Names and inodes: LOOKUP, FORGET, BATCH_FORGET, GETATTR, SETATTR, READLINK, ACCESS, MKNOD, MKDIR,
+// SYMLINK, LINK, UNLINK, RMDIR, RENAME, RENAME2.
+import type { SetAttr, Timespec } from "../../fs/filesystem.ts";
+import {
+  Errno,
+  FATTR_ATIME,
+  FATTR_ATIME_NOW,
+  FATTR_CTIME,
+  FATTR_FH,
+  FATTR_GID,
+  FATTR_MODE,
+  FATTR_MTIME,
+  FATTR_MTIME_NOW,
+  FATTR_SIZE,
+  FATTR_UID,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  fuse_access_in,
+  fuse_batch_forget_in,
+  fuse_forget_in,
+  fuse_forget_one,
+  fuse_link_in,
+  fuse_mkdir_in,
+  fuse_mknod_in,
+  fuse_rename2_in,
+  fuse_rename_in,
+  fuse_setattr_in,
+} from "../abi.ts";
+import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../server.ts";
+import { RequestError, attrReply, cred, entryReply, handleOf, inoOf, nameAt, nameArg, nodeIno, sizeArg, u32, u64 } from "./common.ts";
+
+/** Linux PATH_MAX: the longest symlink target. */
+const PATH_MAX = 4096;
+
+export async function lookup(s: Session, r: FuseRequest): Promise<Reply> {
+  return entryReply(s, await s.fs.lookup(nodeIno(s, r), nameArg(r, 0)));
+}
+
+async function forgetOne(s: Session, nodeid: bigint, nlookup: bigint): Promise<void> {
+  const gone = s.nodes.forget(nodeid, nlookup);
+  if (gone && gone.dropped > 0) await s.fs.forget(gone.ino, gone.dropped);
+}
+
+export async function forget(s: Session, r: FuseRequest): Promise<Reply> {
+  await forgetOne(s, r.nodeid, u64(r, fuse_forget_in.nlookup));
+  return NO_REPLY;
+}
+
+export async function batchForget(s: Session, r: FuseRequest): Promise<Reply> {
+  // Take only the entries actually present: count is the guest's claim.
+  const present = Math.floor((r.args.length - fuse_batch_forget_in.SIZE) / fuse_forget_one.SIZE);
+  const n = Math.min(u32(r, fuse_batch_forget_in.count), present);
+  for (let i = 0, at = fuse_batch_forget_in.SIZE; i < n; i++, at += fuse_forget_one.SIZE) {
+    await forgetOne(s, u64(r, at + fuse_forget_one.nodeid), u64(r, at + fuse_forget_one.nlookup));
+  }
+  return NO_REPLY;
+}
+
+// fuse_getattr_in's flags and fh only say which open file asked: attributes are per inode.
+export async function getattr(s: Session, r: FuseRequest): Promise<Reply> {
+  return attrReply(s, await s.fs.getattr(nodeIno(s, r)));
+}
+
+function time(r: FuseRequest, secAt: number, nsecAt: number): Timespec {
+  const nsec = u32(r, nsecAt);
+  if (nsec >= 1e9) throw new RequestError(Errno.EINVAL);
+  return { sec: Number(BigInt.asIntN(64, u64(r, secAt))), nsec };
+}
+
+export async function setattr(s: Session, r: FuseRequest): Promise<Reply> {
+  const ino = nodeIno(s, r);
+  const valid = u32(r, fuse_setattr_in.valid);
+  const f = fuse_setattr_in;
+  const a: SetAttr = {};
+  if (valid & FATTR_MODE) a.mode = u32(r, f.mode);
+  if (valid & FATTR_UID) a.uid = u32(r, f.uid);
+  if (valid & FATTR_GID) a.gid = u32(r, f.gid);
+  if (valid & FATTR_SIZE) a.size = sizeArg(u64(r, f.size));
+  // UTIME_NOW arrives as *_NOW; UTIME_OMIT as the bit left clear.
+  if (valid & FATTR_ATIME) a.atime = valid & FATTR_ATIME_NOW ? "now" : time(r, f.atime, f.atimensec);
+  if (valid & FATTR_MTIME) a.mtime = valid & FATTR_MTIME_NOW ? "now" : time(r, f.mtime, f.mtimensec);
+  if (valid & FATTR_CTIME) a.ctime = time(r, f.ctime, f.ctimensec);
+  const fh = valid & FATTR_FH ? handleOf(s.openFiles, u64(r, f.fh)) : undefined;
+  return attrReply(s, await s.fs.setattr(ino, a, fh));
+}
+
+export async function readlink(s: Session, r: FuseRequest): Promise<Reply> {
+  return new TextEncoder().encode(await s.fs.readlink(nodeIno(s, r)));
+}
+
+export async function access(s: Session, r: FuseRequest): Promise<Reply> {
+  await s.fs.access(nodeIno(s, r), u32(r, fuse_access_in.mask));
+  return 0;
+}
+
+export async function mknod(s: Session, r: FuseRequest): Promise<Reply> {
+  const parent = nodeIno(s, r);
+  const name = nameArg(r, fuse_mknod_in.SIZE);
+  return entryReply(s, await s.fs.mknod(parent, name, u32(r, fuse_mknod_in.mode), u32(r, fuse_mknod_in.rdev), cred(r)));
+}
+
+export async function mkdir(s: Session, r: FuseRequest): Promise<Reply> {
+  const parent = nodeIno(s, r);
+  return entryReply(s, await s.fs.mkdir(parent, nameArg(r, fuse_mkdir_in.SIZE), u32(r, fuse_mkdir_in.mode), cred(r)));
+}
+
+export async function symlink(s: Session, r: FuseRequest): Promise<Reply> {
+  const parent = nodeIno(s, r);
+  // "name\0target\0": the new entry, then what it points to.
+  const name = nameAt(r, 0);
+  const target = nameAt(r, name.next, PATH_MAX - 1).name;
+  return entryReply(s, await s.fs.symlink(parent, name.name, target, cred(r)));
+}
+
+export async function link(s: Session, r: FuseRequest): Promise<Reply> {
+  const newParent = nodeIno(s, r);
+  const target = inoOf(s, u64(r, fuse_link_in.oldnodeid));
+  return entryReply(s, await s.fs.link(target, newParent, nameArg(r, fuse_link_in.SIZE)));
+}
+
+export async function unlink(s: Session, r: FuseRequest): Promise<Reply> {
+  await s.fs.unlink(nodeIno(s, r), nameArg(r, 0));
+  return 0;
+}
+
+export async function rmdir(s: Session, r: FuseRequest): Promise<Reply> {
+  await s.fs.rmdir(nodeIno(s, r), nameArg(r, 0));
+  return 0;
+}
+
+async function renameCommon(s: Session, r: FuseRequest, argsSize: number, flags: number): Promise<Reply> {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || flags === (RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno.EINVAL;
+  const parent = nodeIno(s, r);
+  const newParent = inoOf(s, u64(r, fuse_rename_in.newdir));
+  // "oldname\0newname\0"
+  const from = nameAt(r, argsSize);
+  const to = nameAt(r, from.next).name;
+  await s.fs.rename(parent, from.name, newParent, to, flags);
+  return 0;
+}
+
+export const rename = (s: Session, r: FuseRequest): Promise<Reply> => renameCommon(s, r, fuse_rename_in.SIZE, 0);
+export const rename2 = (s: Session, r: FuseRequest): Promise<Reply> => renameCommon(s, r, fuse_rename2_in.SIZE, u32(r, fuse_rename2_in.flags));

@@ -1,0 +1,112 @@
+// INIT, DESTROY, INTERRUPT, STATFS, SYNCFS: the session and the filesystem as a whole.
+import {
+  Errno,
+  FUSE_ASYNC_DIO,
+  FUSE_ASYNC_READ,
+  FUSE_AUTO_INVAL_DATA,
+  FUSE_BIG_WRITES,
+  FUSE_CACHE_SYMLINKS,
+  FUSE_COMPAT_22_INIT_OUT_SIZE,
+  FUSE_COMPAT_INIT_OUT_SIZE,
+  FUSE_DO_READDIRPLUS,
+  FUSE_FLOCK_LOCKS,
+  FUSE_INIT_EXT,
+  FUSE_KERNEL_MINOR_VERSION,
+  FUSE_KERNEL_VERSION,
+  FUSE_MAX_PAGES,
+  FUSE_PARALLEL_DIROPS,
+  FUSE_POSIX_ACL,
+  FUSE_POSIX_LOCKS,
+  FUSE_READDIRPLUS_AUTO,
+  FUSE_WRITEBACK_CACHE,
+  encode,
+  fuse_init_in,
+  fuse_init_out,
+  fuse_interrupt_in,
+  fuse_kstatfs,
+  initFlags,
+  splitInitFlags,
+} from "../abi.ts";
+import { NO_REPLY, endSession, type FuseRequest, type Reply, type Session } from "../server.ts";
+import { nodeIno, struct, u32, u64 } from "./common.ts";
+
+const PAGE_SIZE = 4096;
+const MAX_BACKGROUND = 64;
+
+/** What this server can do, as INIT flags; the reply carries those the kernel offered too. */
+function serverFlags(s: Session): bigint {
+  let f =
+    FUSE_ASYNC_READ |
+    FUSE_BIG_WRITES |
+    FUSE_ASYNC_DIO |
+    FUSE_DO_READDIRPLUS |
+    FUSE_READDIRPLUS_AUTO |
+    FUSE_PARALLEL_DIROPS |
+    FUSE_MAX_PAGES |
+    FUSE_INIT_EXT |
+    FUSE_POSIX_LOCKS |
+    FUSE_FLOCK_LOCKS |
+    FUSE_POSIX_ACL; // ACLs live in system.posix_acl_* xattrs; the guest kernel enforces them
+  if (s.cache.mode !== "never") f |= FUSE_CACHE_SYMLINKS;
+  if (s.cache.mode === "auto") f |= FUSE_AUTO_INVAL_DATA; // drop cached pages when mtime or size moved
+  if (s.writeback) f |= FUSE_WRITEBACK_CACHE;
+  return f;
+}
+
+export async function init(s: Session, r: FuseRequest): Promise<Reply> {
+  const major = u32(r, fuse_init_in.major);
+  const minor = u32(r, fuse_init_in.minor);
+  const out = struct(fuse_init_out.SIZE);
+  if (major < FUSE_KERNEL_VERSION) return Errno.EPROTO;
+  if (major > FUSE_KERNEL_VERSION) {
+    // Tell a newer kernel our major version; it retries INIT with it.
+    out.view.setUint32(fuse_init_out.major, FUSE_KERNEL_VERSION, true);
+    out.view.setUint32(fuse_init_out.minor, FUSE_KERNEL_MINOR_VERSION, true);
+    return out.bytes.subarray(0, FUSE_COMPAT_INIT_OUT_SIZE);
+  }
+  if (s.minor !== 0) await endSession(s); // a second INIT starts a new session
+  // fuse_init_in grew flags2 in 7.36; an older kernel sends 16 bytes.
+  const theirs = initFlags(u32(r, fuse_init_in.flags), r.args.length >= fuse_init_in.SIZE ? u32(r, fuse_init_in.flags2) : 0);
+  const { flags, flags2 } = splitInitFlags(theirs & serverFlags(s));
+  s.minor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
+  encode(fuse_init_out, out.view, 0, {
+    major: FUSE_KERNEL_VERSION,
+    minor: s.minor,
+    max_readahead: u32(r, fuse_init_in.max_readahead),
+    flags,
+    max_background: MAX_BACKGROUND,
+    congestion_threshold: (MAX_BACKGROUND * 3) / 4,
+    max_write: s.maxWrite,
+    time_gran: 1,
+    max_pages: s.maxWrite / PAGE_SIZE,
+    map_alignment: 0,
+    flags2,
+  });
+  // Older minors expect a shorter fuse_init_out.
+  if (s.minor < 5) return out.bytes.subarray(0, FUSE_COMPAT_INIT_OUT_SIZE);
+  if (s.minor < 23) return out.bytes.subarray(0, FUSE_COMPAT_22_INIT_OUT_SIZE);
+  return out.bytes;
+}
+
+export async function destroy(s: Session): Promise<Reply> {
+  await endSession(s);
+  return 0;
+}
+
+/** Only a blocked SETLKW can be interrupted: every other request finishes without waiting on the guest. */
+export async function interrupt(s: Session, r: FuseRequest): Promise<Reply> {
+  s.locks.interrupt(u64(r, fuse_interrupt_in.unique));
+  return NO_REPLY;
+}
+
+export async function statfs(s: Session, r: FuseRequest): Promise<Reply> {
+  const st = await s.fs.statfs(nodeIno(s, r));
+  const out = struct(fuse_kstatfs.SIZE);
+  encode(fuse_kstatfs, out.view, 0, { ...st });
+  return out.bytes;
+}
+
+export async function syncfs(s: Session): Promise<Reply> {
+  await s.fs.syncfs();
+  return 0;
+}
