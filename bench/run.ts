@@ -1,8 +1,13 @@
-// npm run bench [-- <workload,...>] [--only a,b] [--reps n] [--browser]
-// Workloads: boot — guest uptime when init is ready, and wall time from start to ready,
-// in Node and in headless Chromium (the demo page), side by side in one run.
+// npm run bench [-- <workload,...>] [--only a,b] [--reps n]
+// Workloads: boot — guest uptime when init is ready and wall time to it, in Node and in headless
+// Chromium side by side; and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
+// virtio-9p and tmpfs in one guest. Writes bench/results/<date>-<env>.json and docs/bench.svg.
+import { mkdir, writeFile } from "node:fs/promises";
+import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { bootInBrowser, bootInNode, type BootSample } from "./boot.ts";
+import { TARGETS, WORKLOADS, runFsBench } from "./fs.ts";
+import { markdownTable, median, svgPlot } from "./report.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -15,13 +20,9 @@ const { values, positionals } = parseArgs({
 const reps = Number(values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positive integer");
 const wanted = new Set([...(values.only?.split(",") ?? []), ...positionals.flatMap((p) => p.split(","))]);
-const WORKLOADS = ["boot"] as const;
-for (const w of wanted) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload '${w}' (have: ${WORKLOADS.join(", ")})`);
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const NAMES = ["boot", ...WORKLOADS.map((w) => w.name)];
+for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown workload '${w}' (have: ${NAMES.join(", ")})`);
+const record: Record<string, unknown> = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version };
 
 if (wanted.size === 0 || wanted.has("boot")) {
   const node: BootSample[] = [];
@@ -36,4 +37,20 @@ if (wanted.size === 0 || wanted.has("boot")) {
   console.log(`\nboot, median of ${reps}\n\n| target | guest uptime at shell | wall time to shell |\n|---|---|---|`);
   console.log(row("Node", node));
   console.log(row("Chromium (page load → shell)", browser));
+  record.boot = { node, browser };
 }
+
+const fsWorkloads = WORKLOADS.filter((w) => wanted.size === 0 || wanted.has(w.name));
+if (fsWorkloads.length) {
+  const results = await runFsBench(fsWorkloads, reps, (line) => process.stderr.write(line + "\n"));
+  console.log("\n" + markdownTable(results, TARGETS));
+  record.fs = results;
+  await mkdir(new URL("../docs/", import.meta.url), { recursive: true });
+  await writeFile(new URL("../docs/bench.svg", import.meta.url), svgPlot(results, TARGETS, `virtio-fs, virtio-9p and tmpfs in one v86 guest (median of ${reps}, log scale)`));
+}
+
+const dir = new URL("results/", import.meta.url);
+await mkdir(dir, { recursive: true });
+const file = new URL(`${new Date().toISOString().slice(0, 10)}-node${process.versions.node.split(".")[0]}-${cpus().length}cpu.json`, dir);
+await writeFile(file, JSON.stringify(record, null, 2) + "\n");
+console.log(`\nwrote ${file.pathname}`);

@@ -17,8 +17,10 @@ export interface GuestOptions {
   append?: string;
   /** virtio-fs devices to attach; /init mounts each. */
   shares?: GuestShare[];
-  /** Other mounts for /init (9p tags of v86's own device). */
+  /** Other mounts for /init (v86's own virtio-9p is tag host9p). */
   mounts?: GuestMount[];
+  /** Attach v86's own virtio-9p device (in memory), the benchmarks' comparison target. */
+  ninep?: boolean;
   imagesDir?: string;
   /** Run this one command at boot (vfsw.exec) instead of taking commands with run(). */
   exec?: string;
@@ -104,6 +106,7 @@ export class Guest {
       cmdline,
       memoryMiB: opts.memoryMiB ?? 256,
       wasmPath: V86_WASM_PATH,
+      ninep: opts.ninep,
       onSerial: (b) => frames.push(b),
       beforeRun: (emulator) => {
         guest.shares = attachVirtioFs(emulator, shares);

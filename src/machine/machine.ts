@@ -13,6 +13,8 @@ export interface MachineOptions {
   onSerial(bytes: Uint8Array): void;
   /** Runs after the emulator is built and before its CPU starts: the place to attach PCI devices. */
   beforeRun?(emulator: V86): void;
+  /** Attach v86's own virtio-9p device (tag host9p) over an empty in-memory filesystem. */
+  ninep?: boolean;
   /** The guest rebooted the machine: devices outside v86 reset here. */
   onReboot?(): void;
 }
@@ -40,6 +42,7 @@ export function startMachine(opts: MachineOptions): Promise<Machine> {
     disable_mouse: true,
     disable_speaker: true,
     fastboot: true,
+    ...(opts.ninep ? { filesystem: {} } : {}),
   });
 
   // v86 reports the console a byte at a time; hand it on in one chunk per tick.

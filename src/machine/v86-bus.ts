@@ -10,6 +10,8 @@ interface V86PortEntry {
 interface V86Internals {
   cpu: {
     reboot_internal(): void;
+    /** Runs the CPU loop now if it sleeps (v86 calls it when an IRQ ends a HLT inside the loop). */
+    stop_idling(): void;
     wasm_memory: WebAssembly.Memory;
     mem8: Uint8Array;
     memory_size: Uint32Array;
@@ -45,7 +47,7 @@ export type V86Cpu = V86Internals["cpu"];
 
 export function v86Cpu(emulator: V86): V86Cpu {
   const cpu = (emulator as unknown as { v86?: V86Internals }).v86?.cpu;
-  if (!cpu?.io?.register_read || !cpu.devices?.pci?.register_device || !cpu.write_blob || !cpu.wasm_memory || !cpu.reboot_internal) {
+  if (!cpu?.io?.register_read || !cpu.devices?.pci?.register_device || !cpu.write_blob || !cpu.wasm_memory || !cpu.reboot_internal || !cpu.stop_idling) {
     throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.write_blob, cpu.reboot_internal)");
   }
   return cpu;
@@ -114,8 +116,12 @@ export class V86Bus implements DeviceBus {
     let asserted = false;
     return {
       setIrq: (level) => {
-        if (level) pci.raise_irq(pciId);
-        else if (asserted) pci.lower_irq(pciId);
+        if (level) {
+          pci.raise_irq(pciId);
+          // Completions arrive from promises, outside v86's CPU loop, which may be asleep in HLT until
+          // its next timer: wake it so the guest takes the interrupt now, not milliseconds later.
+          this.cpu.stop_idling();
+        } else if (asserted) pci.lower_irq(pciId);
         asserted = level;
       },
     };

@@ -1,0 +1,168 @@
+// File-system workloads timed inside one guest that has this device (memfs backend, one device per cache
+// mode) and v86's own virtio-9p (in memory) attached side by side, plus the guest's tmpfs as the limit.
+// Every figure is the median of its repetitions, interleaved between targets so all see the same load.
+import { MemFs } from "../src/fs/memfs.ts";
+import type { CacheMode } from "../src/fuse/server.ts";
+import { Guest, text, type GuestShare } from "../src/machine/guest.ts";
+
+export interface Target {
+  name: string;
+  dir: string;
+}
+
+interface VfsTarget extends Target {
+  cache: CacheMode;
+  writeback: boolean;
+}
+
+const VFS: VfsTarget[] = [
+  { name: "virtio-fs never", dir: "/b/vfs-never", cache: "never", writeback: false },
+  { name: "virtio-fs auto", dir: "/b/vfs-auto", cache: "auto", writeback: false },
+  { name: "virtio-fs auto+wb", dir: "/b/vfs-auto-wb", cache: "auto", writeback: true },
+  { name: "virtio-fs always", dir: "/b/vfs-always", cache: "always", writeback: false },
+];
+/** 9p at its fastest in Linux 6.1: the largest msize the virtio transport takes, and the loose cache. */
+export const NINEP: Target = { name: "9p (msize=512000, cache=loose)", dir: "/b/9p" };
+export const TMPFS: Target = { name: "tmpfs", dir: "/b/tmpfs" };
+export const TARGETS: Target[] = [...VFS, NINEP, TMPFS];
+
+export interface Workload {
+  name: string;
+  /** Builds what the timed part needs, once per target (not timed). */
+  prepare?: string;
+  /** Runs before each timed part (not timed). */
+  before?: string;
+  /** The timed part; $D is the target directory. */
+  run: string;
+  /** Runs after each timed part (not timed). */
+  after?: string;
+  /** Drop the guest's page and dentry caches before the timed part. */
+  cold?: boolean;
+}
+
+const DROP = "sync; echo 3 > /proc/sys/vm/drop_caches";
+
+export const WORKLOADS: Workload[] = [
+  {
+    name: "tiny-files",
+    prepare: 'mkdir -p $D/tiny && for i in $(seq 2500); do echo "tiny $i" > $D/tiny/$i; done',
+    cold: true,
+    run: "cat $D/tiny/* > /dev/null",
+  },
+  {
+    name: "create-stat-unlink",
+    before: "mkdir -p $D/csu",
+    run: 'cd $D/csu && for i in $(seq 2000); do : > f$i; done && for i in $(seq 2000); do [ -e f$i ]; done && for i in $(seq 2000); do rm f$i; done',
+    after: "cd / && rmdir $D/csu",
+  },
+  {
+    name: "readdir",
+    prepare: "mkdir -p $D/rd && cd $D/rd && for i in $(seq 5000); do : > entry-$i; done",
+    cold: true,
+    run: "ls -f $D/rd > /dev/null",
+  },
+  {
+    name: "find",
+    prepare: "for d in $(seq 100); do mkdir -p $D/tree/d$d; for f in $(seq 100); do : > $D/tree/d$d/f$f; done; done",
+    cold: true,
+    run: "find $D/tree > /dev/null",
+  },
+  {
+    name: "untar",
+    before: "mkdir -p $D/untar",
+    run: "tar xf /tmp/src.tar -C $D/untar",
+    after: "rm -rf $D/untar",
+  },
+  {
+    name: "seq-write",
+    run: "dd if=/dev/zero of=$D/seq bs=1M count=64 conv=fsync 2> /dev/null",
+    after: "rm -f $D/seq",
+  },
+  {
+    name: "seq-read-cold",
+    prepare: "dd if=/dev/zero of=$D/big bs=1M count=64 2> /dev/null",
+    cold: true,
+    run: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
+  },
+  {
+    name: "seq-read-warm",
+    before: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
+    run: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
+  },
+  {
+    // One dd per read: busybox has no single-process random reader, so exec costs are in every figure.
+    name: "rand-read",
+    run: "for s in $RANDOM_BLOCKS; do dd if=$D/big of=/dev/null bs=4096 count=1 skip=$s 2> /dev/null; done",
+  },
+  {
+    // A stat with cache=never is one LOOKUP round trip; the builtin test execs nothing.
+    name: "null-request",
+    prepare: ": > $D/null",
+    run: "for i in $(seq 2000); do [ -e $D/null ]; done",
+  },
+];
+
+/** Guest-side helpers: a microsecond clock (busybox date has no %N; adjtimex shows tv_usec). */
+const PRELUDE = `
+now() { adjtimex | awk '/tv_sec/ { s = $2 } /tv_usec/ { u = $2 } END { printf "%.0f\\n", s * 1000000 + u }'; }
+RANDOM_BLOCKS="${Array.from({ length: 200 }, (_, i) => (i * 7919) % 16384).join(" ")}"
+`;
+
+/** A tree of about 1,000 files (50 directories of 20, 100 B to 40 KiB) for untar, made with builtins. */
+const MAKE_TARBALL = `
+rm -rf /tmp/src && mkdir /tmp/src && cd /tmp/src
+for d in $(seq 50); do mkdir d$d; for f in $(seq 20); do printf "%0$(( (d * 37 + f * 101) % 40000 + 100 ))d" 0 > d$d/f$f.c; done; done
+tar cf /tmp/src.tar . && cd / && rm -rf /tmp/src
+`;
+
+export interface FsResults {
+  reps: number;
+  /** workload → target name → microseconds of each repetition. */
+  samples: Record<string, Record<string, number[]>>;
+}
+
+export async function runFsBench(workloads: Workload[], reps: number, log: (line: string) => void): Promise<FsResults> {
+  const shares: GuestShare[] = VFS.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, mountPoint: t.dir }));
+  const guest = await Guest.boot({
+    memoryMiB: 1024,
+    ninep: true,
+    shares,
+    mounts: [{ fstype: "9p", tag: "host9p", dir: NINEP.dir, options: "msize=512000,cache=loose" }],
+  });
+  const sh = async (script: string): Promise<string> => {
+    const r = await guest.run(PRELUDE + script);
+    if (r.status !== 0) throw new Error(`guest script failed (${r.status}): ${text(r.stderr)}\n${script}`);
+    return text(r.stdout);
+  };
+  try {
+    await sh(`mkdir -p ${TMPFS.dir} && mount -t tmpfs -o size=512m tmpfs ${TMPFS.dir}\n${MAKE_TARBALL}`);
+    for (const w of workloads.filter((x) => x.prepare)) {
+      for (const t of TARGETS) {
+        log(`prepare ${w.name} on ${t.name}`);
+        await sh(`D=${t.dir}; ${w.prepare}`);
+      }
+    }
+    const samples: FsResults["samples"] = {};
+    for (let rep = 0; rep < reps; rep++) {
+      for (const w of workloads) {
+        for (const t of TARGETS) {
+          const us = Number(
+            await sh(`D=${t.dir}
+${w.before ?? ":"}
+${w.cold ? DROP : "sync"}
+t0=$(now)
+${w.run}
+t1=$(now)
+${w.after ?? ":"}
+echo $t0 $t1 | awk '{ printf "%.0f", $2 - $1 }'`),
+          );
+          ((samples[w.name] ??= {})[t.name] ??= []).push(us);
+          log(`rep ${rep + 1}/${reps} ${w.name} on ${t.name}: ${(us / 1000).toFixed(1)} ms`);
+        }
+      }
+    }
+    return { reps, samples };
+  } finally {
+    await guest.shutdown();
+  }
+}
