@@ -1,20 +1,63 @@
-// The emulator Worker: downloads the guest images, runs v86, and bridges the serial console to the
-// page. Running here keeps the page responsive while the CPU loop spins.
+// The emulator Worker: downloads the guest images, runs v86 with one virtio-fs share (tag "share",
+// mounted on /mnt), bridges the serial console to the page, and serves the file panel and the inspector.
+// Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
+import type { VirtioFsDevice } from "../device/virtio-fs.ts";
+import type { FileSystem } from "../src/fs/filesystem.ts";
 import { ConsoleFrames } from "../src/machine/console-frames.ts";
 import { kernelCmdline, randomNonce } from "../src/machine/cmdline.ts";
 import { fetchImages } from "../src/machine/fetch-images.ts";
 import { startMachine, type Machine } from "../src/machine/machine.ts";
-import type { FromWorker, ToWorker } from "./protocol.ts";
+import { attachVirtioFs } from "../src/machine/virtiofs.ts";
+import type { Backend, FromWorker, ToWorker } from "./protocol.ts";
+import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
+import { openShare } from "./worker/share.ts";
+import { Tap } from "./worker/tap.ts";
 
 const post = (m: FromWorker, transfer: Transferable[] = []): void => postMessage(m, { transfer });
-let machine: Machine | undefined;
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+/** The file panel follows the guest's changes at most this often. */
+const TREE_THROTTLE_MS = 400;
 
-async function start(memoryMiB: number, append: string | undefined): Promise<void> {
+let machine: Machine | undefined;
+let fs: FileSystem | undefined;
+let device: VirtioFsDevice | undefined;
+let paused = false;
+
+const tap = new Tap(
+  (batch) => post({ type: "inspect", ...batch }),
+  () => device?.queueStates() ?? [],
+  () => paused,
+  () => scheduleTree(),
+);
+
+let treeTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleTree(): void {
+  treeTimer ??= setTimeout(() => {
+    treeTimer = undefined;
+    void sendTree();
+  }, TREE_THROTTLE_MS);
+}
+
+async function sendTree(): Promise<void> {
+  if (!fs) return;
+  try {
+    post({ type: "tree", ...(await listTree(fs)) });
+  } catch (e) {
+    post({ type: "notice", level: "error", message: `listing the share failed: ${message(e)}` });
+  }
+}
+
+async function start(backend: Backend, folder: FileSystemDirectoryHandle | undefined, memoryMiB: number, append: string | undefined): Promise<void> {
   const t0 = performance.now();
-  const images = await fetchImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) =>
-    post({ type: "progress", phase: "download", ...p }),
-  );
+  // The images and the share load side by side: OPFS may wait a moment for a reloaded page's old Worker.
+  const [images, share] = await Promise.all([
+    fetchImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
+    openShare(backend, folder),
+  ]);
+  fs = share.fs;
+  post({ type: "share", backend, label: share.label });
+  void sendTree();
   post({ type: "progress", phase: "boot", loaded: 0, total: 1 });
   const nonce = randomNonce();
   const frames = new ConsoleFrames(nonce, {
@@ -24,18 +67,61 @@ async function start(memoryMiB: number, append: string | undefined): Promise<voi
   });
   machine = await startMachine({
     images,
-    cmdline: kernelCmdline({ nonce, mode: { kind: "shell" }, append }),
+    cmdline: kernelCmdline({ nonce, mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt" }], append }),
     memoryMiB,
     wasmPath: wasmUrl,
     onSerial: (b) => frames.push(b),
+    beforeRun: (emulator) => {
+      [{ device }] = attachVirtioFs(emulator, [{ tag: "share", fs: share.fs, observer: tap, log: (m) => post({ type: "notice", level: "error", message: m }) }]);
+    },
   });
+}
+
+/** A file panel action on the share, reported to the page; the tree follows. */
+async function fileAction(what: string, action: (fs: FileSystem) => Promise<void>): Promise<void> {
+  if (!fs) return;
+  try {
+    await action(fs);
+  } catch (e) {
+    post({ type: "notice", level: "error", message: `${what} failed: ${message(e)}` });
+  }
+  await sendTree();
 }
 
 onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
-  if (m.type === "start" && !machine) {
-    start(m.memoryMiB, m.append).catch((err: unknown) => post({ type: "error", message: err instanceof Error ? err.message : String(err) }));
-  } else if (m.type === "input") {
-    machine?.send(m.data);
+  switch (m.type) {
+    case "start":
+      if (!machine) start(m.backend, m.folder, m.memoryMiB, m.append).catch((err: unknown) => post({ type: "error", message: message(err) }));
+      break;
+    case "input":
+      machine?.send(m.data);
+      break;
+    case "inspect":
+      tap.setInspecting(m.on);
+      break;
+    case "device":
+      if (!device) break;
+      if (m.action === "pause") device.pause();
+      else if (m.action === "step") device.step();
+      else device.resume();
+      paused = m.action !== "resume";
+      tap.refresh();
+      break;
+    case "upload":
+      void fileAction(`uploading ${m.name}`, async (fs) => {
+        await writeFile(fs, m.dir, m.name, new Uint8Array(m.data));
+        post({ type: "notice", level: "info", message: `${m.name} is in /mnt/${m.dir ? m.dir + "/" : ""}` });
+      });
+      break;
+    case "download":
+      void fileAction(`reading ${m.path}`, async (fs) => {
+        const data = await readFile(fs, m.path);
+        post({ type: "file", name: m.path.slice(m.path.lastIndexOf("/") + 1), data: data.buffer as ArrayBuffer }, [data.buffer as ArrayBuffer]);
+      });
+      break;
+    case "delete":
+      void fileAction(`deleting ${m.path}`, (fs) => removePath(fs, m.path));
+      break;
   }
 };

@@ -1,28 +1,49 @@
-// The page: an xterm.js terminal on the guest's serial console; the emulator runs in a Worker.
-import { Terminal } from "@xterm/xterm";
-import { FitAddon } from "@xterm/addon-fit";
-import type { FromWorker, ToWorker } from "./protocol.ts";
+// The page: the terminal on the guest's serial console, the file panel, the inspector and the
+// walkthrough; the emulator runs in a Worker, restarted whenever the share's backend changes.
+import { FilesPanel } from "./files-panel.ts";
+import { Inspector } from "./inspector.ts";
+import { BACKENDS, type Backend, type FromWorker, type ToWorker } from "./protocol.ts";
+import { createTerminal } from "./terminal.ts";
+import { Walkthrough } from "./walkthrough.ts";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const status = $("status");
 const progress = $<HTMLProgressElement>("progress");
+const chooser = $<HTMLSelectElement>("backend");
+const params = new URLSearchParams(location.search);
 
 if (!globalThis.crossOriginIsolated) $("isolation").hidden = false;
 
-const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000 });
-const fit = new FitAddon();
-term.loadAddon(fit);
-term.open($("terminal"));
-fit.fit();
-new ResizeObserver(() => fit.fit()).observe($("terminal"));
+let worker: Worker | undefined;
+const send = (m: ToWorker, transfer: Transferable[] = []): void => worker?.postMessage(m, transfer);
 
-const worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
-const send = (m: ToWorker): void => worker.postMessage(m);
-const encoder = new TextEncoder();
-term.onData((s) => send({ type: "input", data: encoder.encode(s) }));
+const term = createTerminal($("terminal"), (data) => send({ type: "input", data }));
+const files = new FilesPanel($("panel-files"), {
+  upload: (dir, name, data) => send({ type: "upload", dir, name, data }, [data]),
+  download: (path) => send({ type: "download", path }),
+  remove: (path) => send({ type: "delete", path }),
+});
+const inspector = new Inspector($("panel-inspector"), (action) => send({ type: "device", action }));
+const walkthrough = new Walkthrough($("panel-how"), (command) => {
+  send({ type: "input", data: new TextEncoder().encode(command) });
+  term.focus();
+});
 
-worker.onmessage = (e: MessageEvent<FromWorker>) => {
-  const m = e.data;
+// Tabs. The Worker decodes FUSE traffic only while the inspector or the walkthrough is on screen.
+const tabs = ["files", "inspector", "how"] as const;
+let tab: (typeof tabs)[number] = "files";
+function showTab(next: (typeof tabs)[number]): void {
+  tab = next;
+  for (const t of tabs) {
+    $(`tab-${t}`).setAttribute("aria-selected", String(t === tab));
+    $(`panel-${t}`).hidden = t !== tab;
+  }
+  if (tab === "inspector") inspector.shown();
+  send({ type: "inspect", on: tab !== "files" });
+}
+for (const t of tabs) $(`tab-${t}`).addEventListener("click", () => showTab(t));
+
+function onMessage(m: FromWorker): void {
   switch (m.type) {
     case "progress":
       progress.value = m.phase === "download" ? (0.8 * m.loaded) / m.total : 0.9;
@@ -49,8 +70,74 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       status.textContent = "failed";
       document.body.dataset.state = "error";
       break;
+    case "share":
+      files.setShare(m.label);
+      document.body.dataset.backend = m.backend;
+      break;
+    case "tree":
+      files.showTree(m.entries, m.truncated);
+      break;
+    case "inspect":
+      inspector.apply(m);
+      walkthrough.observe(m.events);
+      break;
+    case "file":
+      files.save(m.name, m.data);
+      break;
+    case "notice":
+      files.notice(m.level, m.message);
+      break;
   }
-};
+}
 
-const params = new URLSearchParams(location.search);
-send({ type: "start", memoryMiB: Number(params.get("memory") ?? 256), append: params.get("append") ?? undefined });
+/** (Re)starts the emulator on `backend`: a fresh Worker, a fresh guest, a clean terminal. */
+function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
+  worker?.terminate();
+  term.reset();
+  inspector.clear();
+  progress.hidden = false;
+  progress.value = 0;
+  $("error").hidden = true;
+  delete document.body.dataset.state;
+  status.textContent = "loading…";
+  chooser.value = backend;
+  const url = new URL(location.href);
+  url.searchParams.set("backend", backend);
+  history.replaceState(null, "", url);
+
+  worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
+  worker.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data);
+  send({ type: "start", backend, folder, memoryMiB: Number(params.get("memory") ?? 256), append: params.get("append") ?? undefined });
+  send({ type: "inspect", on: tab !== "files" });
+}
+
+// A local folder needs the File System Access API's picker, which only some browsers offer.
+type PickerWindow = Window & { showDirectoryPicker?(options: { mode: "readwrite" }): Promise<FileSystemDirectoryHandle> };
+const picker = (window as PickerWindow).showDirectoryPicker;
+const localOption = chooser.querySelector<HTMLOptionElement>('option[value="local"]')!;
+if (!picker) {
+  localOption.disabled = true;
+  localOption.textContent = "a local folder (not offered by this browser)";
+}
+
+let current: Backend = "memfs";
+chooser.addEventListener("change", async () => {
+  const next = chooser.value as Backend;
+  if (next !== "local") {
+    current = next;
+    start(next);
+    return;
+  }
+  try {
+    const folder = await picker!.call(window, { mode: "readwrite" });
+    current = "local";
+    start("local", folder);
+  } catch {
+    chooser.value = current; // the picker was dismissed
+  }
+});
+
+// ?backend=memfs|opfs picks the share (a local folder needs the picker, so it starts as memfs).
+const asked = params.get("backend") as Backend | null;
+current = asked && BACKENDS.includes(asked) && asked !== "local" ? asked : "memfs";
+start(current);

@@ -1,0 +1,25 @@
+// Hosts one OpfsFs in a dedicated Worker for the browser tests: the first message names the OPFS
+// directories, every later one is a call (see fs-rpc.ts).
+import { OpfsFs } from "../../src/fs/opfs.ts";
+import { serve, type RpcCall } from "./fs-rpc.ts";
+
+export interface OpenShare {
+  tree: string;
+  meta: string;
+  readOnly?: boolean;
+}
+
+let handle: ((call: RpcCall) => void) | undefined;
+
+onmessage = async (e: MessageEvent<OpenShare | RpcCall>) => {
+  if (handle) return handle(e.data as RpcCall);
+  const { tree, meta, readOnly } = e.data as OpenShare;
+  try {
+    const root = await navigator.storage.getDirectory();
+    const fs = await OpfsFs.open(await root.getDirectoryHandle(tree), { meta: await root.getDirectoryHandle(meta, { create: true }), readOnly });
+    handle = serve(fs, (r) => postMessage(r));
+    postMessage({ ready: true, rootIno: fs.rootIno, readOnly: fs.capabilities.readOnly });
+  } catch (err) {
+    postMessage({ ready: false, message: err instanceof Error ? err.message : String(err) });
+  }
+};

@@ -1,0 +1,188 @@
+// The protocol inspector: a live log of FUSE requests and replies as fuse.h names them, the virtqueues'
+// indices, requests per opcode, the DAX window, and pause/step/resume for the device. Batches from the
+// Worker are drawn once per animation frame; the log keeps the newest MAX_ROWS rows.
+import type { QueueState } from "../device/virtio-fs.ts";
+import type { DeviceAction, InspectBatch, TraceEvent } from "./protocol.ts";
+
+const MAX_ROWS = 1000;
+
+export class Inspector {
+  private readonly log: HTMLTableSectionElement;
+  private readonly wrap: HTMLElement;
+  private readonly filter: HTMLInputElement;
+  /** Rows waiting for their reply, by unique. */
+  private readonly pending = new Map<number, HTMLTableRowElement>();
+  private queued: InspectBatch[] = [];
+  private frame = 0;
+
+  constructor(
+    private readonly root: HTMLElement,
+    control: (action: DeviceAction) => void,
+  ) {
+    this.log = root.querySelector("#log tbody")!;
+    this.wrap = root.querySelector("#log-wrap")!;
+    this.filter = root.querySelector("#log-filter")!;
+    for (const action of ["pause", "step", "resume"] as const) {
+      root.querySelector(`#btn-${action}`)!.addEventListener("click", () => control(action));
+    }
+    root.querySelector("#btn-clear")!.addEventListener("click", () => this.clear());
+    this.filter.addEventListener("input", () => {
+      for (const row of this.log.rows) this.applyFilter(row);
+    });
+  }
+
+  /** The panel became visible: the canvas has its size now. */
+  shown(): void {
+    drawDaxWindow(this.root.querySelector("#dax")!);
+  }
+
+  /** A batch from the Worker; drawn at the next frame. */
+  apply(batch: InspectBatch): void {
+    this.queued.push(batch);
+    this.frame ||= requestAnimationFrame(() => this.draw());
+  }
+
+  clear(): void {
+    this.log.replaceChildren();
+    this.pending.clear();
+  }
+
+  private draw(): void {
+    this.frame = 0;
+    const batches = this.queued;
+    this.queued = [];
+    const last = batches.at(-1);
+    if (!last) return;
+    const atBottom = this.wrap.scrollTop + this.wrap.clientHeight >= this.wrap.scrollHeight - 4;
+    const rows: HTMLTableRowElement[] = [];
+    let dropped = 0;
+    for (const b of batches) {
+      dropped += b.dropped;
+      for (const e of b.events) {
+        const open = e.reply ? this.pending.get(e.unique) : undefined;
+        if (open) {
+          this.fillReply(open, e);
+          this.pending.delete(e.unique);
+        } else rows.push(this.row(e));
+      }
+    }
+    if (dropped > 0) rows.push(this.note(`${dropped} requests not shown: the guest was faster than the page`));
+    this.log.append(...rows);
+    while (this.log.rows.length > MAX_ROWS) {
+      const first = this.log.rows[0]!;
+      this.pending.delete(Number(first.dataset.unique));
+      first.remove();
+    }
+    if (atBottom) this.wrap.scrollTop = this.wrap.scrollHeight;
+    this.drawQueues(last.queues);
+    this.drawCounts(last.counts);
+    this.drawState(last.paused, last.queues.reduce((n, q) => n + q.held, 0));
+  }
+
+  private row(e: TraceEvent): HTMLTableRowElement {
+    const tr = document.createElement("tr");
+    tr.dataset.unique = String(e.unique);
+    tr.dataset.op = e.op;
+    tr.title = `${e.op} at ${(e.at / 1000).toFixed(3)} s on queue ${e.queue}`;
+    for (const text of [String(e.unique), e.op.replace(/^FUSE_/, ""), String(e.nodeid), e.text, "…", "", ""]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    if (e.reply) this.fillReply(tr, e);
+    else if (e.op === "FUSE_FORGET" || e.op === "FUSE_BATCH_FORGET" || e.op === "FUSE_INTERRUPT") tr.cells[4]!.textContent = "no reply";
+    else this.pending.set(e.unique, tr);
+    this.applyFilter(tr);
+    return tr;
+  }
+
+  private fillReply(tr: HTMLTableRowElement, e: TraceEvent): void {
+    const r = e.reply!;
+    tr.cells[4]!.textContent = r.errno;
+    tr.cells[5]!.textContent = String(r.bytes);
+    tr.cells[6]!.textContent = r.ms < 1 ? `${Math.round(r.ms * 1000)} µs` : `${r.ms.toFixed(1)} ms`;
+    tr.classList.toggle("failed", r.error !== 0);
+    this.applyFilter(tr);
+  }
+
+  private note(text: string): HTMLTableRowElement {
+    const tr = document.createElement("tr");
+    tr.className = "note";
+    const td = document.createElement("td");
+    td.colSpan = 7;
+    td.textContent = text;
+    tr.append(td);
+    return tr;
+  }
+
+  private applyFilter(tr: HTMLTableRowElement): void {
+    const words = this.filter.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    const text = tr.textContent!.toLowerCase();
+    tr.hidden = !words.every((w) => text.includes(w));
+  }
+
+  private drawQueues(queues: QueueState[]): void {
+    const body = this.root.querySelector<HTMLTableSectionElement>("#queues tbody")!;
+    body.replaceChildren(
+      ...queues.map((q) => {
+        const tr = document.createElement("tr");
+        for (const v of [q.index === 0 ? "0 · hiprio" : `${q.index} · requests`, q.size, q.availIdx, q.usedIdx, q.inflight, q.held]) {
+          const td = document.createElement("td");
+          td.textContent = String(v);
+          tr.append(td);
+        }
+        tr.classList.toggle("holding", q.held > 0);
+        return tr;
+      }),
+    );
+  }
+
+  private drawCounts(counts: [string, number][]): void {
+    this.root.querySelector("#counts")!.replaceChildren(
+      ...counts.map(([op, n]) => {
+        const chip = document.createElement("span");
+        chip.className = "chip";
+        chip.textContent = `${op.replace(/^FUSE_/, "")} ${n}`;
+        return chip;
+      }),
+    );
+  }
+
+  private drawState(paused: boolean, held: number): void {
+    this.root.querySelector("#device-state")!.textContent = paused ? `paused · ${held} held` : "running";
+    this.root.querySelector<HTMLButtonElement>("#btn-pause")!.disabled = paused;
+    this.root.querySelector<HTMLButtonElement>("#btn-step")!.disabled = !paused;
+    this.root.querySelector<HTMLButtonElement>("#btn-resume")!.disabled = !paused;
+  }
+}
+
+/**
+ * The DAX window: its mapped ranges will be drawn here from the window's SharedArrayBuffer once the device
+ * has one (device/dax-window.ts). Until then: the empty window, and why.
+ */
+function drawDaxWindow(canvas: HTMLCanvasElement): void {
+  const ratio = devicePixelRatio || 1;
+  const width = canvas.clientWidth || 300;
+  const height = canvas.clientHeight || 60;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const g = canvas.getContext("2d");
+  if (!g) return;
+  g.scale(ratio, ratio);
+  g.fillStyle = "#151b21";
+  g.fillRect(0, 0, width, height);
+  g.strokeStyle = "#2f3a44";
+  for (let x = 0; x <= width; x += width / 32) {
+    g.beginPath();
+    g.moveTo(Math.round(x) + 0.5, 0);
+    g.lineTo(Math.round(x) + 0.5, height);
+    g.stroke();
+  }
+  g.fillStyle = "#8a96a3";
+  g.font = "13px system-ui, sans-serif";
+  g.textAlign = "center";
+  g.textBaseline = "middle";
+  g.fillText("DAX window: not attached", width / 2, height / 2 - 8);
+  g.font = "11px system-ui, sans-serif";
+  g.fillText("reads and mmap go through FUSE_READ until the device has one", width / 2, height / 2 + 9);
+}
