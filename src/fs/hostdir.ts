@@ -1,40 +1,120 @@
-// A Node backend serving a host directory, read-only for now, confined to that directory.
+// A Node backend serving a host directory, confined to it; read-write unless opened with
+// `{ readOnly: true }`.
 //
 // Confinement: Node has no openat(), so every path is resolved as a chain of directory file descriptors.
 // The root is held open; each step opens "/proc/self/fd/<dir fd>/<name>" with O_DIRECTORY|O_NOFOLLOW,
 // which Linux resolves relative to exactly the directory that fd holds, whatever was renamed meanwhile,
-// and fails on a symlink instead of following it. The last component is then reached the same way
-// (lstat, readlink, open with O_NOFOLLOW|O_NONBLOCK), and the object found must still be the (st_dev,
-// st_ino) that `lookup` recorded, or the inode is stale. A host symlink is only ever read with readlink;
-// the guest sees it as a symlink and resolves it in its own namespace. Names are single components
-// (`checkName`): never "..", never "/". This needs Linux's /proc. The price is one open per path
-// component per call; caching directory descriptors is the next step if measurements ask for it.
+// and fails on a symlink instead of following it. The last component is then reached the same way, by
+// calls that never follow it (lstat, readlink, open with O_NOFOLLOW, mkdir, symlink, link, unlink, rmdir,
+// rename), and the object found must still be the (st_dev, st_ino) that `lookup` recorded, or the inode is
+// stale. Calls that would follow a last component (chmod, chown, utimes, truncate) go through an O_PATH
+// descriptor of the checked object instead: "/proc/self/fd/<fd>" names exactly that object, a symlink
+// included. A host symlink is only ever read with readlink; the guest sees it as a symlink and resolves it
+// in its own namespace. Names are single components (`checkName`): never "..", never "/". This needs
+// Linux's /proc. The price is one open per path component per call; caching directory descriptors is the
+// next step if measurements ask for it.
 //
 // Inode numbers are the backend's own, one per host (st_dev, st_ino), kept for the backend's lifetime:
-// host inode numbers alone would collide across mount points inside the tree.
+// host inode numbers alone would collide across mount points inside the tree. Each referenced inode
+// remembers its path; a rename moves the paths of everything referenced below it, and an inode whose path
+// no longer leads to it is served through one of its open handles while it has any (an unlinked file
+// stays readable, writable and stat-able through them).
 //
-// Owners: uid and gid are reported as the host's numbers, unmapped. With default_permissions the guest
-// kernel checks them against its own users (the guest's root passes every check); the host still applies
-// its own permissions to this process, which show up in the guest as EACCES. The write side will have to
-// decide how guest ids map onto files this process creates (it cannot chown as an unprivileged user).
+// What the host cannot hold for this process lives in a metadata store (src/fs/metadata.ts) in the hidden
+// directory STORE_DIR at the root: extended attributes (Node has no xattr calls), device nodes, FIFOs and
+// sockets (kept as empty regular files plus their type and rdev: never made on the host), set-id and sticky
+// bits (a guest's set-uid file must not become one on the host), and, when the process may not chown,
+// owners and modes. The store is keyed by the host inode (st_ino, with st_dev only for objects on another
+// filesystem than the root's, since a device number may change across reboots), guarded by the birth time
+// against reused numbers, and dropped with the inode's last link. Changes reach the store's journal before
+// the request completes and are made durable (fdatasync) by fsync, flush and fsyncdir of the inodes they
+// concern, and by syncfs. The guest can neither see STORE_DIR nor create, remove or rename anything by
+// that name at the root.
+//
+// Owners (`ownership`): as root (the default when running as root), the guest's uid and gid are given to
+// host objects with chown, and modes are applied with chmod. Otherwise owners are kept in the store and
+// reported from there (host objects stay owned by this process), and host permission bits always keep the
+// owner's read and write (and search, for directories) so that this process can still serve what the
+// guest's own permission checks allow; the guest's mode is kept in the store when it differs. Without
+// the store, host objects show their host owners and modes unchanged.
+//
+// What Node cannot do (it has no renameat2, fallocate, SEEK_DATA or xattr calls, and no syncfs):
+// - RENAME_NOREPLACE checks that the target is absent, then renames: a host process racing in between can
+//   still be replaced. RENAME_EXCHANGE is three renames through a temporary name next to the source
+//   (EXCHANGE_PREFIX), undone if the second fails; a crash in between leaves that name visible, never loses
+//   an object.
+// - fallocate mode 0 extends the size (ftruncate) without reserving space; KEEP_SIZE does nothing;
+//   PUNCH_HOLE writes zeros (the range reads as zeros, but stays allocated).
+// - lseek SEEK_DATA/SEEK_HOLE sees no holes: the whole file is data, its end the only hole.
+// - syncfs fsyncs the open files, the files and directories changed since the last syncfs (through their
+//   paths, where those still lead to them), the root and the store.
+// - Times are set through utimes, which takes seconds as a double: to the microsecond, not the
+//   nanosecond; ctime cannot be set at all (the host moves it to now on every change, as Linux would).
 
+import { randomBytes } from "node:crypto";
 import { constants, type BigIntStats } from "node:fs";
-import { lstat, open, readdir, readlink, realpath, statfs, type FileHandle } from "node:fs/promises";
-import { EBADF, EILSEQ, EINVAL, ENOTDIR, ESTALE, errnoFromCode } from "./errno.ts";
 import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rmdir,
+  statfs,
+  symlink,
+  truncate,
+  unlink,
+  utimes,
+  type FileHandle,
+} from "node:fs/promises";
+import { EACCES, EBADF, EEXIST, EILSEQ, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE, errnoFromCode } from "./errno.ts";
+import {
+  checkCanRead,
+  checkCanWrite,
+  checkFallocate,
   checkName,
   checkOpenType,
   checkRange,
   checkReadOnlyAccess,
   checkReadOnlyOpen,
+  checkRenameFlags,
+  checkSeek,
+  checkSetAttr,
+  checkSymlinkTarget,
+  checkWritable,
+  checkWriteRange,
+  copyLength,
   DirStream,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
   FsError,
+  getXattr,
   HandleTable,
   InodeTable,
+  mknodType,
   NAME_MAX,
+  newOwner,
+  O_EXCL,
+  O_TRUNC,
+  openMode,
+  removeXattr,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  S_IALLUGO,
+  S_IFBLK,
+  S_IFCHR,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
+  S_IFREG,
+  SEEK_DATA,
+  setXattr,
+  type Cred,
   type DirEntry,
   type DirListing,
   type FileAttr,
@@ -42,45 +122,104 @@ import {
   type FsCapabilities,
   type Handle,
   type Ino,
+  type OpenMode,
+  type SetAttr,
   type StatFs,
   type Timespec,
+  type XattrMap,
 } from "./filesystem.ts";
+import { MetadataStore, type InodeMeta, type JournalStorage } from "./metadata.ts";
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/**
+ * Linux's O_PATH (its value on x86 and Arm; Node's fs.constants leave it out): a descriptor that names an
+ * object without opening it, whatever its type and permissions.
+ */
+const O_PATH = 0o10000000;
+const PATH_FLAGS = O_PATH | constants.O_NOFOLLOW;
 // O_NONBLOCK: a FIFO swapped in for a regular file must not hang the open (the identity check then rejects it).
-const FILE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const FILE_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** A referenced inode, as last looked up. */
+/** The hidden directory at the root: the metadata journal and the files of unnamed O_TMPFILE inodes. */
+export const STORE_DIR = ".virtiofs-web";
+const JOURNAL = "metadata.jsonl";
+const JOURNAL_TMP = "metadata.jsonl.tmp";
+/** Names in STORE_DIR of O_TMPFILE inodes not linked yet; gone with their last handle, or at the next open. */
+const TMPFILE_PREFIX = "tmpfile-";
+/** RENAME_EXCHANGE's temporary name for the source, next to it. */
+const EXCHANGE_PREFIX = ".virtiofs-web-exchange-";
+/** Reads and writes of copies and hole punching go through buffers of at most this size. */
+const COPY_CHUNK = 1 << 20;
+
+/** A referenced inode, as last looked up (its path moved along by renames). */
 interface HostInode {
   /** Components from the root. */
   path: readonly string[];
-  /** `${st_dev}:${st_ino}`, checked on every use. */
+  /** The host object's identity (`keyOf`), checked on every use. */
   key: string;
+  /** The file type the guest sees (the store's, for device nodes, FIFOs and sockets). */
   type: number;
   /** The directory it was looked up in (the root's is itself): what ".." lists. */
   parent: Ino;
 }
 
-type HostHandle = { kind: "file"; file: FileHandle } | { kind: "dir"; dir: FileHandle; stream: DirStream };
+type HostHandle =
+  | { kind: "file"; file: FileHandle; ino: Ino; how: OpenMode; metaKey: string }
+  | { kind: "dir"; dir: FileHandle; stream: DirStream };
+
+type FileHandleState = Extract<HostHandle, { kind: "file" }>;
+
+/** What the guest asks an object to look like. */
+interface Wanted {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  rdev?: number;
+}
+
+export interface HostDirOptions {
+  /** Every change fails with EROFS, and nothing is ever written in the directory. */
+  readOnly?: boolean;
+  /**
+   * "host": give host objects the guest's owners with chown (needs root); "metadata": keep them in the
+   * store. Default: "host" when running as root.
+   */
+  ownership?: "host" | "metadata";
+}
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 const LSTAT_BATCH = 64; // lstats in flight at once while listing a directory
 
 export class HostDirFs implements FileSystem {
   readonly rootIno: Ino = 1;
-  readonly capabilities: FsCapabilities = { readOnly: true };
+  readonly capabilities: FsCapabilities;
   private readonly numbers = new Map<string, Ino>();
   private nextIno: Ino = 2;
   private readonly inodes: InodeTable<HostInode>;
   private readonly handles = new HandleTable<HostHandle>();
+  /** Open file descriptors per inode: what serves an inode whose path is gone. */
+  private readonly opened = new Map<Ino, Set<FileHandle>>();
+  /** O_TMPFILE inodes not linked yet: their name in STORE_DIR, and whether `link` may name them. */
+  private readonly unnamed = new Map<Ino, { name: string; linkable: boolean }>();
+  /** Inodes changed since the last syncfs: files written, directories whose entries changed. */
+  private readonly dirty = new Map<Ino, HostInode>();
+  private readonly rootDev: bigint;
 
   /** Serves the directory at `rootPath` (symlinks in `rootPath` itself are the host's choice and are followed). */
-  static async open(rootPath: string): Promise<HostDirFs> {
+  static async open(rootPath: string, options: HostDirOptions = {}): Promise<HostDirFs> {
     if (process.platform !== "linux") throw new Error("hostdir backend: needs Linux (/proc/self/fd)");
+    const readOnly = options.readOnly ?? false;
     const root = await open(await realpath(rootPath), DIR_FLAGS);
+    let storeDir: StoreDir | undefined;
     try {
-      return new HostDirFs(root, keyOf(await root.stat({ bigint: true })));
+      const st = await root.stat({ bigint: true });
+      storeDir = await StoreDir.open(root);
+      const store = await MetadataStore.load(storeDir, { readOnly });
+      if (!readOnly) await storeDir.removeTmpfiles();
+      const ownership = options.ownership ?? (process.getuid?.() === 0 ? "host" : "metadata");
+      return new HostDirFs(root, st, storeDir, store, readOnly, ownership === "host");
     } catch (e) {
+      await storeDir?.close();
       await root.close();
       throw e;
     }
@@ -88,28 +227,35 @@ export class HostDirFs implements FileSystem {
 
   private constructor(
     private readonly root: FileHandle,
-    rootKey: string,
+    rootSt: BigIntStats,
+    private readonly storeDir: StoreDir,
+    private readonly store: MetadataStore,
+    readOnly: boolean,
+    /** Whether guest owners go to the host with chown (see the top of this file). */
+    private readonly chownHost: boolean,
   ) {
+    this.capabilities = { readOnly };
+    this.rootDev = rootSt.dev;
+    const rootKey = keyOf(rootSt);
     this.numbers.set(rootKey, this.rootIno);
     this.inodes = new InodeTable(this.rootIno, { path: [], key: rootKey, type: S_IFDIR, parent: this.rootIno });
   }
 
-  /** Closes every open handle and the root. The backend is unusable afterwards. */
+  /** Releases every open handle, makes the store durable and closes the root. The backend is unusable afterwards. */
   async close(): Promise<void> {
-    for (const h of this.handles.takeAll()) await (h.kind === "file" ? h.file : h.dir).close();
+    for (const h of this.handles.takeAll()) await (h.kind === "file" ? this.closeFile(h) : h.dir.close());
+    await this.store.sync();
+    await this.storeDir.close();
     await this.root.close();
   }
 
   async lookup(parent: Ino, name: string): Promise<FileAttr> {
     checkName(name);
-    const dir = this.dirInode(parent);
-    const st = await this.inDir(dir.path, async (fd) => {
-      await checkIdentity(fd, dir);
-      return lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
+    if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
+    return this.withDir(parent, async (fd, dir) => {
+      const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
+      return this.entryOf(parent, dir, name, st);
     });
-    const ino = this.number(st);
-    this.inodes.ref(ino, { path: [...dir.path, name], key: keyOf(st), type: Number(st.mode) & S_IFMT, parent });
-    return attrOf(ino, st);
   }
 
   async forget(ino: Ino, nlookup: number): Promise<void> {
@@ -117,7 +263,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async getattr(ino: Ino): Promise<FileAttr> {
-    return attrOf(ino, await this.stat(this.inodes.get(ino)));
+    return this.attr(ino, await this.stat(ino));
   }
 
   async readlink(ino: Ino): Promise<string> {
@@ -135,8 +281,8 @@ export class HostDirFs implements FileSystem {
   }
 
   async access(ino: Ino, mask: number): Promise<void> {
-    await this.stat(this.inodes.get(ino));
-    checkReadOnlyAccess(mask);
+    await this.stat(ino);
+    if (this.capabilities.readOnly) checkReadOnlyAccess(mask);
   }
 
   /** Of the filesystem holding the root; mount points inside the tree are not told apart. */
@@ -149,20 +295,22 @@ export class HostDirFs implements FileSystem {
   async open(ino: Ino, flags: number): Promise<Handle> {
     const node = this.inodes.get(ino);
     checkOpenType(node.type, ino);
-    checkReadOnlyOpen(flags);
-    const file = await this.inParent(node, (fd, name) => open(at(fd.fd, name), FILE_FLAGS).catch(rethrowGone));
+    if (this.capabilities.readOnly) checkReadOnlyOpen(flags);
+    const how = openMode(flags);
+    const { file, st } = await this.openObject(ino, node, hostFlags(how));
     try {
-      checkKey(await file.stat({ bigint: true }), node);
+      if ((flags & O_TRUNC) !== 0) await truncate(fdPath(file), 0).catch(rethrowHost); // O_RDONLY|O_TRUNC truncates too
     } catch (e) {
       await file.close();
       throw e;
     }
-    return this.handles.add({ kind: "file", file });
+    return this.addFile(file, ino, how, st);
   }
 
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     checkRange(offset, length);
-    const { file } = this.fileHandle(fh);
+    const { file, how } = this.fileHandle(fh);
+    checkCanRead(how, fh);
     const out = new Uint8Array(length);
     let got = 0;
     while (got < length) {
@@ -174,17 +322,14 @@ export class HostDirFs implements FileSystem {
   }
 
   async release(fh: Handle): Promise<void> {
-    const { file } = this.fileHandle(fh);
+    const h = this.fileHandle(fh);
     this.handles.take(fh);
-    await file.close();
+    await this.closeFile(h);
   }
 
   async opendir(ino: Ino): Promise<Handle> {
     const node = this.dirInode(ino);
-    const dir = await this.inDir(node.path, async (fd) => {
-      await checkIdentity(fd, node);
-      return open(at(fd.fd, "."), DIR_FLAGS).catch(rethrowHost);
-    });
+    const dir = await this.withDir(ino, (fd) => open(at(fd.fd, "."), DIR_FLAGS).catch(rethrowHost));
     return this.handles.add({ kind: "dir", dir, stream: new DirStream(() => this.list(dir, ino, node.parent)) });
   }
 
@@ -198,6 +343,322 @@ export class HostDirFs implements FileSystem {
     await dir.close();
   }
 
+  async setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    checkSetAttr(a);
+    const handle = fh === undefined ? undefined : this.fileHandle(fh);
+    if (handle !== undefined && handle.ino !== ino) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
+    return this.onObject(ino, async (fd, st) => {
+      const path = fdPath(fd);
+      const type = this.typeOf(st);
+      if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
+      if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+      if (a.mode !== undefined || a.uid !== undefined || a.gid !== undefined) {
+        const mode = a.mode === undefined ? undefined : type | (a.mode & S_IALLUGO);
+        st = await this.settle(fd, st, { mode, uid: a.uid, gid: a.gid });
+      }
+      if (a.size !== undefined) {
+        await (handle?.file.truncate(a.size) ?? truncate(path, a.size)).catch(rethrowHost);
+        this.markDirty(ino);
+        st = await fd.stat({ bigint: true }).catch(rethrowHost);
+      }
+      if (a.atime !== undefined || a.mtime !== undefined) {
+        const now = Date.now() / 1000;
+        // Seconds as numeric strings: Node takes a negative number (a time before 1970) for "now".
+        const time = (t: Timespec | "now" | undefined, current: bigint): string =>
+          String(t === undefined ? Number(current) / 1e9 : t === "now" ? now : t.sec + t.nsec / 1e9);
+        await utimes(path, time(a.atime, st.atimeNs), time(a.mtime, st.mtimeNs)).catch(rethrowHost);
+        st = await fd.stat({ bigint: true }).catch(rethrowHost);
+      }
+      return this.attr(ino, st);
+    });
+  }
+
+  async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    const type = mknodType(mode);
+    if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+    return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
+      const owner = newOwner(this.guestView(dirSt), cred, type | (mode & S_IALLUGO));
+      // Every type is an empty regular file on the host; the store says what it is.
+      const file = await open(at(fd.fd, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | FILE_FLAGS, 0o600).catch(rethrowHost);
+      try {
+        const device = type === S_IFCHR || type === S_IFBLK;
+        const st = await this.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), { ...owner, rdev: device ? rdev : 0 });
+        return this.entryOf(parent, dir, name, st);
+      } finally {
+        await file.close();
+      }
+    });
+  }
+
+  async mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
+      const owner = newOwner(this.guestView(dirSt), cred, S_IFDIR | (mode & S_IALLUGO));
+      await mkdir(at(fd.fd, name), 0o700).catch(rethrowHost);
+      return this.settleNew(fd, name, parent, dir, owner);
+    });
+  }
+
+  async symlink(parent: Ino, name: string, target: string, cred: Cred): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    checkSymlinkTarget(target);
+    return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
+      const { uid, gid } = newOwner(this.guestView(dirSt), cred, S_IFLNK | 0o777);
+      await symlink(target, at(fd.fd, name)).catch(rethrowHost);
+      return this.settleNew(fd, name, parent, dir, { uid, gid });
+    });
+  }
+
+  async link(ino: Ino, newParent: Ino, newName: string): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    const node = this.inodes.get(ino);
+    if (node.type === S_IFDIR) throw new FsError(EPERM, `link of directory inode ${ino}`);
+    const unnamed = this.unnamed.get(ino);
+    if (unnamed?.linkable === false) throw new FsError(ENOENT, `O_TMPFILE inode ${ino} was opened with O_EXCL`);
+    return this.withNewEntry(newParent, newName, async (fd, dir) => {
+      const st = await this.inParent(node, async (src, srcName) => {
+        checkKey(await lstat(at(src.fd, srcName), { bigint: true }).catch(rethrowGone), node);
+        await link(at(src.fd, srcName), at(fd.fd, newName)).catch(rethrowHost);
+        // An O_TMPFILE inode's name in the store was never a name of the guest's.
+        if (unnamed !== undefined) await unlink(at(src.fd, srcName)).catch(rethrowHost);
+        return lstat(at(fd.fd, newName), { bigint: true }).catch(rethrowHost);
+      });
+      this.unnamed.delete(ino);
+      return this.entryOf(newParent, dir, newName, st);
+    });
+  }
+
+  async unlink(parent: Ino, name: string): Promise<void> {
+    checkWritable(this.capabilities);
+    checkName(name);
+    if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
+    await this.withDir(parent, async (fd, dir) => {
+      const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
+      if (hostType(st) === S_IFDIR) throw new FsError(EISDIR, `unlink of directory ${name}`);
+      await unlink(at(fd.fd, name)).catch(rethrowHost);
+      this.dirty.set(parent, dir);
+      if (st.nlink === 1n) await this.dropMeta(st);
+    });
+  }
+
+  async rmdir(parent: Ino, name: string): Promise<void> {
+    checkWritable(this.capabilities);
+    checkName(name);
+    if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
+    await this.withDir(parent, async (fd, dir) => {
+      const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
+      if (hostType(st) !== S_IFDIR) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+      await rmdir(at(fd.fd, name)).catch(rethrowHost);
+      this.dirty.set(parent, dir);
+      await this.dropMeta(st);
+    });
+  }
+
+  async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+    checkWritable(this.capabilities);
+    checkRenameFlags(flags);
+    checkName(name);
+    checkName(newName);
+    if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
+    if (this.hidden(newParent, newName)) throw new FsError(EPERM, `${newName} is reserved`);
+    await this.withDir(parent, (from, fromDir) =>
+      this.withDir(newParent, async (to, toDir) => {
+        const src = await lstat(at(from.fd, name), { bigint: true }).catch(rethrowHost);
+        const dst = await lstat(at(to.fd, newName), { bigint: true }).catch(absentIfENOENT);
+        // The checks in do_renameat2's order; the type checks of a plain rename are the host's own.
+        if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, newName);
+        if ((flags & RENAME_EXCHANGE) !== 0 && dst === undefined) throw new FsError(ENOENT, newName);
+        const srcPath = [...fromDir.path, name];
+        const dstPath = [...toDir.path, newName];
+        if (hostType(src) === S_IFDIR && startsWith(toDir.path, srcPath)) throw new FsError(EINVAL, `${name} into itself`);
+        if (dst !== undefined && hostType(dst) === S_IFDIR && startsWith(fromDir.path, dstPath)) {
+          throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
+        }
+        if (dst !== undefined && keyOf(dst) === keyOf(src)) return;
+        if (dst !== undefined && (flags & RENAME_EXCHANGE) !== 0) await exchange(from, name, to, newName);
+        else {
+          await rename(at(from.fd, name), at(to.fd, newName)).catch(rethrowHost);
+          if (dst !== undefined && (hostType(dst) === S_IFDIR || dst.nlink === 1n)) await this.dropMeta(dst);
+        }
+        this.moved(srcPath, dstPath, newParent, (flags & RENAME_EXCHANGE) !== 0 ? parent : undefined);
+        this.dirty.set(parent, fromDir);
+        this.dirty.set(newParent, toDir);
+      }),
+    );
+  }
+
+  async create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+    checkWritable(this.capabilities);
+    const how = openMode(flags);
+    return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
+      const owner = newOwner(this.guestView(dirSt), cred, S_IFREG | (mode & S_IALLUGO));
+      let file: FileHandle;
+      let created = true;
+      try {
+        file = await open(at(fd.fd, name), hostFlags(how) | FILE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST" || (flags & O_EXCL) !== 0) return rethrowHost(e);
+        file = await open(at(fd.fd, name), hostFlags(how) | FILE_FLAGS).catch(rethrowHost);
+        created = false;
+      }
+      try {
+        let st = await file.stat({ bigint: true }).catch(rethrowHost);
+        if (created) st = await this.settle(file, st, owner);
+        else {
+          checkOpenType(this.typeOf(st), this.number(st));
+          if ((flags & O_TRUNC) !== 0) {
+            await truncate(fdPath(file), 0).catch(rethrowHost);
+            st = await file.stat({ bigint: true }).catch(rethrowHost);
+          }
+        }
+        const attr = this.entryOf(parent, dir, name, st);
+        return { attr, fh: this.addFile(file, attr.ino, how, st) };
+      } catch (e) {
+        await file.close();
+        throw e;
+      }
+    });
+  }
+
+  async tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+    checkWritable(this.capabilities);
+    const how = openMode(flags);
+    if (!how.write) throw new FsError(EINVAL, "O_TMPFILE without write access");
+    return this.withDir(parent, async (_, __, dirSt) => {
+      const owner = newOwner(this.guestView(dirSt), cred, S_IFREG | (mode & S_IALLUGO));
+      // Node cannot link an O_TMPFILE descriptor (linkat AT_EMPTY_PATH), so the inode gets a name in the
+      // store until `link` gives it one of the guest's, and reports the nlink of 0 it has for the guest.
+      const name = TMPFILE_PREFIX + randomBytes(8).toString("hex");
+      const store = await this.storeDir.directory();
+      const file = await open(at(store.fd, name), hostFlags(how) | FILE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600).catch(rethrowHost);
+      try {
+        const st = await this.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), owner);
+        const ino = this.number(st);
+        this.inodes.ref(ino, { path: [STORE_DIR, name], key: keyOf(st), type: S_IFREG, parent });
+        this.unnamed.set(ino, { name, linkable: (flags & O_EXCL) === 0 });
+        return { attr: this.attr(ino, st), fh: this.addFile(file, ino, how, st) };
+      } catch (e) {
+        await file.close();
+        throw e;
+      }
+    });
+  }
+
+  async write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
+    checkWritable(this.capabilities);
+    checkRange(offset, data.length);
+    const { file, how, ino } = this.fileHandle(fh);
+    checkCanWrite(how, fh);
+    if (!how.append) checkWriteRange(offset, data.length);
+    // With O_APPEND the host puts every write at the end (pwrite included); the position is then moot.
+    await writeAll(file, data, how.append ? null : offset);
+    this.markDirty(ino);
+    return data.length;
+  }
+
+  async fsync(fh: Handle, datasync: boolean): Promise<void> {
+    const { file, metaKey } = this.fileHandle(fh);
+    await (datasync ? file.datasync() : file.sync()).catch(rethrowHost);
+    if (this.store.hasUnsynced(metaKey)) await this.store.sync();
+  }
+
+  /** Data goes to the host at once; only the inode's metadata may still need making durable. */
+  async flush(fh: Handle): Promise<void> {
+    const { metaKey } = this.fileHandle(fh);
+    if (this.store.hasUnsynced(metaKey)) await this.store.sync();
+  }
+
+  async fsyncdir(dh: Handle): Promise<void> {
+    await this.dirHandle(dh).dir.sync().catch(rethrowHost);
+    if (this.store.hasUnsynced()) await this.store.sync();
+  }
+
+  async syncfs(): Promise<void> {
+    for (const h of this.handles.values()) await (h.kind === "file" ? h.file : h.dir).sync().catch(rethrowHost);
+    for (const [ino, node] of this.dirty) {
+      this.dirty.delete(ino);
+      await this.syncPath(node);
+    }
+    await this.root.sync().catch(rethrowHost);
+    await this.store.sync();
+  }
+
+  async fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
+    checkWritable(this.capabilities);
+    const { file, how, ino } = this.fileHandle(fh);
+    checkFallocate(mode, offset, length);
+    checkCanWrite(how, fh);
+    const size = Number((await file.stat({ bigint: true }).catch(rethrowHost)).size);
+    if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0) {
+      const end = Math.min(offset + length, size);
+      if (end <= offset) return;
+      // Positional writes on an O_APPEND descriptor would append: punch through a plain one.
+      const out = how.append ? await open(fdPath(file), constants.O_WRONLY).catch(rethrowHost) : file;
+      try {
+        const zeros = new Uint8Array(Math.min(COPY_CHUNK, end - offset));
+        for (let at = offset; at < end; at += zeros.length) await writeAll(out, zeros.subarray(0, Math.min(zeros.length, end - at)), at);
+      } finally {
+        if (out !== file) await out.close();
+      }
+    } else if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && offset + length > size) await file.truncate(offset + length).catch(rethrowHost);
+    this.markDirty(ino);
+  }
+
+  /** The host's holes are invisible to Node: the whole file is data (see the top of this file). */
+  async lseek(fh: Handle, offset: number, whence: number): Promise<number> {
+    const size = Number((await this.fileHandle(fh).file.stat({ bigint: true }).catch(rethrowHost)).size);
+    checkSeek(offset, whence, size);
+    return whence === SEEK_DATA ? offset : size;
+  }
+
+  async copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
+    checkWritable(this.capabilities);
+    const src = this.fileHandle(fhIn);
+    const dst = this.fileHandle(fhOut);
+    const size = Number((await src.file.stat({ bigint: true }).catch(rethrowHost)).size);
+    const n = copyLength({ how: src.how, size, offset: offIn }, { how: dst.how, offset: offOut }, length, src.ino === dst.ino);
+    const buf = new Uint8Array(Math.min(n, COPY_CHUNK));
+    let done = 0;
+    while (done < n) {
+      const { bytesRead } = await src.file.read(buf, 0, Math.min(buf.length, n - done), offIn + done).catch(rethrowHost);
+      if (bytesRead === 0) break; // the source shrank meanwhile
+      await writeAll(dst.file, buf.subarray(0, bytesRead), offOut + done);
+      done += bytesRead;
+    }
+    this.markDirty(dst.ino);
+    return done;
+  }
+
+  async getxattr(ino: Ino, name: string): Promise<Uint8Array> {
+    return getXattr(this.meta(await this.stat(ino))?.xattrs, name);
+  }
+
+  async setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void> {
+    checkWritable(this.capabilities);
+    await this.changeXattrs(ino, (xattrs) => setXattr(xattrs, name, value, flags));
+  }
+
+  async listxattr(ino: Ino): Promise<string[]> {
+    return [...(this.meta(await this.stat(ino))?.xattrs?.keys() ?? [])];
+  }
+
+  async removexattr(ino: Ino, name: string): Promise<void> {
+    checkWritable(this.capabilities);
+    await this.changeXattrs(ino, (xattrs) => removeXattr(xattrs, name));
+  }
+
+  private changeXattrs(ino: Ino, change: (xattrs: XattrMap) => void): Promise<void> {
+    return this.onObject(ino, async (fd, st) => {
+      const meta = this.meta(st) ?? {};
+      const xattrs = new Map(meta.xattrs);
+      change(xattrs);
+      await this.store.set(this.metaKey(st), generation(st), { ...meta, xattrs });
+      await touchCtime(fd, st);
+    });
+  }
+
   /** Names that are not UTF-8 cannot cross the interface and are left out; so are entries gone before their lstat. */
   private async list(dir: FileHandle, ino: Ino, parent: Ino): Promise<DirListing> {
     const names = await readdir(at(dir.fd, "."), { encoding: "buffer" }).catch(rethrowHost);
@@ -206,24 +667,254 @@ export class HostDirFs implements FileSystem {
       { name: "..", ino: parent, type: S_IFDIR },
     ];
     for (let i = 0; i < names.length; i += LSTAT_BATCH) {
-      const batch = await Promise.all(names.slice(i, i + LSTAT_BATCH).map((raw) => this.entry(dir, raw)));
+      const batch = await Promise.all(names.slice(i, i + LSTAT_BATCH).map((raw) => this.entry(dir, ino, raw)));
       for (const entry of batch) if (entry !== undefined) entries.push(entry);
     }
     return entries;
   }
 
-  private async entry(dir: FileHandle, raw: Buffer): Promise<Omit<DirEntry, "off"> | undefined> {
+  private async entry(dir: FileHandle, ino: Ino, raw: Buffer): Promise<Omit<DirEntry, "off"> | undefined> {
     let name: string;
     try {
       name = UTF8.decode(raw);
     } catch {
       return undefined;
     }
-    const st = await lstat(at(dir.fd, name), { bigint: true }).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      return rethrowHost(e);
-    });
-    return st === undefined ? undefined : { name, ino: this.number(st), type: Number(st.mode) & S_IFMT };
+    if (this.hidden(ino, name)) return undefined;
+    const st = await lstat(at(dir.fd, name), { bigint: true }).catch(absentIfENOENT);
+    return st === undefined ? undefined : { name, ino: this.number(st), type: this.typeOf(st) };
+  }
+
+  /** The attributes of `name` in `dir`, counting one reference to its inode. */
+  private entryOf(parent: Ino, dir: HostInode, name: string, st: BigIntStats): FileAttr {
+    const ino = this.number(st);
+    this.inodes.ref(ino, { path: [...dir.path, name], key: keyOf(st), type: this.typeOf(st), parent });
+    return this.attr(ino, st);
+  }
+
+  /** What the guest sees: the host's stat overlaid with the store's record. */
+  private attr(ino: Ino, st: BigIntStats): FileAttr {
+    const meta = this.meta(st);
+    let nlink = Number(st.nlink);
+    if (ino === this.rootIno && this.storeDir.exists) nlink--; // STORE_DIR's ".."
+    if (this.unnamed.has(ino)) nlink--; // its name in the store
+    return {
+      ino,
+      mode: meta?.mode ?? Number(st.mode),
+      nlink,
+      uid: meta?.uid ?? Number(st.uid),
+      gid: meta?.gid ?? Number(st.gid),
+      rdev: meta?.rdev ?? Number(st.rdev),
+      size: Number(st.size),
+      blocks: Number(st.blocks),
+      blksize: Number(st.blksize),
+      atime: timespec(st.atimeNs),
+      mtime: timespec(st.mtimeNs),
+      ctime: timespec(st.ctimeNs),
+    };
+  }
+
+  private guestView(st: BigIntStats): { mode: number; gid: number } {
+    const meta = this.meta(st);
+    return { mode: meta?.mode ?? Number(st.mode), gid: meta?.gid ?? Number(st.gid) };
+  }
+
+  private typeOf(st: BigIntStats): number {
+    return (this.meta(st)?.mode ?? Number(st.mode)) & S_IFMT;
+  }
+
+  private meta(st: BigIntStats): InodeMeta | undefined {
+    return this.store.get(this.metaKey(st), generation(st));
+  }
+
+  private metaKey(st: BigIntStats): string {
+    return st.dev === this.rootDev ? String(st.ino) : `${st.dev}:${st.ino}`;
+  }
+
+  /**
+   * Makes the object open as `fd` (O_PATH or not) look as `want` says to the guest: permission bits and
+   * owners on the host where this process can set them (see the top of this file), the rest in the store.
+   * Returns its new stat. A change only the store sees still moves the host's ctime, as any change must.
+   */
+  private async settle(fd: FileHandle, st: BigIntStats, want: Wanted): Promise<BigIntStats> {
+    const path = fdPath(fd);
+    const old = this.meta(st) ?? {};
+    const next: InodeMeta = { ...old };
+    let hostChanged = false;
+    if (want.mode !== undefined) {
+      let hostMode = Number(st.mode);
+      const perm = this.hostPerm(want.mode);
+      if ((hostMode & S_IALLUGO) !== perm && (await chmod(path, perm).then(() => true, unlessRefused))) {
+        hostMode = (hostMode & S_IFMT) | perm;
+        hostChanged = true;
+      }
+      next.mode = want.mode === hostMode ? undefined : want.mode;
+    }
+    if (want.uid !== undefined || want.gid !== undefined) {
+      let uid = Number(st.uid);
+      let gid = Number(st.gid);
+      const [u, g] = [want.uid ?? uid, want.gid ?? gid];
+      if (this.chownHost && (u !== uid || g !== gid) && (await chown(path, u, g).then(() => true, unlessRefused))) {
+        [uid, gid] = [u, g];
+        hostChanged = true;
+      }
+      if (want.uid !== undefined) next.uid = want.uid === uid ? undefined : want.uid;
+      if (want.gid !== undefined) next.gid = want.gid === gid ? undefined : want.gid;
+    }
+    if (want.rdev !== undefined) next.rdev = want.rdev === 0 ? undefined : want.rdev;
+    if (!sameMeta(old, next)) {
+      await this.store.set(this.metaKey(st), generation(st), next);
+      if (!hostChanged) await touchCtime(fd, st);
+    }
+    return fd.stat({ bigint: true }).catch(rethrowHost);
+  }
+
+  /**
+   * The permission bits a host object gets for the guest's `mode`: never set-id or sticky bits, and without
+   * chown rights always the owner's read and write (and search, for a directory).
+   */
+  private hostPerm(mode: number): number {
+    const perm = mode & 0o777;
+    if (this.chownHost) return perm;
+    return perm | ((mode & S_IFMT) === S_IFDIR ? 0o700 : 0o600);
+  }
+
+  /** Finishes a directory or symlink just made as `name` in `fd`: its guest owner and mode, its reference. */
+  private async settleNew(fd: FileHandle, name: string, parent: Ino, dir: HostInode, want: Wanted): Promise<FileAttr> {
+    const obj = await open(at(fd.fd, name), PATH_FLAGS).catch(rethrowHost);
+    try {
+      const st = await this.settle(obj, await obj.stat({ bigint: true }).catch(rethrowHost), want);
+      return this.entryOf(parent, dir, name, st);
+    } finally {
+      await obj.close();
+    }
+  }
+
+  /**
+   * An object lost its last name: a new object the host gives its inode number must get a new number here
+   * too, and its record goes, unless it is open (then its last release drops it).
+   */
+  private async dropMeta(st: BigIntStats): Promise<void> {
+    const ino = this.numbers.get(keyOf(st));
+    this.numbers.delete(keyOf(st));
+    if (ino !== undefined && this.opened.has(ino)) return;
+    await this.store.delete(this.metaKey(st));
+  }
+
+  /** After a rename of `from` to `to` (or their exchange), the referenced inodes below them follow. */
+  private moved(from: readonly string[], to: readonly string[], toParent: Ino, exchangedParent: Ino | undefined): void {
+    for (const node of this.inodes.values()) {
+      if (startsWith(node.path, from)) {
+        node.path = [...to, ...node.path.slice(from.length)];
+        if (node.path.length === to.length) node.parent = toParent;
+      } else if (exchangedParent !== undefined && startsWith(node.path, to)) {
+        node.path = [...from, ...node.path.slice(to.length)];
+        if (node.path.length === from.length) node.parent = exchangedParent;
+      }
+    }
+  }
+
+  private markDirty(ino: Ino): void {
+    const node = this.inodes.peek(ino);
+    if (node !== undefined) this.dirty.set(ino, node);
+  }
+
+  /** fsync through the path, if it still leads to the inode (otherwise there is nothing left to sync). */
+  private async syncPath(node: HostInode): Promise<void> {
+    if (node.path.length === 0) return; // the root is synced last anyway
+    const flags = node.type === S_IFDIR ? DIR_FLAGS : constants.O_RDONLY | FILE_FLAGS;
+    let fd: FileHandle;
+    try {
+      fd = await this.inParent(node, (dir, name) => open(at(dir.fd, name), flags).catch(rethrowGone));
+    } catch (e) {
+      if (e instanceof FsError && (e.errno === ESTALE || e.errno === EACCES)) return;
+      throw e;
+    }
+    try {
+      if (keyOf(await fd.stat({ bigint: true }).catch(rethrowHost)) === node.key) await fd.sync().catch(rethrowHost);
+    } finally {
+      await fd.close();
+    }
+  }
+
+  /**
+   * Closes a released handle's descriptor. The last one of an inode without names takes its record (and an
+   * unnamed O_TMPFILE's file) along, while the descriptor still keeps the host from reusing its number.
+   */
+  private async closeFile(h: FileHandleState): Promise<void> {
+    const open = this.opened.get(h.ino);
+    open?.delete(h.file);
+    try {
+      if (open === undefined || open.size > 0) return;
+      this.opened.delete(h.ino);
+      const unnamed = this.unnamed.get(h.ino);
+      if (unnamed !== undefined) {
+        this.unnamed.delete(h.ino);
+        await unlink(at((await this.storeDir.directory()).fd, unnamed.name)).catch(rethrowHost);
+      }
+      if (unnamed !== undefined || (await h.file.stat({ bigint: true }).catch(rethrowHost)).nlink === 0n) await this.store.delete(h.metaKey);
+    } finally {
+      await h.file.close();
+    }
+  }
+
+  private addFile(file: FileHandle, ino: Ino, how: OpenMode, st: BigIntStats): Handle {
+    let open = this.opened.get(ino);
+    if (open === undefined) this.opened.set(ino, (open = new Set()));
+    open.add(file);
+    return this.handles.add({ kind: "file", file, ino, how, metaKey: this.metaKey(st) });
+  }
+
+  /** One of the inode's open descriptors, if it has any. */
+  private openFileOf(ino: Ino): FileHandle | undefined {
+    return this.opened.get(ino)?.values().next().value;
+  }
+
+  /** Opens the inode's object through its path, or, once that no longer leads to it, through an open descriptor of it. */
+  private async openObject(ino: Ino, node: HostInode, flags: number): Promise<{ file: FileHandle; st: BigIntStats }> {
+    try {
+      const file = await this.inParent(node, (fd, name) => open(at(fd.fd, name), flags | FILE_FLAGS).catch(rethrowGone));
+      const st = await file.stat({ bigint: true }).catch(async (e: unknown) => {
+        await file.close();
+        return rethrowHost(e);
+      });
+      if (keyOf(st) === node.key) return { file, st };
+      await file.close();
+    } catch (e) {
+      if (!(e instanceof FsError && e.errno === ESTALE)) throw e;
+    }
+    const held = this.openFileOf(ino);
+    if (held === undefined) throw new FsError(ESTALE, `/${node.path.join("/")} no longer leads to inode ${ino}`);
+    // /proc/self/fd/<fd> reopens exactly the object the descriptor holds, named or not.
+    const file = await open(fdPath(held), flags & ~constants.O_NOFOLLOW).catch(rethrowHost);
+    return { file, st: await file.stat({ bigint: true }).catch(rethrowHost) };
+  }
+
+  /** Runs `use` on an O_PATH descriptor of the inode's object (the root's own for the root) and its stat. */
+  private async onObject<R>(ino: Ino, use: (fd: FileHandle, st: BigIntStats) => Promise<R>): Promise<R> {
+    const node = this.inodes.get(ino);
+    if (node.path.length === 0) return use(this.root, await this.root.stat({ bigint: true }).catch(rethrowHost));
+    const { file, st } = await this.openObject(ino, node, PATH_FLAGS);
+    try {
+      return await use(file, st);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** lstat of the inode's object, which must still be the one looked up (or be open). */
+  private async stat(ino: Ino): Promise<BigIntStats> {
+    const node = this.inodes.get(ino);
+    if (node.path.length === 0) return this.root.stat({ bigint: true }).catch(rethrowHost);
+    try {
+      const st = await this.inParent(node, (fd, name) => lstat(at(fd.fd, name), { bigint: true }).catch(rethrowGone));
+      checkKey(st, node);
+      return st;
+    } catch (e) {
+      const held = this.openFileOf(ino);
+      if (!(e instanceof FsError && e.errno === ESTALE) || held === undefined) throw e;
+      return held.stat({ bigint: true }).catch(rethrowHost);
+    }
   }
 
   private number(st: BigIntStats): Ino {
@@ -236,18 +927,36 @@ export class HostDirFs implements FileSystem {
     return ino;
   }
 
+  /** STORE_DIR at the root is no name of the guest's. */
+  private hidden(parent: Ino, name: string): boolean {
+    return parent === this.rootIno && name === STORE_DIR;
+  }
+
   private dirInode(ino: Ino): HostInode {
     const node = this.inodes.get(ino);
     if (node.type !== S_IFDIR) throw new FsError(ENOTDIR, `inode ${ino} is not a directory`);
     return node;
   }
 
-  /** lstat of the inode's object, which must still be the one looked up. */
-  private async stat(node: HostInode): Promise<BigIntStats> {
-    if (node.path.length === 0) return this.root.stat({ bigint: true }).catch(rethrowHost);
-    const st = await this.inParent(node, (fd, name) => lstat(at(fd.fd, name), { bigint: true }).catch(rethrowGone));
-    checkKey(st, node);
-    return st;
+  /** Runs `use` on the directory inode `parent`, checked to still be itself, with its stat. */
+  private withDir<R>(parent: Ino, use: (fd: FileHandle, dir: HostInode, st: BigIntStats) => Promise<R>): Promise<R> {
+    const dir = this.dirInode(parent);
+    return this.inDir(dir.path, async (fd) => {
+      const st = await fd.stat({ bigint: true }).catch(rethrowHost);
+      checkKey(st, dir);
+      return use(fd, dir, st);
+    });
+  }
+
+  /** `withDir` for making a new entry `name` (EPERM for the store's name). */
+  private withNewEntry<R>(parent: Ino, name: string, use: (fd: FileHandle, dir: HostInode, st: BigIntStats) => Promise<R>): Promise<R> {
+    checkName(name);
+    if (this.hidden(parent, name)) throw new FsError(EPERM, `${name} is reserved`);
+    return this.withDir(parent, async (fd, dir, st) => {
+      const result = await use(fd, dir, st);
+      this.dirty.set(parent, dir);
+      return result;
+    });
   }
 
   /** Runs `use` on the directory holding the (non-root) inode's last path component, and that component. */
@@ -276,7 +985,7 @@ export class HostDirFs implements FileSystem {
     }
   }
 
-  private fileHandle(fh: Handle): Extract<HostHandle, { kind: "file" }> {
+  private fileHandle(fh: Handle): FileHandleState {
     const h = this.handles.get(fh);
     if (h.kind !== "file") throw new FsError(EBADF, `handle ${fh} is a directory`);
     return h;
@@ -289,27 +998,174 @@ export class HostDirFs implements FileSystem {
   }
 }
 
+/**
+ * STORE_DIR and the metadata journal in it, made on first need (a read-only or never-written export stays
+ * untouched). Replacing the journal writes a temporary file, syncs it, renames it over the journal and
+ * syncs the directory.
+ */
+class StoreDir implements JournalStorage {
+  private journal: FileHandle | undefined;
+  /** The directory, once it exists or is being made. */
+  private dir: Promise<FileHandle> | undefined;
+
+  private constructor(
+    private readonly root: FileHandle,
+    found: FileHandle | undefined,
+  ) {
+    this.dir = found === undefined ? undefined : Promise.resolve(found);
+  }
+
+  static async open(root: FileHandle): Promise<StoreDir> {
+    return new StoreDir(root, await open(at(root.fd, STORE_DIR), DIR_FLAGS).catch(absentIfENOENT));
+  }
+
+  get exists(): boolean {
+    return this.dir !== undefined;
+  }
+
+  /** The directory, made (once, however many ask at the same time) if it does not exist yet. */
+  directory(): Promise<FileHandle> {
+    this.dir ??= this.make().catch((e: unknown) => {
+      this.dir = undefined; // the next call tries again
+      throw e;
+    });
+    return this.dir;
+  }
+
+  private async make(): Promise<FileHandle> {
+    await mkdir(at(this.root.fd, STORE_DIR), 0o700).catch(rethrowHost);
+    const dir = await open(at(this.root.fd, STORE_DIR), DIR_FLAGS).catch(rethrowHost);
+    await this.root.sync().catch(rethrowHost); // the directory's name must survive a crash
+    return dir;
+  }
+
+  async read(): Promise<Uint8Array | undefined> {
+    if (this.dir === undefined) return undefined;
+    const file = await open(at((await this.dir).fd, JOURNAL), constants.O_RDONLY | constants.O_NOFOLLOW).catch(absentIfENOENT);
+    if (file === undefined) return undefined;
+    try {
+      return await file.readFile();
+    } finally {
+      await file.close();
+    }
+  }
+
+  async append(bytes: Uint8Array): Promise<void> {
+    if (this.journal === undefined) {
+      const dir = await this.directory();
+      this.journal = await open(at(dir.fd, JOURNAL), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600).catch(rethrowHost);
+      await dir.sync().catch(rethrowHost); // the journal's own name must survive a crash too
+    }
+    await writeAll(this.journal, bytes, null);
+  }
+
+  async sync(): Promise<void> {
+    await this.journal?.datasync().catch(rethrowHost);
+  }
+
+  async replace(bytes: Uint8Array): Promise<void> {
+    const dir = await this.directory();
+    const tmp = await open(at(dir.fd, JOURNAL_TMP), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600).catch(rethrowHost);
+    try {
+      await writeAll(tmp, bytes, 0);
+      await tmp.sync().catch(rethrowHost);
+    } finally {
+      await tmp.close();
+    }
+    await rename(at(dir.fd, JOURNAL_TMP), at(dir.fd, JOURNAL)).catch(rethrowHost);
+    await dir.sync().catch(rethrowHost);
+    await this.journal?.close(); // it holds the replaced file: reopen on the next append
+    this.journal = undefined;
+  }
+
+  /** Unnamed O_TMPFILE inodes of an earlier run are gone, as Linux's are after a crash. */
+  async removeTmpfiles(): Promise<void> {
+    if (this.dir === undefined) return;
+    const dir = await this.dir;
+    for (const name of await readdir(at(dir.fd, ".")).catch(rethrowHost)) {
+      if (name.startsWith(TMPFILE_PREFIX)) await unlink(at(dir.fd, name)).catch(rethrowHost);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.journal?.close();
+    const dir = await this.dir?.catch(() => undefined); // one that could not be made has nothing to close
+    await dir?.close();
+  }
+}
+
+/** RENAME_EXCHANGE as three renames through a temporary name next to the source (see the top of this file). */
+async function exchange(from: FileHandle, name: string, to: FileHandle, newName: string): Promise<void> {
+  const tmp = EXCHANGE_PREFIX + randomBytes(8).toString("hex");
+  await rename(at(from.fd, name), at(from.fd, tmp)).catch(rethrowHost);
+  try {
+    await rename(at(to.fd, newName), at(from.fd, name));
+  } catch (e) {
+    await rename(at(from.fd, tmp), at(from.fd, name)).catch(rethrowHost);
+    return rethrowHost(e);
+  }
+  await rename(at(from.fd, tmp), at(to.fd, newName)).catch(rethrowHost);
+}
+
 /** `name` inside the directory open as `fd`, as a path Linux resolves through that very directory. */
 function at(fd: number, name: string): string {
   return `/proc/self/fd/${fd}/${name}`;
 }
 
+/** The object a descriptor holds, as a path (following it leads to exactly that object, named or not). */
+function fdPath(file: FileHandle): string {
+  return `/proc/self/fd/${file.fd}`;
+}
+
+async function writeAll(file: FileHandle, data: Uint8Array, position: number | null): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, position === null ? null : position + done).catch(rethrowHost);
+    done += bytesWritten;
+  }
+}
+
+/** Moves the object's ctime to now without changing it: a chmod to its own mode (chown would drop set-id bits). */
+async function touchCtime(fd: FileHandle, st: BigIntStats): Promise<void> {
+  if (hostType(st) === S_IFLNK) return; // symlinks take no chmod
+  await chmod(fdPath(fd), Number(st.mode) & S_IALLUGO).catch(unlessRefused);
+}
+
+/**
+ * A host object's identity: device and inode number, and the birth time where the host filesystem keeps
+ * one, so that an inode number the host reuses for a new object is a new identity.
+ */
 function keyOf(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}`;
+  return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+}
+
+/** Tells a reused host inode number apart: its birth time, where the host filesystem records one. */
+function generation(st: BigIntStats): string | undefined {
+  return st.birthtimeNs > 0n ? String(st.birthtimeNs) : undefined;
+}
+
+function hostType(st: BigIntStats): number {
+  return Number(st.mode) & S_IFMT;
+}
+
+function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
+  return prefix.length <= path.length && prefix.every((c, i) => path[i] === c);
+}
+
+function sameMeta(a: InodeMeta, b: InodeMeta): boolean {
+  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.rdev === b.rdev && a.xattrs === b.xattrs;
 }
 
 function checkKey(st: BigIntStats, node: HostInode): void {
   if (keyOf(st) !== node.key) throw new FsError(ESTALE, `/${node.path.join("/")} was replaced`);
 }
 
-async function checkIdentity(dir: FileHandle, node: HostInode): Promise<void> {
-  checkKey(await dir.stat({ bigint: true }).catch(rethrowHost), node);
-}
+/** Node's names for errnos errno.ts spells otherwise. */
+const CODE_ALIASES: Record<string, number> = { ENOTSUP: EOPNOTSUPP };
 
 /** A host error with a Linux errno becomes an FsError; anything else stays a backend failure (EIO). */
 function rethrowHost(e: unknown): never {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  const errno = typeof code === "string" ? errnoFromCode(code) : undefined;
+  const errno = typeof code === "string" ? (errnoFromCode(code) ?? CODE_ALIASES[code]) : undefined;
   if (errno === undefined) throw e;
   throw new FsError(errno, (e as Error).message);
 }
@@ -321,21 +1177,16 @@ function rethrowGone(e: unknown): never {
   return rethrowHost(e);
 }
 
-function attrOf(ino: Ino, st: BigIntStats): FileAttr {
-  return {
-    ino,
-    mode: Number(st.mode),
-    nlink: Number(st.nlink),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    rdev: Number(st.rdev),
-    size: Number(st.size),
-    blocks: Number(st.blocks),
-    blksize: Number(st.blksize),
-    atime: timespec(st.atimeNs),
-    mtime: timespec(st.mtimeNs),
-    ctime: timespec(st.ctimeNs),
-  };
+function absentIfENOENT(e: unknown): undefined {
+  if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+  return rethrowHost(e);
+}
+
+/** For chmod and chown the host may refuse (EPERM; EINVAL for ids outside a user namespace): false, the store keeps the value. */
+function unlessRefused(e: unknown): false {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EPERM" || code === "EINVAL") return false;
+  return rethrowHost(e);
 }
 
 function timespec(ns: bigint): Timespec {
@@ -346,4 +1197,9 @@ function timespec(ns: bigint): Timespec {
     nsec += 1_000_000_000n;
   }
   return { sec: Number(sec), nsec: Number(nsec) };
+}
+
+function hostFlags(how: OpenMode): number {
+  const access = how.read && how.write ? constants.O_RDWR : how.write ? constants.O_WRONLY : constants.O_RDONLY;
+  return access | (how.append ? constants.O_APPEND : 0);
 }

@@ -1,4 +1,5 @@
-// The embedded default backend: an in-memory tree held by the npm package memfs.
+// The embedded default backend: an in-memory tree held by the npm package memfs, read-write unless
+// constructed with `{ readOnly: true }`.
 //
 // memfs's public API is path based, but a path can change or vanish under an inode the guest still
 // holds, and memfs recycles its inode numbers as soon as a node is deleted: neither identifies an inode.
@@ -6,27 +7,68 @@
 // despite the underscore) is its `Superblock`, whose `Link`s are directory entries (a directory's
 // `children` map, its parent through "..") and whose `Node`s are inodes (hard links share one). The
 // lockfile pins the memfs version this was checked against. Inode numbers are the backend's own, one per
-// `Node` object, never recycled.
+// `Node` object, never recycled. Changes go through the same `Link` methods memfs's own calls use, so the
+// `Volume` stays a faithful view of the tree (the boot tests read the guest's writes through it).
+//
+// File contents: memfs keeps a file in one Buffer, so one byte written at 4 GiB would allocate 4 GiB. The
+// first time the backend changes a regular file (or creates one), its contents move into a `SparseData`,
+// 4 KiB chunks of which only those ever written or allocated exist, and the node's content methods
+// (read, write, truncate, getSize, getBuffer, setBuffer, setString: all memfs itself calls) are redirected
+// to it, so the Volume API still reads and writes the same bytes. The chunks also give SEEK_DATA/SEEK_HOLE
+// and st_blocks their exact answers.
+//
+// What memfs nodes cannot hold lives in a per-node side table: extended attributes, the open count that
+// keeps an unlinked file's node alive, the O_TMPFILE "may still be linked" mark, and the exact nanoseconds
+// of times the guest set (memfs keeps Dates, which have milliseconds).
 //
 // In the browser, memfs needs polyfills for node:buffer, node:events, node:path, node:stream and node:url.
 
+import { Buffer } from "node:buffer";
 import { Volume } from "memfs";
-import { EBADF, EINVAL, ENOENT, ENOTDIR } from "./errno.ts";
+import { EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM } from "./errno.ts";
 import {
+  checkCanRead,
+  checkCanWrite,
+  checkFallocate,
   checkName,
   checkOpenType,
   checkRange,
   checkReadOnlyAccess,
   checkReadOnlyOpen,
+  checkRenameFlags,
+  checkSeek,
+  checkSetAttr,
+  checkSymlinkTarget,
+  checkWritable,
+  checkWriteRange,
+  copyLength,
   DirStream,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
   FsError,
+  getXattr,
   HandleTable,
   InodeTable,
+  mknodType,
   NAME_MAX,
+  newOwner,
+  O_EXCL,
+  O_TRUNC,
+  openMode,
+  removeXattr,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  S_IALLUGO,
+  S_IFBLK,
+  S_IFCHR,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
+  S_IFREG,
+  SEEK_DATA,
+  setXattr,
   utf8Length,
+  type Cred,
   type DirEntry,
   type DirListing,
   type FileAttr,
@@ -34,36 +76,57 @@ import {
   type FsCapabilities,
   type Handle,
   type Ino,
+  type OpenMode,
+  type SetAttr,
   type StatFs,
   type Timespec,
+  type XattrMap,
 } from "./filesystem.ts";
 
 type Superblock = Volume["_core"];
 type Link = Superblock["root"];
 type Node = Link["node"];
 
-/** A referenced inode: its node, and the entry it was last reached through (a directory's only one). */
+/** A referenced inode: its node and, for a directory, its entry (a directory's only one). */
 interface MemInode {
   node: Node;
-  link: Link;
+  dir: Link | undefined;
 }
 
-type MemHandle = { kind: "file"; node: Node } | { kind: "dir"; stream: DirStream };
+type MemHandle = { kind: "file"; node: Node; how: OpenMode } | { kind: "dir"; stream: DirStream };
+
+type TimeField = "atime" | "mtime" | "ctime";
+
+/** What the backend keeps about a node beyond memfs's fields. */
+interface NodeState {
+  xattrs: XattrMap;
+  /** Open file handles: a node whose last link goes stays in the Superblock until they are released. */
+  opens: number;
+  /** An O_TMPFILE node opened without O_EXCL and not linked yet: `link` may still name it. */
+  linkable: boolean;
+  /** Times the guest set, with their nanoseconds: valid while memfs still holds the Date set with them. */
+  exact: Partial<Record<TimeField, { date: Date; time: Timespec }>>;
+}
 
 export interface MemFsOptions {
-  /** Size statfs reports, in bytes (memfs itself has no limit). Default 256 MiB. */
+  /** Size statfs reports, in bytes; fallocate fails with ENOSPC past it (writes are not limited). Default 256 MiB. */
   capacity?: number;
   /** Inode count statfs reports. Default 65536. */
   maxInodes?: number;
+  /** Every change fails with EROFS. */
+  readOnly?: boolean;
 }
 
 const BLOCK_SIZE = 4096;
+/** Copies go through buffers of at most this size. */
+const COPY_CHUNK = 1 << 20;
 
 export class MemFs implements FileSystem {
   readonly rootIno: Ino = 1;
-  readonly capabilities: FsCapabilities = { readOnly: true };
+  readonly capabilities: FsCapabilities;
   private readonly core: Superblock;
   private readonly inos = new WeakMap<Node, Ino>();
+  private readonly states = new WeakMap<Node, NodeState>();
   private nextIno: Ino = 2;
   private readonly inodes: InodeTable<MemInode>;
   private readonly handles = new HandleTable<MemHandle>();
@@ -78,21 +141,18 @@ export class MemFs implements FileSystem {
     // Fail at construction, not on the first guest request, if a memfs upgrade moved the internals.
     if (!(this.core?.root?.children instanceof Map)) throw new Error("memfs backend: this memfs version has no Superblock links");
     this.inos.set(this.core.root.node, this.rootIno);
-    this.inodes = new InodeTable(this.rootIno, { node: this.core.root.node, link: this.core.root });
+    this.inodes = new InodeTable(this.rootIno, { node: this.core.root.node, dir: this.core.root });
     this.capacity = options.capacity ?? 256 << 20;
     this.maxInodes = options.maxInodes ?? 65536;
+    this.capabilities = { readOnly: options.readOnly ?? false };
   }
 
   async lookup(parent: Ino, name: string): Promise<FileAttr> {
     checkName(name);
-    const dir = this.inodes.get(parent);
-    if (!dir.node.isDirectory()) throw new FsError(ENOTDIR, `lookup in inode ${parent}`);
     // children.get, not Link.getChild, which would touch the directory's atime.
-    const link = dir.link.children.get(name);
+    const link = this.dirOf(parent).children.get(name);
     if (link === undefined) throw new FsError(ENOENT, name);
-    const ino = this.inoOf(link.node);
-    this.inodes.ref(ino, { node: link.node, link });
-    return this.attr(ino, link);
+    return this.entry(link);
   }
 
   async forget(ino: Ino, nlookup: number): Promise<void> {
@@ -100,7 +160,7 @@ export class MemFs implements FileSystem {
   }
 
   async getattr(ino: Ino): Promise<FileAttr> {
-    return this.attr(ino, this.inodes.get(ino).link);
+    return this.attr(ino, this.inodes.get(ino));
   }
 
   async readlink(ino: Ino): Promise<string> {
@@ -111,29 +171,30 @@ export class MemFs implements FileSystem {
 
   async access(ino: Ino, mask: number): Promise<void> {
     this.inodes.get(ino);
-    checkReadOnlyAccess(mask);
+    if (this.capabilities.readOnly) checkReadOnlyAccess(mask);
   }
 
   async statfs(ino: Ino): Promise<StatFs> {
     this.inodes.get(ino);
-    const nodes = Object.values(this.core.inodes);
-    const used = nodes.reduce((sum, node) => sum + Math.ceil(node.getSize() / BLOCK_SIZE), 0);
     const blocks = Math.ceil(this.capacity / BLOCK_SIZE);
-    const bfree = Math.max(0, blocks - used);
-    const ffree = Math.max(0, this.maxInodes - nodes.length);
+    const bfree = Math.max(0, this.freeBlocks());
+    const ffree = Math.max(0, this.maxInodes - Object.keys(this.core.inodes).length);
     return { blocks, bfree, bavail: bfree, files: this.maxInodes, ffree, bsize: BLOCK_SIZE, namelen: NAME_MAX, frsize: BLOCK_SIZE };
   }
 
   async open(ino: Ino, flags: number): Promise<Handle> {
     const { node } = this.inodes.get(ino);
     checkOpenType(node.mode & S_IFMT, ino);
-    checkReadOnlyOpen(flags);
-    return this.handles.add({ kind: "file", node });
+    if (this.capabilities.readOnly) checkReadOnlyOpen(flags);
+    const how = openMode(flags);
+    truncateOnOpen(node, flags);
+    return this.openFile(node, how);
   }
 
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     checkRange(offset, length);
-    const { node } = this.fileHandle(fh);
+    const { node, how } = this.fileHandle(fh);
+    checkCanRead(how, fh);
     const n = Math.max(0, Math.min(length, node.getSize() - offset));
     const out = new Uint8Array(n);
     if (n > 0) node.read(out, 0, n, offset);
@@ -141,14 +202,15 @@ export class MemFs implements FileSystem {
   }
 
   async release(fh: Handle): Promise<void> {
-    this.fileHandle(fh);
+    const { node } = this.fileHandle(fh);
     this.handles.take(fh);
+    this.state(node).opens--;
+    this.freeIfUnused(node);
   }
 
   async opendir(ino: Ino): Promise<Handle> {
-    const { node, link } = this.inodes.get(ino);
-    if (!node.isDirectory()) throw new FsError(ENOTDIR, `opendir of inode ${ino}`);
-    return this.handles.add({ kind: "dir", stream: new DirStream(async () => this.list(ino, link)) });
+    const dir = this.dirOf(ino);
+    return this.handles.add({ kind: "dir", stream: new DirStream(async () => this.list(ino, dir)) });
   }
 
   async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
@@ -158,6 +220,243 @@ export class MemFs implements FileSystem {
   async releasedir(dh: Handle): Promise<void> {
     this.dirHandle(dh);
     this.handles.take(dh);
+  }
+
+  async setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    checkSetAttr(a);
+    const inode = this.inodes.get(ino);
+    const node = inode.node;
+    if (fh !== undefined && this.fileHandle(fh).node !== node) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
+    const type = node.mode & S_IFMT;
+    if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
+    if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+    const now = timespec(new Date());
+    if (a.mode !== undefined) node.mode = type | (a.mode & S_IALLUGO);
+    if (a.uid !== undefined) node.uid = a.uid;
+    if (a.gid !== undefined) node.gid = a.gid;
+    if (a.size !== undefined) {
+      sparseData(node).setSize(a.size);
+      this.setTime(node, "mtime", now);
+    }
+    if (a.atime !== undefined) this.setTime(node, "atime", a.atime === "now" ? now : a.atime);
+    if (a.mtime !== undefined) this.setTime(node, "mtime", a.mtime === "now" ? now : a.mtime);
+    if (Object.values(a).some((v) => v !== undefined)) this.setTime(node, "ctime", a.ctime ?? now);
+    return this.attr(ino, inode);
+  }
+
+  async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    const type = mknodType(mode);
+    if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+    const dir = this.newEntry(parent, name);
+    const node = this.newNode(dir, cred, type | (mode & S_IALLUGO));
+    if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
+    return this.entry(dir.createChild(name, node));
+  }
+
+  async mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    const dir = this.newEntry(parent, name);
+    return this.entry(dir.createChild(name, this.newNode(dir, cred, S_IFDIR | (mode & S_IALLUGO))));
+  }
+
+  async symlink(parent: Ino, name: string, target: string, cred: Cred): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    checkSymlinkTarget(target);
+    const dir = this.newEntry(parent, name);
+    const node = this.newNode(dir, cred, S_IFLNK | 0o777);
+    node.symlink = target;
+    return this.entry(dir.createChild(name, node));
+  }
+
+  async link(ino: Ino, newParent: Ino, newName: string): Promise<FileAttr> {
+    checkWritable(this.capabilities);
+    const { node } = this.inodes.get(ino);
+    if (node.isDirectory()) throw new FsError(EPERM, `link of directory inode ${ino}`);
+    const dir = this.newEntry(newParent, newName);
+    const state = this.state(node);
+    if (node.nlink === 0 && !state.linkable) throw new FsError(ENOENT, `inode ${ino} has no name left`);
+    state.linkable = false;
+    node.nlink++;
+    return this.entry(dir.createChild(newName, node));
+  }
+
+  async unlink(parent: Ino, name: string): Promise<void> {
+    checkWritable(this.capabilities);
+    const dir = this.dirOf(parent);
+    const link = this.child(dir, name);
+    if (link.node.isDirectory()) throw new FsError(EISDIR, `unlink of directory ${name}`);
+    this.removeEntry(dir, link);
+  }
+
+  async rmdir(parent: Ino, name: string): Promise<void> {
+    checkWritable(this.capabilities);
+    const dir = this.dirOf(parent);
+    const link = this.child(dir, name);
+    if (!link.node.isDirectory()) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+    if (hasEntries(link)) throw new FsError(ENOTEMPTY, name);
+    this.removeEntry(dir, link);
+  }
+
+  async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+    checkWritable(this.capabilities);
+    checkRenameFlags(flags);
+    const from = this.dirOf(parent);
+    const src = this.child(from, name);
+    checkName(newName);
+    const to = this.liveDir(newParent);
+    const dst = to.children.get(newName);
+    // The checks in do_renameat2's order.
+    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, newName);
+    if ((flags & RENAME_EXCHANGE) !== 0 && dst === undefined) throw new FsError(ENOENT, newName);
+    if (src.node.isDirectory() && within(to, src)) throw new FsError(EINVAL, `${name} into itself`);
+    if (dst?.node.isDirectory() && within(from, dst)) {
+      throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
+    }
+    if (dst?.node === src.node) return;
+    const now = new Date();
+    if (dst !== undefined && (flags & RENAME_EXCHANGE) !== 0) {
+      from.deleteChild(src);
+      to.deleteChild(dst);
+      attach(to, newName, src);
+      attach(from, name, dst);
+      dst.node.ctime = now;
+    } else {
+      if (dst !== undefined) {
+        if (src.node.isDirectory() !== dst.node.isDirectory()) {
+          throw new FsError(src.node.isDirectory() ? ENOTDIR : EISDIR, `${name} over ${newName}`);
+        }
+        if (hasEntries(dst)) throw new FsError(ENOTEMPTY, newName);
+        this.removeEntry(to, dst);
+      }
+      from.deleteChild(src);
+      attach(to, newName, src);
+    }
+    src.node.ctime = now;
+  }
+
+  async create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+    checkWritable(this.capabilities);
+    const how = openMode(flags);
+    checkName(name);
+    const dir = this.liveDir(parent);
+    const existing = dir.children.get(name);
+    if (existing !== undefined) {
+      if ((flags & O_EXCL) !== 0) throw new FsError(EEXIST, name);
+      checkOpenType(existing.node.mode & S_IFMT, this.inoOf(existing.node));
+      truncateOnOpen(existing.node, flags);
+      return { attr: this.entry(existing), fh: this.openFile(existing.node, how) };
+    }
+    const node = this.newNode(dir, cred, S_IFREG | (mode & S_IALLUGO));
+    const attr = this.entry(dir.createChild(name, node));
+    return { attr, fh: this.openFile(node, how) };
+  }
+
+  async tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+    checkWritable(this.capabilities);
+    const how = openMode(flags);
+    if (!how.write) throw new FsError(EINVAL, "O_TMPFILE without write access");
+    const node = this.newNode(this.liveDir(parent), cred, S_IFREG | (mode & S_IALLUGO));
+    node.nlink = 0;
+    this.state(node).linkable = (flags & O_EXCL) === 0;
+    const ino = this.inoOf(node);
+    const inode: MemInode = { node, dir: undefined };
+    this.inodes.ref(ino, inode);
+    return { attr: this.attr(ino, inode), fh: this.openFile(node, how) };
+  }
+
+  async write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
+    checkWritable(this.capabilities);
+    checkRange(offset, data.length);
+    const { node, how } = this.fileHandle(fh);
+    checkCanWrite(how, fh);
+    const content = sparseData(node);
+    const at = how.append ? content.size : offset;
+    checkWriteRange(at, data.length);
+    if (data.length === 0) return 0;
+    content.write(data, at);
+    node.touch();
+    return data.length;
+  }
+
+  // Nothing is buffered and nothing is durable beyond the process: the sync family only checks its handle.
+  async fsync(fh: Handle): Promise<void> {
+    this.fileHandle(fh);
+  }
+
+  async flush(fh: Handle): Promise<void> {
+    this.fileHandle(fh);
+  }
+
+  async fsyncdir(dh: Handle): Promise<void> {
+    this.dirHandle(dh);
+  }
+
+  async syncfs(): Promise<void> {}
+
+  async fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
+    checkWritable(this.capabilities);
+    const { node, how } = this.fileHandle(fh);
+    checkFallocate(mode, offset, length);
+    checkCanWrite(how, fh);
+    const content = sparseData(node);
+    if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0) {
+      content.punch(offset, length);
+      node.touch();
+      return;
+    }
+    if (content.missingChunks(offset, length) > this.freeBlocks()) throw new FsError(ENOSPC, `fallocate of ${length} bytes`);
+    content.allocate(offset, length);
+    if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && offset + length > content.size) {
+      content.setSize(offset + length);
+      node.touch();
+    }
+  }
+
+  async lseek(fh: Handle, offset: number, whence: number): Promise<number> {
+    const content = sparseData(this.fileHandle(fh).node);
+    checkSeek(offset, whence, content.size);
+    if (whence === SEEK_DATA) {
+      const at = content.nextData(offset);
+      if (at === undefined) throw new FsError(ENXIO, `no data after ${offset}`);
+      return at;
+    }
+    return content.nextHole(offset);
+  }
+
+  async copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
+    checkWritable(this.capabilities);
+    const src = this.fileHandle(fhIn);
+    const dst = this.fileHandle(fhOut);
+    const from = sparseData(src.node);
+    const n = copyLength({ how: src.how, size: from.size, offset: offIn }, { how: dst.how, offset: offOut }, length, src.node === dst.node);
+    if (n === 0) return 0;
+    sparseData(dst.node).copy(from, offIn, offOut, n);
+    dst.node.touch();
+    return n;
+  }
+
+  async getxattr(ino: Ino, name: string): Promise<Uint8Array> {
+    return getXattr(this.states.get(this.inodes.get(ino).node)?.xattrs, name);
+  }
+
+  async setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void> {
+    checkWritable(this.capabilities);
+    const { node } = this.inodes.get(ino);
+    setXattr(this.state(node).xattrs, name, value, flags);
+    node.ctime = new Date();
+  }
+
+  async listxattr(ino: Ino): Promise<string[]> {
+    return [...(this.states.get(this.inodes.get(ino).node)?.xattrs.keys() ?? [])];
+  }
+
+  async removexattr(ino: Ino, name: string): Promise<void> {
+    checkWritable(this.capabilities);
+    const { node } = this.inodes.get(ino);
+    removeXattr(this.state(node).xattrs, name);
+    node.ctime = new Date();
   }
 
   private list(ino: Ino, dir: Link): DirListing {
@@ -174,6 +473,15 @@ export class MemFs implements FileSystem {
     return entries;
   }
 
+  /** The attributes of the inode behind `link`, counting one reference to it. */
+  private entry(link: Link): FileAttr {
+    const node = link.node;
+    const ino = this.inoOf(node);
+    const inode: MemInode = { node, dir: node.isDirectory() ? link : undefined };
+    this.inodes.ref(ino, inode);
+    return this.attr(ino, inode);
+  }
+
   private inoOf(node: Node): Ino {
     let ino = this.inos.get(node);
     if (ino === undefined) {
@@ -183,19 +491,113 @@ export class MemFs implements FileSystem {
     return ino;
   }
 
-  private attr(ino: Ino, link: Link): FileAttr {
+  private state(node: Node): NodeState {
+    let state = this.states.get(node);
+    if (state === undefined) {
+      state = { xattrs: new Map(), opens: 0, linkable: false, exact: {} };
+      this.states.set(node, state);
+    }
+    return state;
+  }
+
+  /** A new node owned as `cred` (and the directory's set-group-ID bit) say, not yet in any directory. */
+  private newNode(dir: Link, cred: Cred, mode: number): Node {
+    const owner = newOwner(dir.node, cred, mode);
+    const node = this.core.createNode(owner.mode);
+    node.uid = owner.uid;
+    node.gid = owner.gid;
+    return node;
+  }
+
+  private openFile(node: Node, how: OpenMode): Handle {
+    this.state(node).opens++;
+    return this.handles.add({ kind: "file", node, how });
+  }
+
+  /** Removes `link` from `dir`; a file's node goes with its last link unless it is still open. */
+  private removeEntry(dir: Link, link: Link): void {
+    dir.deleteChild(link);
     const node = link.node;
+    if (node.isDirectory()) this.core.deleteNode(node);
+    else {
+      node.nlink--;
+      this.freeIfUnused(node);
+    }
+  }
+
+  /** Drops a node without links or open handles from the Superblock (its space and inode count go with it). */
+  private freeIfUnused(node: Node): void {
+    const state = this.state(node);
+    if (node.nlink !== 0 || state.opens !== 0 || this.core.inodes[node.ino] !== node) return;
+    this.core.deleteNode(node);
+    state.linkable = false; // an O_TMPFILE file is gone with its last handle
+  }
+
+  /** Blocks of the capacity not taken by the contents of the Superblock's nodes (negative past it). */
+  private freeBlocks(): number {
+    const used = Object.values(this.core.inodes).reduce((sum, node) => sum + blocksOf(node), 0);
+    return Math.ceil(this.capacity / BLOCK_SIZE) - used;
+  }
+
+  /** Sets a time to the nanosecond: memfs gets the Date, the side table the exact value. */
+  private setTime(node: Node, field: TimeField, time: Timespec): void {
+    const date = new Date(Math.max(-MAX_DATE_MS, Math.min(MAX_DATE_MS, time.sec * 1000 + Math.floor(time.nsec / 1e6))));
+    node[field] = date;
+    this.state(node).exact[field] = { date, time };
+  }
+
+  private timeOf(node: Node, field: TimeField): Timespec {
+    const exact = this.states.get(node)?.exact[field];
+    return exact !== undefined && exact.date === node[field] ? exact.time : timespec(node[field]);
+  }
+
+  /** The directory inode `ino` (ENOTDIR for anything else). */
+  private dirOf(ino: Ino): Link {
+    const { dir } = this.inodes.get(ino);
+    if (dir === undefined) throw new FsError(ENOTDIR, `inode ${ino} is not a directory`);
+    return dir;
+  }
+
+  /** A directory that may still gain entries: ENOENT once it has been removed, as Linux answers. */
+  private liveDir(ino: Ino): Link {
+    const dir = this.dirOf(ino);
+    if (dir !== this.core.root && !dir.children.has("..")) throw new FsError(ENOENT, `directory inode ${ino} was removed`);
+    return dir;
+  }
+
+  /** The directory `parent`, where `name` is free for a new entry. */
+  private newEntry(parent: Ino, name: string): Link {
+    checkName(name);
+    const dir = this.liveDir(parent);
+    if (dir.children.has(name)) throw new FsError(EEXIST, name);
+    return dir;
+  }
+
+  private child(dir: Link, name: string): Link {
+    checkName(name);
+    const link = dir.children.get(name);
+    if (link === undefined) throw new FsError(ENOENT, name);
+    return link;
+  }
+
+  private attr(ino: Ino, { node, dir }: MemInode): FileAttr {
     const type = node.mode & S_IFMT;
     let size = node.getSize();
     let nlink = node.nlink;
     let mode = node.mode;
-    if (type === S_IFDIR) {
-      // memfs's own directory link counts are off (the root starts at 3): count "." plus ".." of each subdirectory.
-      nlink = 2;
-      for (const [name, child] of link.children) {
-        if (child !== undefined && name !== "." && name !== ".." && child.node.isDirectory()) nlink++;
+    let blocks = blocksOf(node);
+    if (dir !== undefined) {
+      // memfs's own directory link counts are off (the root starts at 3): count "." plus ".." of each
+      // subdirectory, and none for a removed directory.
+      nlink = 0;
+      if (dir === this.core.root || dir.children.has("..")) {
+        nlink = 2;
+        for (const [name, child] of dir.children) {
+          if (child !== undefined && name !== "." && name !== ".." && child.node.isDirectory()) nlink++;
+        }
       }
       size = BLOCK_SIZE;
+      blocks = 1;
     } else if (type === S_IFLNK) {
       size = utf8Length(node.symlink);
       mode = S_IFLNK | 0o777; // memfs says 0666; Linux symlinks are always 0777
@@ -208,11 +610,11 @@ export class MemFs implements FileSystem {
       gid: node.gid,
       rdev: node.rdev,
       size,
-      blocks: Math.ceil(size / 512),
+      blocks: blocks * (BLOCK_SIZE / 512),
       blksize: BLOCK_SIZE,
-      atime: timespec(node.atime),
-      mtime: timespec(node.mtime),
-      ctime: timespec(node.ctime),
+      atime: this.timeOf(node, "atime"),
+      mtime: this.timeOf(node, "mtime"),
+      ctime: this.timeOf(node, "ctime"),
     };
   }
 
@@ -229,10 +631,221 @@ export class MemFs implements FileSystem {
   }
 }
 
+/** Date's range (ECMAScript's time values stop at ±8.64e15 ms). */
+const MAX_DATE_MS = 8.64e15;
+
 function timespec(date: Date): Timespec {
   const ms = date.getTime();
   const sec = Math.floor(ms / 1000);
   return { sec, nsec: (ms - sec * 1000) * 1_000_000 };
+}
+
+/** O_TRUNC (with any access mode, as Linux) empties the file and moves its mtime. */
+function truncateOnOpen(node: Node, flags: number): void {
+  if ((flags & O_TRUNC) === 0) return;
+  sparseData(node).setSize(0);
+  node.touch();
+}
+
+/** Whether `dir` is `ancestor` or lies below it. */
+function within(dir: Link, ancestor: Link): boolean {
+  // The walk ends at the root, whose parent is itself (or, in a Superblock never given one, absent).
+  for (let at: Link | undefined = dir; ; at = at.parent) {
+    if (at === ancestor) return true;
+    if (at === undefined || at.parent === at) return false;
+  }
+}
+
+function hasEntries(dir: Link): boolean {
+  for (const name of dir.children.keys()) if (name !== "." && name !== "..") return true;
+  return false;
+}
+
+/** Puts a detached `link` into `dir` as `name`, the way memfs's own rename does. */
+function attach(dir: Link, name: string, link: Link): void {
+  link.name = name;
+  link.steps = [...dir.steps, name];
+  dir.setChild(name, link);
+}
+
+/** Blocks of BLOCK_SIZE a node's contents take. */
+function blocksOf(node: Node): number {
+  return sparse.get(node)?.chunkCount ?? Math.ceil(node.getSize() / BLOCK_SIZE);
+}
+
+const sparse = new WeakMap<Node, SparseData>();
+
+/**
+ * The chunked contents of a regular file, made on first need from memfs's buffer; from then on memfs's
+ * own content methods on the node read and write the chunks too (see the top of this file).
+ */
+function sparseData(node: Node): SparseData {
+  let data = sparse.get(node);
+  if (data !== undefined) return data;
+  const content = new SparseData();
+  content.write(node.buf.subarray(0, node.getSize()), 0); // buf directly: getBuffer would touch atime
+  node.buf = Buffer.alloc(0);
+  const methods: Pick<Node, "getSize" | "read" | "write" | "truncate" | "getBuffer" | "setBuffer" | "setString"> = {
+    getSize: () => content.size,
+    read(buf, off = 0, len = buf.byteLength, pos = 0) {
+      node.atime = new Date();
+      const n = Math.max(0, Math.min(len, buf.byteLength - off));
+      return content.read(new Uint8Array(buf.buffer, buf.byteOffset + off, n), pos);
+    },
+    write(buf, off = 0, len = buf.length, pos = 0) {
+      const bytes = buf.subarray(off, off + len);
+      if (bytes.length === 0) return 0;
+      content.write(bytes, pos);
+      node.touch();
+      return bytes.length;
+    },
+    truncate(len = 0) {
+      content.setSize(Math.max(0, len));
+      node.touch();
+    },
+    getBuffer() {
+      node.atime = new Date();
+      const out = Buffer.alloc(content.size);
+      content.read(out, 0);
+      return out;
+    },
+    setBuffer(buf) {
+      content.setSize(0);
+      content.write(buf, 0);
+      node.touch();
+    },
+    setString(str) {
+      methods.setBuffer(Buffer.from(str, "utf8"));
+    },
+  };
+  Object.assign(node, methods);
+  sparse.set(node, content);
+  return content;
+}
+
+/**
+ * A file's bytes as CHUNK-sized chunks, present only where written or allocated; the rest reads as zeros.
+ * Bytes at or past `size` are always zero (truncation clears them), so growing the file needs no work.
+ */
+export class SparseData {
+  static readonly CHUNK = BLOCK_SIZE;
+  size = 0;
+  private readonly chunks = new Map<number, Uint8Array>();
+
+  get chunkCount(): number {
+    return this.chunks.size;
+  }
+
+  /** Fills `out` from `pos` up to the end of the file; returns the bytes read. */
+  read(out: Uint8Array, pos: number): number {
+    const n = Math.max(0, Math.min(out.length, this.size - pos));
+    out.fill(0, 0, n);
+    this.forEachPiece(pos, n, (chunk, inChunk, done, len) => {
+      if (chunk !== undefined) out.set(chunk.subarray(inChunk, inChunk + len), done);
+    });
+    return n;
+  }
+
+  write(data: Uint8Array, pos: number): void {
+    this.forEachPiece(pos, data.length, (_, inChunk, done, len, index) => {
+      this.chunk(index).set(data.subarray(done, done + len), inChunk);
+    });
+    this.size = Math.max(this.size, pos + data.length);
+  }
+
+  /** Truncates (dropping and clearing what lies past the new end) or extends with a hole. */
+  setSize(size: number): void {
+    if (size < this.size) {
+      const keep = Math.ceil(size / SparseData.CHUNK);
+      for (const index of this.chunks.keys()) if (index >= keep) this.chunks.delete(index);
+      this.chunks.get(keep - 1)?.fill(0, size - (keep - 1) * SparseData.CHUNK);
+    }
+    this.size = size;
+  }
+
+  /** Chunks `allocate` would add for this range. */
+  missingChunks(pos: number, length: number): number {
+    const first = Math.floor(pos / SparseData.CHUNK);
+    const last = Math.floor((pos + length - 1) / SparseData.CHUNK);
+    let present = 0;
+    for (const index of this.chunks.keys()) if (index >= first && index <= last) present++;
+    return last - first + 1 - present;
+  }
+
+  /** Backs the range with chunks (zeros where there were none); the size stays. */
+  allocate(pos: number, length: number): void {
+    const last = Math.floor((pos + length - 1) / SparseData.CHUNK);
+    for (let index = Math.floor(pos / SparseData.CHUNK); index <= last; index++) this.chunk(index);
+  }
+
+  /** Zeros the part of the range inside the file, dropping the chunks it covers whole. */
+  punch(pos: number, length: number): void {
+    const end = Math.min(pos + length, this.size);
+    for (const [index, chunk] of this.chunks) {
+      const start = index * SparseData.CHUNK;
+      const from = Math.max(pos, start);
+      const to = Math.min(end, start + SparseData.CHUNK);
+      if (from >= to) continue;
+      if (from === start && to === start + SparseData.CHUNK) this.chunks.delete(index);
+      else chunk.fill(0, from - start, to - start);
+    }
+  }
+
+  /** The first offset at or after `pos` inside a chunk, if the file has one before its end. */
+  nextData(pos: number): number | undefined {
+    const from = Math.floor(pos / SparseData.CHUNK);
+    let best: number | undefined;
+    for (const index of this.chunks.keys()) if (index >= from && (best === undefined || index < best)) best = index;
+    if (best === undefined) return undefined;
+    const at = Math.max(pos, best * SparseData.CHUNK);
+    return at < this.size ? at : undefined;
+  }
+
+  /** The first offset at or after `pos` in a hole; the end of the file counts as one. */
+  nextHole(pos: number): number {
+    let index = Math.floor(pos / SparseData.CHUNK);
+    while (this.chunks.has(index)) index++;
+    return Math.min(this.size, Math.max(pos, index * SparseData.CHUNK));
+  }
+
+  /** copy_file_range: `n` bytes from `src` (another file, or a range of this one not overlapping the target), holes kept as holes. */
+  copy(src: SparseData, from: number, to: number, n: number): void {
+    for (let done = 0; done < n; ) {
+      const data = src.nextData(from + done);
+      const dataStart = data === undefined ? n : Math.min(n, data - from);
+      if (dataStart > done) {
+        this.punch(to + done, dataStart - done);
+        done = dataStart;
+        continue;
+      }
+      const len = Math.min(src.nextHole(from + done) - from, n) - done;
+      const buf = new Uint8Array(Math.min(len, COPY_CHUNK));
+      src.read(buf, from + done);
+      this.write(buf, to + done);
+      done += buf.length;
+    }
+    this.size = Math.max(this.size, to + n);
+  }
+
+  private chunk(index: number): Uint8Array {
+    let chunk = this.chunks.get(index);
+    if (chunk === undefined) {
+      chunk = new Uint8Array(SparseData.CHUNK);
+      this.chunks.set(index, chunk);
+    }
+    return chunk;
+  }
+
+  /** Calls `use` for each chunk-sized piece of [pos, pos + length): the chunk (if present), the offset in it, bytes done before, the piece's length, the chunk index. */
+  private forEachPiece(pos: number, length: number, use: (chunk: Uint8Array | undefined, inChunk: number, done: number, len: number, index: number) => void): void {
+    for (let done = 0; done < length; ) {
+      const index = Math.floor((pos + done) / SparseData.CHUNK);
+      const inChunk = pos + done - index * SparseData.CHUNK;
+      const len = Math.min(SparseData.CHUNK - inChunk, length - done);
+      use(this.chunks.get(index), inChunk, done, len, index);
+      done += len;
+    }
+  }
 }
 
 const SAMPLE_README = `This directory lives in your browser.

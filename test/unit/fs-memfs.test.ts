@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { Volume } from "memfs";
 import { describe, expect, it } from "vitest";
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileAttr } from "../../src/fs/filesystem.ts";
-import { createSampleTree, MemFs } from "../../src/fs/memfs.ts";
-import { fsConformance, type FixtureItem } from "./fs-conformance.ts";
+import { O_CREAT, O_RDWR, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileAttr } from "../../src/fs/filesystem.ts";
+import { createSampleTree, MemFs, SparseData } from "../../src/fs/memfs.ts";
+import { errnoOf, fsConformance, type FixtureItem } from "./fs-conformance.ts";
 
 function buildVolume(items: readonly FixtureItem[]): Volume {
   const vol = new Volume();
@@ -17,15 +17,22 @@ function buildVolume(items: readonly FixtureItem[]): Volume {
   return vol;
 }
 
-fsConformance("memfs", async (items) => {
-  const vol = buildVolume(items);
-  return {
-    fs: new MemFs(vol),
-    addFile: async (path) => vol.writeFileSync(`/${path}`, "new"),
-    remove: async (path) => vol.unlinkSync(`/${path}`),
-    cleanup: async () => {},
-  };
-});
+fsConformance(
+  "memfs",
+  async (items, options) => {
+    const vol = buildVolume(items);
+    return {
+      fs: new MemFs(vol, options),
+      addFile: async (path) => vol.writeFileSync(`/${path}`, "new"),
+      remove: async (path) => vol.unlinkSync(`/${path}`),
+      cleanup: async () => {},
+    };
+  },
+  { holeGranularity: SparseData.CHUNK },
+);
+
+const CRED = { uid: 1000, gid: 1000 };
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 describe("memfs backend", () => {
   it("reports the statfs capacity it was given and the space in use", async () => {
@@ -44,13 +51,118 @@ describe("memfs backend", () => {
     });
   });
 
-  it("gives memfs's times to the millisecond", async () => {
+  it("counts the blocks and inodes written, holes excluded, and frees them with the last link and handle", async () => {
+    const fs = new MemFs(new Volume(), { capacity: 16 << 20, maxInodes: 100 });
+    const empty = await fs.statfs(fs.rootIno);
+    const { attr, fh } = await fs.create(fs.rootIno, "f", 0o644, O_CREAT | O_RDWR, CRED);
+    await fs.write(fh, 0, new Uint8Array(1 << 20).fill(1));
+    await fs.write(fh, 2 ** 32 + 5, text("x"));
+    expect((await fs.getattr(attr.ino)).blocks).toBe(((1 << 20) / 4096 + 1) * 8);
+    expect(await fs.statfs(fs.rootIno)).toMatchObject({ bfree: empty.bfree - 257, ffree: empty.ffree - 1 });
+    await fs.mkdir(fs.rootIno, "d", 0o755, CRED);
+    expect((await fs.statfs(fs.rootIno)).ffree).toBe(empty.ffree - 2);
+    await fs.unlink(fs.rootIno, "f");
+    expect((await fs.statfs(fs.rootIno)).bfree).toBe(empty.bfree - 257); // still open
+    await fs.release(fh);
+    await fs.rmdir(fs.rootIno, "d");
+    expect(await fs.statfs(fs.rootIno)).toMatchObject({ bfree: empty.bfree, ffree: empty.ffree });
+  });
+
+  it("refuses fallocate past its capacity with ENOSPC, but not writes", async () => {
+    const fs = new MemFs(new Volume(), { capacity: 1 << 20 });
+    const { fh } = await fs.create(fs.rootIno, "f", 0o644, O_CREAT | O_RDWR, CRED);
+    await fs.fallocate(fh, 0, 0, 512 << 10);
+    expect(await errnoOf(fs.fallocate(fh, 0, 0, 2 << 20))).toBe("ENOSPC");
+    expect(await fs.write(fh, 0, new Uint8Array(2 << 20))).toBe(2 << 20);
+    await fs.release(fh);
+  });
+
+  it("keeps the Volume a faithful view of what the guest writes, and the other way round", async () => {
+    const vol = new Volume();
+    vol.writeFileSync("/old", "memfs wrote this");
+    const fs = new MemFs(vol);
+    const old = await fs.lookup(fs.rootIno, "old");
+    const fh = await fs.open(old.ino, O_RDWR);
+    await fs.write(fh, 0, text("MEMFS"));
+    expect(vol.readFileSync("/old", "utf8")).toBe("MEMFS wrote this");
+    vol.appendFileSync("/old", "!");
+    expect(new TextDecoder().decode(await fs.read(fh, 0, 100))).toBe("MEMFS wrote this!");
+    vol.truncateSync("/old", 5);
+    expect((await fs.getattr(old.ino)).size).toBe(5);
+    await fs.release(fh);
+
+    const made = await fs.create(fs.rootIno, "new", 0o666, O_CREAT | O_WRONLY, CRED); // memfs's own calls check modes
+    await fs.write(made.fh, 3, text("abc"));
+    await fs.release(made.fh);
+    await fs.mkdir(fs.rootIno, "dir", 0o755, CRED);
+    await fs.rename(fs.rootIno, "new", (await fs.lookup(fs.rootIno, "dir")).ino, "moved", 0);
+    expect([...vol.readFileSync("/dir/moved")]).toEqual([0, 0, 0, 0x61, 0x62, 0x63]);
+    expect(vol.statSync("/dir/moved")).toMatchObject({ size: 6, mode: S_IFREG | 0o666, uid: CRED.uid });
+    expect(vol.readdirSync("/")).toEqual(["dir", "old"]);
+    vol.writeFileSync("/dir/moved", "replaced");
+    expect(await fs.getattr(made.attr.ino)).toMatchObject({ size: 8 });
+  });
+
+  it("gives memfs's times to the millisecond, and times set through the backend to the nanosecond", async () => {
     const vol = new Volume();
     vol.writeFileSync("/f", "x");
     vol.utimesSync("/f", 1_700_000_000.25, 1_600_000_000.5);
-    const attr = await new MemFs(vol).lookup(1, "f");
+    const fs = new MemFs(vol);
+    const attr = await fs.lookup(1, "f");
     expect(attr.atime).toEqual({ sec: 1_700_000_000, nsec: 250_000_000 });
     expect(attr.mtime).toEqual({ sec: 1_600_000_000, nsec: 500_000_000 });
+    const exact = { sec: 1_234_567_890, nsec: 123_456_789 };
+    expect(await fs.setattr(attr.ino, { mtime: exact, ctime: exact })).toMatchObject({ mtime: exact, ctime: exact });
+    vol.utimesSync("/f", 1, 2); // memfs changes it behind the backend's back: its value wins
+    expect((await fs.getattr(attr.ino)).mtime).toEqual({ sec: 2, nsec: 0 });
+  });
+
+  it("is read-write by default and read-only on request", () => {
+    expect(new MemFs().capabilities.readOnly).toBe(false);
+    expect(new MemFs(new Volume(), { readOnly: true }).capabilities.readOnly).toBe(true);
+  });
+});
+
+describe("SparseData", () => {
+  it("reads zeros in holes and keeps bytes past the end zero through truncation", () => {
+    const d = new SparseData();
+    d.write(Uint8Array.from([1, 2, 3]), 4094);
+    expect(d.size).toBe(4097);
+    expect(d.chunkCount).toBe(2);
+    d.setSize(4095);
+    d.setSize(9000);
+    const out = new Uint8Array(9000);
+    expect(d.read(out, 0)).toBe(9000);
+    expect([...out.subarray(4093, 4097)]).toEqual([0, 1, 0, 0]);
+    expect(d.chunkCount).toBe(1);
+  });
+
+  it("punches holes, dropping whole chunks", () => {
+    const d = new SparseData();
+    d.write(new Uint8Array(3 * 4096).fill(7), 0);
+    d.punch(100, 2 * 4096);
+    expect(d.chunkCount).toBe(2);
+    expect(d.nextHole(0)).toBe(4096);
+    expect(d.nextData(4096)).toBe(2 * 4096);
+    const out = new Uint8Array(3 * 4096);
+    d.read(out, 0);
+    expect(out.subarray(0, 100).every((b) => b === 7)).toBe(true);
+    expect(out.subarray(100, 100 + 2 * 4096).every((b) => b === 0)).toBe(true);
+    expect(out.subarray(100 + 2 * 4096).every((b) => b === 7)).toBe(true);
+  });
+
+  it("copies holes as holes", () => {
+    const src = new SparseData();
+    src.write(text("a"), 0);
+    src.write(text("z"), 1 << 30);
+    const dst = new SparseData();
+    dst.write(new Uint8Array(8192).fill(9), 4096);
+    dst.copy(src, 0, 0, src.size);
+    expect(dst.size).toBe((1 << 30) + 1);
+    expect(dst.chunkCount).toBe(2);
+    const out = new Uint8Array(3);
+    dst.read(out, 4095);
+    expect([...out]).toEqual([0, 0, 0]);
   });
 });
 
