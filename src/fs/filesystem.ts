@@ -12,6 +12,7 @@
 // owner inheritance, xattr maps), so the backends differ only in how they store things.
 
 import {
+  E2BIG,
   EBADF,
   EEXIST,
   EFBIG,
@@ -332,8 +333,6 @@ export const XATTR_NAME_MAX = 255;
 export const XATTR_SIZE_MAX = 65536;
 /** Longest path, with its NUL (Linux PATH_MAX): a symlink target has at most PATH_MAX - 1 bytes. */
 export const PATH_MAX = 4096;
-/** Linux's E2BIG (an xattr value over XATTR_SIZE_MAX); errno.ts does not list it. */
-export const E2BIG = 7;
 
 const LONE_SURROGATE = /\p{Cs}/u;
 

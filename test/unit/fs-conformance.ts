@@ -3,9 +3,8 @@
 // all through the interface, and expects Linux's answers.
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { EBADF, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ESTALE, errnoName } from "../../src/fs/errno.ts";
+import { E2BIG, EBADF, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ESTALE, errnoName } from "../../src/fs/errno.ts";
 import {
-  E2BIG,
   F_OK,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
