@@ -3,12 +3,11 @@
 // come back in any order.
 import type { DeviceBus, RegisterRegion } from "./bus.ts";
 import { VirtioPciTransport } from "./virtio-pci.ts";
-import { VirtqueueError, type DescriptorChain } from "./virtqueue.ts";
+import { SPLIT_QUEUE_MAX_SIZE, VirtqueueError, type DescriptorChain } from "./virtqueue.ts";
 
 export const VIRTIO_ID_FS = 26;
 /** Shared memory region id of the DAX cache window (virtio_fs.h). */
 export const VIRTIO_FS_SHMCAP_ID_CACHE = 0;
-export const VIRTIO_FS_HIPRIO_QUEUE = 0;
 /** struct virtio_fs_config: u8 tag[36]; le32 num_request_queues. */
 export const VIRTIO_FS_TAG_LEN = 36;
 
@@ -71,7 +70,7 @@ export class VirtioFsDevice {
       name: `virtio-fs ${o.tag}`,
       deviceType: VIRTIO_ID_FS,
       numQueues: 1 + this.numRequestQueues,
-      maxQueueSize: o.queueSize ?? 1024,
+      maxQueueSize: o.queueSize ?? SPLIT_QUEUE_MAX_SIZE,
       deviceConfig: config,
       ioPort: o.ioPort ?? 0xa000,
       shm: o.dax && { id: VIRTIO_FS_SHMCAP_ID_CACHE, ...o.dax },
