@@ -863,35 +863,42 @@ export function decode<F extends Fields>(
   return decodeMembers(layout[SPEC], view, offset, offset + size) as Decoded<F>;
 }
 
-/** Accepts any integer whose `bits`-bit two's-complement or unsigned reading is exact. */
-function checkInt(v: unknown, bits: number, where: string): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < -(2 ** (bits - 1)) || v >= 2 ** bits) {
-    throw new RangeError(`${where}: ${String(v)} is not a ${bits}-bit integer`);
-  }
-  return v;
-}
+const fitsInt = (v: unknown, bits: number): v is number =>
+  typeof v === "number" && Number.isInteger(v) && v >= -(2 ** (bits - 1)) && v < 2 ** bits;
 
-function checkWide(v: unknown, where: string): bigint {
-  // A number beyond 2^53 has already lost bits; refusing it is the only way to notice.
-  const b = typeof v === "number" && Number.isSafeInteger(v) ? BigInt(v) : v;
-  if (typeof b !== "bigint" || b < -(1n << 63n) || b >= 1n << 64n) {
-    throw new RangeError(`${where}: ${String(v)} is not a 64-bit integer (bigint or safe integer)`);
-  }
-  return b;
-}
-
-// DataView's setters keep the low bits, so a negative value stores its two's complement.
-function writeScalar(view: DataView, pos: number, c: IntCType, v: unknown, where: string): void {
+/**
+ * Stores an integer field; false if `v` is not one whose reading in the field is exact (a number beyond
+ * 2^53 has already lost bits: refusing it is the only way to notice). DataView's setters keep the low
+ * bits, so a negative value stores its two's complement. Numbers are stored as two 32-bit halves, so the
+ * hot path (attributes, entries) makes no BigInt.
+ */
+function writeScalar(view: DataView, pos: number, c: IntCType, v: unknown): boolean {
   switch (c) {
     case "uint16_t":
-      return view.setUint16(pos, checkInt(v, 16, where), true);
+      if (!fitsInt(v, 16)) return false;
+      view.setUint16(pos, v, true);
+      return true;
     case "uint32_t":
     case "int32_t":
-      return view.setUint32(pos, checkInt(v, 32, where), true);
+      if (!fitsInt(v, 32)) return false;
+      view.setUint32(pos, v, true);
+      return true;
     case "uint64_t":
     case "int64_t":
-      return view.setBigUint64(pos, checkWide(v, where), true);
+      if (typeof v === "number" && Number.isSafeInteger(v)) {
+        view.setUint32(pos, v >>> 0, true);
+        view.setUint32(pos + 4, Math.floor(v / 2 ** 32) >>> 0, true);
+        return true;
+      }
+      if (typeof v !== "bigint" || v < -(1n << 63n) || v >= 1n << 64n) return false;
+      view.setBigUint64(pos, v, true);
+      return true;
   }
+}
+
+function badValue(where: string, v: unknown, c: IntCType): RangeError {
+  const what = c === "uint16_t" ? "a 16-bit integer" : c.includes("64") ? "a 64-bit integer (bigint or safe integer)" : "a 32-bit integer";
+  return new RangeError(`${where}: ${String(v)} is not ${what}`);
 }
 
 function encodeMembers(
@@ -903,19 +910,20 @@ function encodeMembers(
 ): void {
   for (const { name, field: f, offset } of spec.members) {
     const pos = base + offset;
-    const where = `${spec.name}.${name}`;
     const v = value[name];
     if (isLayout(f)) {
-      if (typeof v !== "object" || v === null) throw new TypeError(`${where}: expected a struct ${f[SPEC].name}`);
+      if (typeof v !== "object" || v === null) throw new TypeError(`${spec.name}.${name}: expected a struct ${f[SPEC].name}`);
       encodeMembers(f[SPEC], view, pos, v as Readonly<Record<string, unknown>>, limit);
     } else if (f.kind === "scalar") {
-      if (pos + f.size <= limit) writeScalar(view, pos, f.ctype, v === undefined && f.reserved ? 0 : v, where);
+      const x = v === undefined && f.reserved ? 0 : v;
+      if (pos + f.size <= limit && !writeScalar(view, pos, f.ctype, x)) throw badValue(`${spec.name}.${name}`, x, f.ctype);
     } else if (f.kind === "array") {
       if (v !== undefined || !f.reserved) {
-        if (!Array.isArray(v) || v.length !== f.count) throw new TypeError(`${where}: expected ${f.count} elements`);
+        if (!Array.isArray(v) || v.length !== f.count) throw new TypeError(`${spec.name}.${name}: expected ${f.count} elements`);
       }
       for (let i = 0, p = pos; i < f.count && p + f.size <= limit; i++, p += f.size) {
-        writeScalar(view, p, f.ctype, Array.isArray(v) ? v[i] : 0, `${where}[${i}]`);
+        const x: unknown = Array.isArray(v) ? v[i] : 0;
+        if (!writeScalar(view, p, f.ctype, x)) throw badValue(`${spec.name}.${name}[${i}]`, x, f.ctype);
       }
     }
   }

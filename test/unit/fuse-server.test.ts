@@ -9,6 +9,7 @@ import {
   FUSE_DO_READDIRPLUS,
   FUSE_INIT_EXT,
   FUSE_POSIX_LOCKS,
+  FUSE_READDIRPLUS_AUTO,
   FUSE_ROOT_ID,
   FuseOpcode as Op,
   fuse_attr,
@@ -128,6 +129,15 @@ describe("FUSE_INIT", () => {
     expect(flags & FUSE_POSIX_LOCKS).toBe(FUSE_POSIX_LOCKS); // the device serves locks
     expect(r.view.getUint32(fuse_init_out.max_write, true)).toBe(1 << 20);
     expect(r.view.getUint16(fuse_init_out.max_pages, true)).toBe(256);
+  });
+
+  it("keeps READDIRPLUS on for every page: READDIRPLUS_AUTO would turn a listing into a LOOKUP per entry", async () => {
+    const { d } = await setup();
+    const offered = FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_INIT_EXT;
+    const r = await d.init(Number(offered), 0);
+    const flags = BigInt(r.view.getUint32(fuse_init_out.flags, true));
+    expect(flags & FUSE_DO_READDIRPLUS).toBe(FUSE_DO_READDIRPLUS);
+    expect(flags & FUSE_READDIRPLUS_AUTO).toBe(0n);
   });
 
   it("answers an older minor with the shorter fuse_init_out it expects", async () => {

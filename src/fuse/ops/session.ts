@@ -17,7 +17,6 @@ import {
   FUSE_PARALLEL_DIROPS,
   FUSE_POSIX_ACL,
   FUSE_POSIX_LOCKS,
-  FUSE_READDIRPLUS_AUTO,
   FUSE_WRITEBACK_CACHE,
   encode,
   fuse_init_in,
@@ -39,8 +38,9 @@ function serverFlags(s: Session): bigint {
     FUSE_ASYNC_READ |
     FUSE_BIG_WRITES |
     FUSE_ASYNC_DIO |
+    // Always READDIRPLUS (no READDIRPLUS_AUTO, which keeps it for the first page only): one request
+    // brings the attributes of ~24 entries, where `ls` or a glob would otherwise LOOKUP each one.
     FUSE_DO_READDIRPLUS |
-    FUSE_READDIRPLUS_AUTO |
     FUSE_PARALLEL_DIROPS |
     FUSE_MAX_PAGES |
     FUSE_INIT_EXT |
