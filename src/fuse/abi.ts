@@ -795,6 +795,9 @@ export const fuse_removemapping_one = defineStruct("fuse_removemapping_one", {
   len: u64,
 });
 
+/** PAGE_SIZE / sizeof(struct fuse_removemapping_one): one page of entries per request (x86 pages are 4 KiB). */
+export const FUSE_REMOVEMAPPING_MAX_ENTRY = 4096 / fuse_removemapping_one.SIZE;
+
 export const fuse_syncfs_in = defineStruct("fuse_syncfs_in", { padding: pad64 });
 
 /** One security context: followed by its NUL-terminated name, then `size` bytes of label. */

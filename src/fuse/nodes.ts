@@ -24,6 +24,11 @@ export class NodeTable {
     return nodeid > 0n && nodeid <= BigInt(Number.MAX_SAFE_INTEGER) ? this.byId.get(Number(nodeid))?.ino : undefined;
   }
 
+  /** The node id the guest holds for `ino`, if any. */
+  nodeid(ino: Ino): number | undefined {
+    return this.byIno.get(ino);
+  }
+
   /** Counts one lookup of `ino` and returns its node id (the same id for every name of one inode). */
   ref(ino: Ino): number {
     let id = this.byIno.get(ino);

@@ -2,10 +2,13 @@
 // arguments from a descriptor chain, runs one handler per opcode against a FileSystem, and writes
 // fuse_out_header + payload into the chain. Everything the guest sends is checked first; a bad request
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
+import type { DaxWindow } from "../../device/dax-window.ts";
 import type { DescriptorChain } from "../../device/virtqueue.ts";
 import { FsError, type FileSystem } from "../fs/filesystem.ts";
+import { DaxMappings, type DaxSnapshot } from "./dax.ts";
 import { Errno, FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
 import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
+import { InodeFiles } from "./inode-files.ts";
 import { LockTable } from "./locks.ts";
 import { NodeTable } from "./nodes.ts";
 import { HANDLERS } from "./ops/index.ts";
@@ -50,6 +53,8 @@ export interface FuseServerOptions {
   log?(message: string): void;
   /** Sees every request and reply (the page's protocol inspector). */
   observer?: FuseObserver;
+  /** The device's DAX window: FUSE_SETUPMAPPING and FUSE_REMOVEMAPPING map files into it. */
+  dax?: DaxWindow;
 }
 
 /** One request as the inspector sees it; `args` are the bytes after fuse_in_header (do not keep a reference). */
@@ -97,6 +102,11 @@ export interface Session {
   readonly openDirs: Set<number>;
   /** Negotiated minor version; 0 before INIT. */
   minor: number;
+  /** What the DAX window maps, when the device has one. */
+  readonly dax?: DaxMappings;
+  /** Zero-message open is on: no OPEN or RELEASE, fh 0 is the node's handle in `inodeFiles`. */
+  zeroOpen: boolean;
+  readonly inodeFiles: InodeFiles;
 }
 
 export const DEFAULT_MAX_WRITE = 1 << 20;
@@ -107,6 +117,7 @@ export class FuseServer {
   private readonly logged = new Set<string>();
 
   constructor(private readonly o: FuseServerOptions) {
+    const dax = o.dax && new DaxMappings(o.dax, o.fs, (m) => this.logOnce(m));
     this.session = {
       fs: o.fs,
       cache: cachePolicy(o.cache ?? "auto"),
@@ -117,12 +128,20 @@ export class FuseServer {
       openFiles: new Set(),
       openDirs: new Set(),
       minor: 0,
+      dax,
+      zeroOpen: false,
+      inodeFiles: new InodeFiles(o.fs, dax),
     };
   }
 
   /** Node ids the guest holds (the root included): the inode table shrinks back after umount. */
   get nodeCount(): number {
     return this.session.nodes.size;
+  }
+
+  /** What the DAX window maps now (for the inspector); undefined without a window. */
+  daxSnapshot(): DaxSnapshot | undefined {
+    return this.session.dax?.snapshot(this.session.nodes);
   }
 
   /** The RequestHandler of the virtio-fs device. */
@@ -222,8 +241,12 @@ export async function endSession(s: Session): Promise<void> {
   s.nodes.clear();
   s.locks.clear();
   s.minor = 0;
+  s.zeroOpen = false;
+  // Stores in the DAX window reach the backend while the inodes they belong to are still referenced.
+  await s.dax?.end();
   // Best effort: a backend that fails to release has nothing more to lose.
   await Promise.allSettled([
+    s.inodeFiles.clear(),
     ...files.map((fh) => s.fs.release(fh)),
     ...dirs.map((dh) => s.fs.releasedir(dh)),
     ...held.map((n) => s.fs.forget(n.ino, n.nlookup)),

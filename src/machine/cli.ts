@@ -7,9 +7,11 @@ import { CACHE_MODES, type CacheMode } from "../fuse/server.ts";
 import { HostDirFs } from "../fs/hostdir.ts";
 import { MemFs, createSampleTree } from "../fs/memfs.ts";
 import { ImageError } from "./images.ts";
+import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./virtiofs.ts";
 
 const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
-                        [--exec "<cmd>"] [--memory <MiB>] [--append "<kernel args>"] [--images <dir>] [--verbose]
+                        [--dax [MiB]] [--exec "<cmd>"] [--memory <MiB>] [--append "<kernel args>"] [--images <dir>]
+                        [--verbose]
 
   --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
   --memfs           export the embedded sample tree instead (the default)
@@ -17,6 +19,9 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
   --cache <mode>    never | metadata | auto | always, as virtiofsd (default: auto)
   --writeback       let the guest's page cache gather writes (FUSE_WRITEBACK_CACHE)
   --readonly        every write fails with EROFS
+  --dax [MiB]       give the device a DAX window of MiB (a power of two, ${DAX_MIB_MIN} to ${DAX_MIB_MAX}; default 256,
+                    or 64 with more than 512 MiB of RAM) and mount with -o dax=always: the guest maps
+                    files instead of reading them (needs the kernel built from guest/patches)
   --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
   --memory <MiB>    guest RAM, 96 to 3072 (default 256)
   --append <args>   extra kernel command-line parameters
@@ -32,6 +37,8 @@ interface RunArgs {
   cache: CacheMode;
   writeback: boolean;
   readonly: boolean;
+  /** Size of the DAX window; undefined without --dax. */
+  daxMiB?: number;
   exec?: string;
   memoryMiB: number;
   append?: string;
@@ -41,7 +48,8 @@ interface RunArgs {
 
 export function parseCli(argv: string[]): RunArgs | "help" {
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") return "help";
-  const [cmd, ...rest] = argv;
+  const [cmd, ...args] = argv;
+  const rest = daxValue(args);
   if (cmd !== "run") throw new UsageError(`unknown command '${cmd}' (try: virtiofs-web run --help)`);
   let values;
   try {
@@ -56,6 +64,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         cache: { type: "string", default: "auto" },
         writeback: { type: "boolean", default: false },
         readonly: { type: "boolean", default: false },
+        dax: { type: "string" },
         exec: { type: "string" },
         memory: { type: "string" },
         append: { type: "string" },
@@ -75,7 +84,44 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 3072) {
     throw new UsageError(`--memory takes a whole number of MiB from 96 to 3072, not '${values.memory}'`);
   }
-  return { share: values.share, tag: values.tag, cache, writeback: values.writeback, readonly: values.readonly, exec: values.exec, memoryMiB, append: values.append, imagesDir: values.images, verbose: values.verbose };
+  return {
+    share: values.share,
+    tag: values.tag,
+    cache,
+    writeback: values.writeback,
+    readonly: values.readonly,
+    daxMiB: values.dax === undefined ? undefined : daxMiB(values.dax, memoryMiB),
+    exec: values.exec,
+    memoryMiB,
+    append: values.append,
+    imagesDir: values.images,
+    verbose: values.verbose,
+  };
+}
+
+/** `--dax` takes an optional value, which parseArgs cannot express: a bare --dax becomes --dax= (the default). */
+function daxValue(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] !== "--dax") out.push(args[i]!);
+    else if (/^\d+$/.test(args[i + 1] ?? "")) out.push(`--dax=${args[++i]}`);
+    else out.push("--dax=");
+  }
+  return out;
+}
+
+/**
+ * The window's size. Linux maps it into vmalloc space, which shrinks as RAM grows (i386: about 750 MiB free
+ * with 256 MiB of RAM, 120 MiB with 1 GiB), hence the default.
+ */
+function daxMiB(value: string, memoryMiB: number): number {
+  const mib = value === "" ? (memoryMiB <= 512 ? 256 : 64) : Number(value);
+  try {
+    daxWindowSize(mib);
+  } catch {
+    throw new UsageError(`--dax takes a power of two from ${DAX_MIB_MIN} to ${DAX_MIB_MAX} MiB, not '${value}'`);
+  }
+  return mib;
 }
 
 /** The backend behind --share / --memfs. */
@@ -94,7 +140,7 @@ async function guestOptions(a: RunArgs): Promise<GuestOptions> {
     memoryMiB: a.memoryMiB,
     append: a.append,
     imagesDir: a.imagesDir,
-    shares: [{ tag: a.tag, fs: await shareFs(a), cache: a.cache, writeback: a.writeback, mountPoint: "/mnt" }],
+    shares: [{ tag: a.tag, fs: await shareFs(a), cache: a.cache, writeback: a.writeback, daxMiB: a.daxMiB, mountPoint: "/mnt" }],
   };
 }
 

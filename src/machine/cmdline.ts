@@ -27,7 +27,7 @@ export class CmdlineError extends Error {}
 // probing UARTs that are not there.
 const BASE = "console=ttyS0 quiet cryptomgr.notests noisapnp tsc=reliable 8250.nr_uarts=1";
 
-function utf8Base64(s: string): string {
+export function utf8Base64(s: string): string {
   let bin = "";
   for (const b of new TextEncoder().encode(s)) bin += String.fromCharCode(b);
   return btoa(bin);

@@ -1,15 +1,29 @@
-// A guest for Node: boot the PC, run shell commands through guest/init's framed console, shut down.
+// A guest handle: boot the PC, run shell commands through guest/init's framed console, shut down. The same
+// code runs in Node and in a browser Worker; only where the images and v86.wasm come from differs.
 import { ConsoleFrames } from "./console-frames.ts";
-import { kernelCmdline, randomNonce, type GuestMount } from "./cmdline.ts";
+import { kernelCmdline, randomNonce, utf8Base64, type GuestMount } from "./cmdline.ts";
+import type { GuestImages } from "./images.ts";
 import { startMachine, type Machine } from "./machine.ts";
-import { loadImages, V86_WASM_PATH } from "./node-images.ts";
 import type { V86 } from "v86";
 import { attachVirtioFs, type AttachedShare, type VirtioFsShare } from "./virtiofs.ts";
 
-/** A virtio-fs share and where the guest mounts it. */
+/** A virtio-fs share and where the guest mounts it (with dax=always when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
   mountPoint: string;
   mountOptions?: string;
+}
+
+/** The mount options of a share: a share with a DAX window is mounted to use it. */
+export function shareMountOptions(share: Pick<GuestShare, "daxMiB" | "mountOptions">): string | undefined {
+  const given = share.mountOptions?.split(",").filter(Boolean) ?? [];
+  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push("dax=always");
+  return given.length ? given.join(",") : undefined;
+}
+
+/** What the machine boots from: the verified images and where v86.wasm is (a path in Node, a URL in a browser). */
+export interface GuestRuntime {
+  images: GuestImages;
+  wasmPath: string;
 }
 
 export interface GuestOptions {
@@ -21,6 +35,9 @@ export interface GuestOptions {
   mounts?: GuestMount[];
   /** Attach v86's own virtio-9p device (in memory), the benchmarks' comparison target. */
   ninep?: boolean;
+  /** Images and wasm already at hand (a browser fetches them: fetch-images.ts); without them, Node's loader reads imagesDir. */
+  runtime?: GuestRuntime;
+  /** Node: the images' directory (default public/guest/). */
   imagesDir?: string;
   /** Run this one command at boot (vfsw.exec) instead of taking commands with run(). */
   exec?: string;
@@ -69,12 +86,12 @@ export class Guest {
   }
 
   static async boot(opts: GuestOptions = {}): Promise<Guest> {
-    const images = await loadImages(opts.imagesDir);
+    const { images, wasmPath } = opts.runtime ?? (await nodeRuntime(opts.imagesDir));
     const nonce = randomNonce();
     const mode = opts.exec !== undefined ? { kind: "exec" as const, command: opts.exec } : opts.interactive ? { kind: "shell" as const } : { kind: "agent" as const };
     const shares = opts.shares ?? [];
     const mounts: GuestMount[] = [
-      ...shares.map((sh) => ({ fstype: "virtiofs" as const, tag: sh.tag, dir: sh.mountPoint, options: sh.mountOptions })),
+      ...shares.map((sh) => ({ fstype: "virtiofs" as const, tag: sh.tag, dir: sh.mountPoint, options: shareMountOptions(sh) })),
       ...(opts.mounts ?? []),
     ];
     const cmdline = kernelCmdline({ nonce, mode, mounts, append: opts.append });
@@ -105,7 +122,7 @@ export class Guest {
       images,
       cmdline,
       memoryMiB: opts.memoryMiB ?? 256,
-      wasmPath: V86_WASM_PATH,
+      wasmPath,
       ninep: opts.ninep,
       onSerial: (b) => frames.push(b),
       beforeRun: (emulator) => {
@@ -180,7 +197,7 @@ export class Guest {
 
   /** The agent's input format: base64 lines, then a line ".". */
   private sendCommand(command: string): void {
-    const b64 = Buffer.from(command, "utf8").toString("base64");
+    const b64 = utf8Base64(command);
     this.send(`${b64.replace(/.{1,76}/g, "$&\n")}.\n`);
   }
 
@@ -193,6 +210,12 @@ export class Guest {
     this.machine = undefined;
     await m?.destroy();
   }
+}
+
+/** Imported on demand, so that a browser, which passes its own runtime, never loads Node's file system code. */
+async function nodeRuntime(imagesDir: string | undefined): Promise<GuestRuntime> {
+  const { loadImages, V86_WASM_PATH } = await import("./node-images.ts");
+  return { images: await loadImages(imagesDir), wasmPath: V86_WASM_PATH };
 }
 
 function concatAll(chunks: Uint8Array[]): Uint8Array {

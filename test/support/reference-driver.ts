@@ -212,6 +212,19 @@ export class ReferenceDriver {
     return parseReply(used[0]!);
   }
 
+  /** As fuse(), for a backend doing real I/O: waits (up to `ms`) until the reply is there. */
+  async fuseAwait(opcode: number, nodeid: bigint | number, args?: Uint8Array, ms = 5000): Promise<FuseReply> {
+    const q = this.queues[1]!;
+    q.add([this.request(opcode, nodeid, args)], [fuse_out_header.SIZE + 4096]);
+    if (q.kickNeeded()) this.kick(1);
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+      await settle();
+      const used = q.getUsed();
+      if (used.length) return parseReply(used[0]!);
+    }
+    throw new Error(`no reply to opcode ${opcode} within ${ms} ms`);
+  }
+
   /** FUSE_INIT as Linux 6.1 sends it. */
   async init(flags = 0, flags2 = 0): Promise<FuseReply> {
     const a = new Uint8Array(fuse_init_in.SIZE);

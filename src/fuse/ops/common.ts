@@ -53,6 +53,15 @@ export function handleOf(set: ReadonlySet<Handle>, fh: bigint): Handle {
   return n;
 }
 
+/**
+ * The backend handle behind a file handle from the guest. With zero-message open, fh 0 is the node's own
+ * handle (src/fuse/inode-files.ts), opened for writing when `write`; `nodeid` is the node it belongs to.
+ */
+export function fileOf(s: Session, fh: bigint, nodeid: bigint, write = false): Handle | Promise<Handle> {
+  if (fh === 0n && s.zeroOpen) return s.inodeFiles.get(inoOf(s, nodeid), write);
+  return handleOf(s.openFiles, fh);
+}
+
 /** A guest file offset or length as a safe number, or EINVAL (files end far below 2^53). */
 export function sizeArg(v: bigint): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RequestError(Errno.EINVAL);

@@ -1,6 +1,6 @@
 // Open files: OPEN, CREATE, TMPFILE, READ, WRITE, FLUSH, RELEASE, FSYNC, FALLOCATE, LSEEK,
 // COPY_FILE_RANGE.
-import { SEEK_DATA, SEEK_HOLE } from "../../fs/filesystem.ts";
+import { O_ACCMODE, O_RDWR, O_TRUNC, SEEK_DATA, SEEK_HOLE, type Handle } from "../../fs/filesystem.ts";
 import {
   Errno,
   FUSE_COMPAT_WRITE_IN_SIZE,
@@ -21,11 +21,16 @@ import {
   fuse_write_out,
 } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
-import { cred, entryReply, handleOf, inoOf, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
+import { cred, entryReply, fileOf, handleOf, inoOf, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = await s.fs.open(nodeIno(s, r), u32(r, fuse_open_in.flags));
+  const ino = nodeIno(s, r);
+  if (s.zeroOpen) return Errno.ENOSYS; // Linux takes this as success, and sends no OPEN or RELEASE again
+  const flags = u32(r, fuse_open_in.flags);
+  // Linux leaves truncation to SETATTR; a guest that sends O_TRUNC anyway shortens what mapped pages show.
+  const fh = s.dax && flags & O_TRUNC ? await s.dax.resize(ino, () => s.fs.open(ino, flags)) : await s.fs.open(ino, flags);
   s.openFiles.add(fh);
+  s.dax?.opened(fh, ino, flags);
   return openReply(fh, s.cache.openFlags);
 }
 
@@ -37,11 +42,24 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
   const { attr, fh } = tmpfile
     ? await s.fs.tmpfile(parent, mode, flags, cred(r))
     : await s.fs.create(parent, nameArg(r, fuse_create_in.SIZE), mode, flags, cred(r));
-  s.openFiles.add(fh);
+  let guestFh = fh;
+  if (!s.zeroOpen) {
+    s.openFiles.add(fh);
+    s.dax?.opened(fh, attr.ino, flags);
+  } else {
+    // The guest uses fh 0: a read-write handle becomes the node's own unless it has one already.
+    guestFh = 0;
+    if ((flags & O_ACCMODE) !== O_RDWR || !s.inodeFiles.adopt(attr.ino, fh, flags)) {
+      await s.inodeFiles.get(attr.ino, true); // first: an O_TMPFILE file lives only while open
+      await s.fs.release(fh);
+    }
+  }
+  // CREATE of a name that exists (the guest's dentry was stale) opens it, truncated with O_TRUNC.
+  if (s.dax && flags & O_TRUNC) await s.dax.truncated(attr.ino);
   const entry = entryReply(s, attr);
   const out = new Uint8Array(fuse_entry_out.SIZE + 16);
   out.set(entry);
-  out.set(openReply(fh, s.cache.openFlags), fuse_entry_out.SIZE);
+  out.set(openReply(guestFh, s.cache.openFlags), fuse_entry_out.SIZE);
   return out;
 }
 
@@ -49,63 +67,90 @@ export const create = (s: Session, r: FuseRequest): Promise<Reply> => createComm
 export const tmpfile = (s: Session, r: FuseRequest): Promise<Reply> => createCommon(s, r, true);
 
 export async function read(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = handleOf(s.openFiles, u64(r, fuse_read_in.fh));
+  const fh = await fileOf(s, u64(r, fuse_read_in.fh), r.nodeid);
   const size = u32(r, fuse_read_in.size);
   if (size > s.maxWrite) return Errno.EINVAL;
-  return s.fs.read(fh, sizeArg(u64(r, fuse_read_in.offset)), size);
+  const offset = sizeArg(u64(r, fuse_read_in.offset));
+  const op = () => s.fs.read(fh, offset, size);
+  return s.dax ? s.dax.io({ read: { fh, offset, length: size } }, op) : op();
 }
 
 export async function write(s: Session, r: FuseRequest): Promise<Reply> {
   // Kernels before 7.9 sent a 24-byte fuse_write_in; the data follows whichever it is.
   const header = s.minor < 9 ? FUSE_COMPAT_WRITE_IN_SIZE : fuse_write_in.SIZE;
   if (r.args.length < header) return Errno.EINVAL;
-  const fh = handleOf(s.openFiles, u64(r, fuse_write_in.fh));
+  const fh = await fileOf(s, u64(r, fuse_write_in.fh), r.nodeid, true);
   const size = u32(r, fuse_write_in.size);
   if (size !== r.args.length - header || size > s.maxWrite) return Errno.EINVAL;
-  const n = await s.fs.write(fh, sizeArg(u64(r, fuse_write_in.offset)), r.args.subarray(header));
+  const offset = sizeArg(u64(r, fuse_write_in.offset));
+  const op = () => s.fs.write(fh, offset, r.args.subarray(header));
+  const n = s.dax ? await s.dax.io({ change: { fh, offset, length: size } }, op) : await op();
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;
 }
 
+/** FLUSH and FSYNC: fh 0 in zero-message open is the node's handle if it has one, else nothing to do. */
+function guestFileOf(s: Session, r: FuseRequest, fh: bigint): Handle | Promise<Handle> | undefined {
+  return fh === 0n && s.zeroOpen ? s.inodeFiles.peek(nodeIno(s, r)) : handleOf(s.openFiles, fh);
+}
+
 /** close(2) of one descriptor: its POSIX locks go (as locks_remove_posix), buffered data is made durable. */
 export async function flush(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = handleOf(s.openFiles, u64(r, fuse_flush_in.fh));
+  const fh = await guestFileOf(s, r, u64(r, fuse_flush_in.fh));
   s.locks.releaseOwner("posix", nodeIno(s, r), u64(r, fuse_flush_in.lock_owner));
+  if (fh === undefined) return 0; // fh 0 of a file never read or written: nothing buffered
+  await s.dax?.sync(fh);
   await s.fs.flush(fh);
   return 0;
 }
 
 export async function release(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = handleOf(s.openFiles, u64(r, fuse_release_in.fh));
+  const guestFh = u64(r, fuse_release_in.fh);
+  // Before the first OPEN met ENOSYS, Linux still releases what CREATE opened: fh 0, the node's own.
+  const fh = guestFh === 0n && s.zeroOpen ? undefined : handleOf(s.openFiles, guestFh);
   if (u32(r, fuse_release_in.release_flags) & FUSE_RELEASE_FLOCK_UNLOCK) {
     const ino = s.nodes.ino(r.nodeid);
     if (ino !== undefined) s.locks.releaseOwner("flock", ino, u64(r, fuse_release_in.lock_owner));
   }
-  s.openFiles.delete(fh);
-  await s.fs.release(fh);
+  if (fh === undefined) return 0;
+  try {
+    await s.dax?.sync(fh);
+  } finally {
+    s.openFiles.delete(fh);
+    s.dax?.released(fh);
+    await s.fs.release(fh);
+  }
   return 0;
 }
 
 export async function fsync(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = handleOf(s.openFiles, u64(r, fuse_fsync_in.fh));
+  const fh = await guestFileOf(s, r, u64(r, fuse_fsync_in.fh));
+  if (fh === undefined) return 0;
+  await s.dax?.sync(fh);
   await s.fs.fsync(fh, (u32(r, fuse_fsync_in.fsync_flags) & FUSE_FSYNC_FDATASYNC) !== 0);
   return 0;
 }
 
 export async function fallocate(s: Session, r: FuseRequest): Promise<Reply> {
   const f = fuse_fallocate_in;
-  const fh = handleOf(s.openFiles, u64(r, f.fh));
-  await s.fs.fallocate(fh, u32(r, f.mode), sizeArg(u64(r, f.offset)), sizeArg(u64(r, f.length)));
+  const fh = await fileOf(s, u64(r, f.fh), r.nodeid, true);
+  const offset = sizeArg(u64(r, f.offset));
+  const length = sizeArg(u64(r, f.length));
+  const op = () => s.fs.fallocate(fh, u32(r, f.mode), offset, length);
+  await (s.dax ? s.dax.io({ change: { fh, offset, length } }, op) : op());
   return 0;
 }
 
 export async function lseek(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = handleOf(s.openFiles, u64(r, fuse_lseek_in.fh));
+  const fh = await fileOf(s, u64(r, fuse_lseek_in.fh), r.nodeid);
   const whence = u32(r, fuse_lseek_in.whence);
   // The kernel handles SEEK_SET/CUR/END itself; only the questions about holes come here.
   if (whence !== SEEK_DATA && whence !== SEEK_HOLE) return Errno.EINVAL;
-  const pos = await s.fs.lseek(fh, sizeArg(u64(r, fuse_lseek_in.offset)), whence);
+  const offset = sizeArg(u64(r, fuse_lseek_in.offset));
+  const op = () => s.fs.lseek(fh, offset, whence);
+  // Where data lies depends on stores still in the DAX window.
+  const pos = s.dax ? await s.dax.io({ read: { fh, offset, length: Number.MAX_SAFE_INTEGER - offset } }, op) : await op();
   const out = struct(fuse_lseek_out.SIZE);
   out.view.setBigUint64(fuse_lseek_out.offset, BigInt(pos), true);
   return out.bytes;
@@ -114,12 +159,16 @@ export async function lseek(s: Session, r: FuseRequest): Promise<Reply> {
 export async function copyFileRange(s: Session, r: FuseRequest): Promise<Reply> {
   const f = fuse_copy_file_range_in;
   if (u64(r, f.flags) !== 0n) return Errno.EINVAL; // copy_file_range(2) takes no flags yet
-  inoOf(s, u64(r, f.nodeid_out));
-  const fhIn = handleOf(s.openFiles, u64(r, f.fh_in));
-  const fhOut = handleOf(s.openFiles, u64(r, f.fh_out));
+  const nodeOut = u64(r, f.nodeid_out);
+  inoOf(s, nodeOut);
+  const fhIn = await fileOf(s, u64(r, f.fh_in), r.nodeid);
+  const fhOut = await fileOf(s, u64(r, f.fh_out), nodeOut, true);
   // The reply's size is 32 bits: copy at most what it can report.
   const len = Math.min(sizeArg(u64(r, f.len)), s.maxWrite);
-  const n = await s.fs.copyFileRange(fhIn, sizeArg(u64(r, f.off_in)), fhOut, sizeArg(u64(r, f.off_out)), len);
+  const offIn = sizeArg(u64(r, f.off_in));
+  const offOut = sizeArg(u64(r, f.off_out));
+  const op = () => s.fs.copyFileRange(fhIn, offIn, fhOut, offOut, len);
+  const n = s.dax ? await s.dax.io({ read: { fh: fhIn, offset: offIn, length: len }, change: { fh: fhOut, offset: offOut, length: len } }, op) : await op();
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;

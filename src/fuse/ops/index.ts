@@ -28,6 +28,7 @@ import {
   fuse_setattr_in,
 } from "../abi.ts";
 import { op, type Handler } from "./common.ts";
+import * as dax from "./dax.ts";
 import * as dir from "./dir.ts";
 import * as file from "./file.ts";
 import * as inode from "./inode.ts";
@@ -83,6 +84,10 @@ export const HANDLERS: Partial<Record<number, Handler>> = {
   [O.FUSE_LISTXATTR]: op(fuse_getxattr_in.SIZE, xattr.listxattr),
   [O.FUSE_SETXATTR]: op(FUSE_COMPAT_SETXATTR_IN_SIZE + NAME, xattr.setxattr),
   [O.FUSE_REMOVEXATTR]: op(NAME, xattr.removexattr),
+
+  // Argument sizes are checked inside: without a DAX window both are ENOSYS, whatever they carry.
+  [O.FUSE_SETUPMAPPING]: op(0, dax.setupmapping),
+  [O.FUSE_REMOVEMAPPING]: op(0, dax.removemapping),
 
   [O.FUSE_GETLK]: op(fuse_lk_in.SIZE, lock.getlk),
   [O.FUSE_SETLK]: op(fuse_lk_in.SIZE, lock.setlk),

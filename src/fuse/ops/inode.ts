@@ -1,6 +1,6 @@
 // Names and inodes: LOOKUP, FORGET, BATCH_FORGET, GETATTR, SETATTR, READLINK, ACCESS, MKNOD, MKDIR,
 // SYMLINK, LINK, UNLINK, RMDIR, RENAME, RENAME2.
-import type { SetAttr, Timespec } from "../../fs/filesystem.ts";
+import { S_IFMT, S_IFREG, type FileAttr, type Ino, type SetAttr, type Timespec } from "../../fs/filesystem.ts";
 import {
   Errno,
   FATTR_ATIME,
@@ -27,7 +27,7 @@ import {
   fuse_setattr_in,
 } from "../abi.ts";
 import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../server.ts";
-import { RequestError, attrReply, cred, entryReply, handleOf, inoOf, nameAt, nameArg, nodeIno, sizeArg, u32, u64 } from "./common.ts";
+import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, nameAt, nameArg, nodeIno, sizeArg, u32, u64 } from "./common.ts";
 
 /** Linux PATH_MAX: the longest symlink target. */
 const PATH_MAX = 4096;
@@ -38,7 +38,13 @@ export async function lookup(s: Session, r: FuseRequest): Promise<Reply> {
 
 async function forgetOne(s: Session, nodeid: bigint, nlookup: bigint): Promise<void> {
   const gone = s.nodes.forget(nodeid, nlookup);
-  if (gone && gone.dropped > 0) await s.fs.forget(gone.ino, gone.dropped);
+  if (!gone || gone.dropped === 0) return;
+  // Linux unmaps an inode before it forgets it; a guest that does not loses no stores either.
+  if (s.nodes.nodeid(gone.ino) === undefined) {
+    if (s.dax) await s.dax.forgotten(gone.ino);
+    await s.inodeFiles.drop(gone.ino);
+  }
+  await s.fs.forget(gone.ino, gone.dropped);
 }
 
 export async function forget(s: Session, r: FuseRequest): Promise<Reply> {
@@ -80,8 +86,9 @@ export async function setattr(s: Session, r: FuseRequest): Promise<Reply> {
   if (valid & FATTR_ATIME) a.atime = valid & FATTR_ATIME_NOW ? "now" : time(r, f.atime, f.atimensec);
   if (valid & FATTR_MTIME) a.mtime = valid & FATTR_MTIME_NOW ? "now" : time(r, f.mtime, f.mtimensec);
   if (valid & FATTR_CTIME) a.ctime = time(r, f.ctime, f.ctimensec);
-  const fh = valid & FATTR_FH ? handleOf(s.openFiles, u64(r, f.fh)) : undefined;
-  return attrReply(s, await s.fs.setattr(ino, a, fh));
+  const fh = valid & FATTR_FH ? await fileOf(s, u64(r, f.fh), r.nodeid, (valid & FATTR_SIZE) !== 0) : undefined;
+  const op = () => s.fs.setattr(ino, a, fh);
+  return attrReply(s, s.dax && a.size !== undefined ? await s.dax.resize(ino, op) : await op());
 }
 
 export async function readlink(s: Session, r: FuseRequest): Promise<Reply> {
@@ -119,8 +126,31 @@ export async function link(s: Session, r: FuseRequest): Promise<Reply> {
 }
 
 export async function unlink(s: Session, r: FuseRequest): Promise<Reply> {
-  await s.fs.unlink(nodeIno(s, r), nameArg(r, 0));
+  const parent = nodeIno(s, r);
+  const name = nameArg(r, 0);
+  await keepOpenable(s, parent, name);
+  await s.fs.unlink(parent, name);
   return 0;
+}
+
+/**
+ * Zero-message open: the guest may have `name` open without the server knowing, and an unlinked file
+ * lives only while a handle is open on it. So a file the guest holds gets its node handle before its
+ * name can go (UNLINK, or RENAME over it); FORGET gives it back.
+ */
+async function keepOpenable(s: Session, parent: Ino, name: string): Promise<void> {
+  if (!s.zeroOpen) return;
+  let attr: FileAttr;
+  try {
+    attr = await s.fs.lookup(parent, name);
+  } catch {
+    return; // the operation itself reports what is wrong with the name
+  }
+  try {
+    if ((attr.mode & S_IFMT) === S_IFREG && s.nodes.nodeid(attr.ino) !== undefined) await s.inodeFiles.get(attr.ino, false);
+  } finally {
+    await s.fs.forget(attr.ino, 1);
+  }
 }
 
 export async function rmdir(s: Session, r: FuseRequest): Promise<Reply> {
@@ -135,6 +165,7 @@ async function renameCommon(s: Session, r: FuseRequest, argsSize: number, flags:
   // "oldname\0newname\0"
   const from = nameAt(r, argsSize);
   const to = nameAt(r, from.next).name;
+  if (!(flags & RENAME_EXCHANGE)) await keepOpenable(s, newParent, to);
   await s.fs.rename(parent, from.name, newParent, to, flags);
   return 0;
 }

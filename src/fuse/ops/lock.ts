@@ -5,7 +5,8 @@ import type { FuseRequest, Reply, Session } from "../server.ts";
 import { handleOf, nodeIno, struct, u32, u64 } from "./common.ts";
 
 function lockArgs(s: Session, r: FuseRequest) {
-  handleOf(s.openFiles, u64(r, fuse_lk_in.fh));
+  const fh = u64(r, fuse_lk_in.fh);
+  if (!(fh === 0n && s.zeroOpen)) handleOf(s.openFiles, fh); // fh 0: the node's own (zero-message open)
   const lk = fuse_lk_in.lk;
   const kind: LockKind = u32(r, fuse_lk_in.lk_flags) & FUSE_LK_FLOCK ? "flock" : "posix";
   const start = u64(r, lk + fuse_file_lock.start);

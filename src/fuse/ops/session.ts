@@ -13,11 +13,14 @@ import {
   FUSE_INIT_EXT,
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
+  FUSE_MAP_ALIGNMENT,
   FUSE_MAX_PAGES,
+  FUSE_NO_OPEN_SUPPORT,
   FUSE_PARALLEL_DIROPS,
   FUSE_POSIX_ACL,
   FUSE_POSIX_LOCKS,
   FUSE_WRITEBACK_CACHE,
+  FOPEN_DIRECT_IO,
   encode,
   fuse_init_in,
   fuse_init_out,
@@ -26,6 +29,7 @@ import {
   initFlags,
   splitInitFlags,
 } from "../abi.ts";
+import { DAX_PAGE_SHIFT } from "../../../device/dax-window.ts";
 import { NO_REPLY, endSession, type FuseRequest, type Reply, type Session } from "../server.ts";
 import { nodeIno, struct, u32, u64 } from "./common.ts";
 
@@ -50,6 +54,7 @@ function serverFlags(s: Session): bigint {
   if (s.cache.mode !== "never") f |= FUSE_CACHE_SYMLINKS;
   if (s.cache.mode === "auto") f |= FUSE_AUTO_INVAL_DATA; // drop cached pages when mtime or size moved
   if (s.writeback) f |= FUSE_WRITEBACK_CACHE;
+  if (s.dax) f |= FUSE_MAP_ALIGNMENT; // mappings need only page alignment (map_alignment below)
   return f;
 }
 
@@ -67,8 +72,12 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
   if (s.minor !== 0) await endSession(s); // a second INIT starts a new session
   // fuse_init_in grew flags2 in 7.36; an older kernel sends 16 bytes.
   const theirs = initFlags(u32(r, fuse_init_in.flags), r.args.length >= fuse_init_in.SIZE ? u32(r, fuse_init_in.flags2) : 0);
-  const { flags, flags2 } = splitInitFlags(theirs & serverFlags(s));
+  const agreed = theirs & serverFlags(s);
+  const { flags, flags2 } = splitInitFlags(agreed);
   s.minor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
+  // Zero-message open (src/fuse/inode-files.ts) where open flags carry nothing: cache=never and metadata
+  // need FOPEN_DIRECT_IO on every open, and a read-only export answers a write open with EROFS.
+  s.zeroOpen = (theirs & FUSE_NO_OPEN_SUPPORT) !== 0n && !(s.cache.openFlags & FOPEN_DIRECT_IO) && !s.fs.capabilities.readOnly;
   encode(fuse_init_out, out.view, 0, {
     major: FUSE_KERNEL_VERSION,
     minor: s.minor,
@@ -79,7 +88,7 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
     max_write: s.maxWrite,
     time_gran: 1,
     max_pages: s.maxWrite / PAGE_SIZE,
-    map_alignment: 0,
+    map_alignment: agreed & FUSE_MAP_ALIGNMENT ? DAX_PAGE_SHIFT : 0,
     flags2,
   });
   // Older minors expect a shorter fuse_init_out.
@@ -107,6 +116,7 @@ export async function statfs(s: Session, r: FuseRequest): Promise<Reply> {
 }
 
 export async function syncfs(s: Session): Promise<Reply> {
+  await s.dax?.syncAll();
   await s.fs.syncfs();
   return 0;
 }

@@ -1,0 +1,102 @@
+// Zero-message open (FUSE_NO_OPEN_SUPPORT). With cache=auto or always the server answers the first OPEN
+// with ENOSYS, and Linux stops sending OPEN and RELEASE for good: files are read and written through
+// fh 0. That removes two of the four round trips a `cat` of a small file costs. Behind fh 0 the server
+// keeps one backend handle per inode, opened on first use and given back when the guest forgets the
+// inode. The guest holds an inode while any descriptor is open on it, so the handle outlives an unlink
+// of the last name (UNLINK and RENAME open it first), exactly as a per-open handle would.
+import { FsError, O_RDONLY, O_RDWR, type FileSystem, type Handle, type Ino } from "../fs/filesystem.ts";
+import { EACCES, EPERM, EROFS } from "../fs/errno.ts";
+
+interface InodeFile {
+  fh: Promise<Handle>;
+  write: boolean;
+}
+
+export interface InodeFileHooks {
+  /** A backend handle now stands for the inode (the DAX window tracks which inode each handle reads). */
+  opened(fh: Handle, ino: Ino, flags: number): void;
+  released(fh: Handle): void;
+}
+
+export class InodeFiles {
+  private readonly byIno = new Map<Ino, InodeFile>();
+  /** Read-only handles replaced by a writable one; requests may still be using them until the inode goes. */
+  private readonly retired = new Map<Ino, Promise<Handle>[]>();
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly hooks?: InodeFileHooks,
+  ) {}
+
+  get size(): number {
+    return this.byIno.size;
+  }
+
+  /** The inode's handle, opened on first use: read-write when the backend allows, read-only for reads otherwise. */
+  get(ino: Ino, write: boolean): Promise<Handle> {
+    const have = this.byIno.get(ino);
+    if (have && (have.write || !write)) return have.fh;
+    const entry: InodeFile = { fh: Promise.resolve(0), write: true };
+    // A write through a read-only handle asks again: on a read-only export that fails with the errno
+    // the guest should see, and the read-only handle stays.
+    entry.fh = have || write ? this.open(ino, O_RDWR) : this.openBest(ino, entry);
+    this.byIno.set(ino, entry);
+    entry.fh.then(
+      () => have && this.retired.set(ino, [...(this.retired.get(ino) ?? []), have.fh]),
+      () => {
+        if (this.byIno.get(ino) !== entry) return;
+        if (have) this.byIno.set(ino, have);
+        else this.byIno.delete(ino);
+      },
+    );
+    return entry.fh;
+  }
+
+  /** The inode's handle if it has one: FLUSH and FSYNC of a file never read or written have nothing to do. */
+  peek(ino: Ino): Promise<Handle> | undefined {
+    return this.byIno.get(ino)?.fh;
+  }
+
+  /** Takes a read-write handle CREATE opened as the inode's; false if the inode has one already. */
+  adopt(ino: Ino, fh: Handle, flags: number): boolean {
+    if (this.byIno.has(ino)) return false;
+    this.byIno.set(ino, { fh: Promise.resolve(fh), write: true });
+    this.hooks?.opened(fh, ino, flags);
+    return true;
+  }
+
+  /** The guest forgot the inode: its handles go back to the backend. */
+  async drop(ino: Ino): Promise<void> {
+    const entry = this.byIno.get(ino);
+    const old = this.retired.get(ino) ?? [];
+    this.byIno.delete(ino);
+    this.retired.delete(ino);
+    await Promise.allSettled([...(entry ? [entry.fh] : []), ...old].map((p) => p.then((fh) => this.release(fh))));
+  }
+
+  /** The session ended: every handle goes back. */
+  async clear(): Promise<void> {
+    await Promise.allSettled([...new Set([...this.byIno.keys(), ...this.retired.keys()])].map((ino) => this.drop(ino)));
+  }
+
+  private async openBest(ino: Ino, entry: InodeFile): Promise<Handle> {
+    try {
+      return await this.open(ino, O_RDWR);
+    } catch (e) {
+      if (!(e instanceof FsError) || (e.errno !== EROFS && e.errno !== EACCES && e.errno !== EPERM)) throw e;
+      entry.write = false;
+      return this.open(ino, O_RDONLY);
+    }
+  }
+
+  private async open(ino: Ino, flags: number): Promise<Handle> {
+    const fh = await this.fs.open(ino, flags);
+    this.hooks?.opened(fh, ino, flags);
+    return fh;
+  }
+
+  private async release(fh: Handle): Promise<void> {
+    this.hooks?.released(fh);
+    await this.fs.release(fh);
+  }
+}
