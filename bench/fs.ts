@@ -1,9 +1,10 @@
 // File-system workloads timed inside one guest that has this device (memfs backend, one device per cache
 // mode) and v86's own virtio-9p (in memory) attached side by side, plus the guest's tmpfs as the limit.
 // Every figure is the median of its repetitions, interleaved between targets so all see the same load.
+// Runs in Node (bench/run.ts) and in a browser Worker (bench/browser/), so it imports nothing Node-only.
 import { MemFs } from "../src/fs/memfs.ts";
 import type { CacheMode } from "../src/fuse/server.ts";
-import { Guest, text, type GuestShare } from "../src/machine/guest.ts";
+import { Guest, text, type GuestRuntime } from "../src/machine/guest.ts";
 
 export interface Target {
   name: string;
@@ -122,33 +123,52 @@ export interface FsResults {
   samples: Record<string, Record<string, number[]>>;
 }
 
-export async function runFsBench(workloads: Workload[], reps: number, log: (line: string) => void): Promise<FsResults> {
-  const shares: GuestShare[] = VFS.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, mountPoint: t.dir }));
+/** Runs a script in the guest after PRELUDE and returns its stdout; throws unless it exits with 0. */
+type Shell = (script: string) => Promise<string>;
+
+/**
+ * Boots the bench guest, runs the workloads and shuts it down: the same in Node and in a browser Worker,
+ * which passes the images and v86.wasm it fetched as `runtime` (Node's are read from public/guest/).
+ */
+export async function runFsBench(workloads: Workload[], reps: number, log: (line: string) => void, runtime?: GuestRuntime): Promise<FsResults> {
   const guest = await Guest.boot({
+    runtime,
     memoryMiB: 1024,
     ninep: true,
-    shares,
+    shares: VFS.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, mountPoint: t.dir })),
     mounts: [{ fstype: "9p", tag: "host9p", dir: NINEP.dir, options: "msize=512000,cache=loose" }],
   });
-  const sh = async (script: string): Promise<string> => {
-    const r = await guest.run(PRELUDE + script);
-    if (r.status !== 0) throw new Error(`guest script failed (${r.status}): ${text(r.stderr)}\n${script}`);
-    return text(r.stdout);
-  };
   try {
-    await sh(`mkdir -p ${TMPFS.dir} && mount -t tmpfs -o size=512m tmpfs ${TMPFS.dir}\n${MAKE_TARBALL}`);
-    for (const w of workloads.filter((x) => x.prepare)) {
-      for (const t of TARGETS) {
-        log(`prepare ${w.name} on ${t.name}`);
-        await sh(`D=${t.dir}; ${w.prepare}`);
-      }
+    return await runWorkloads(
+      async (script) => {
+        const r = await guest.run(PRELUDE + script);
+        if (r.status !== 0) throw new Error(`guest script failed (${r.status}): ${text(r.stderr)}\n${script}`);
+        return text(r.stdout);
+      },
+      workloads,
+      reps,
+      log,
+    );
+  } finally {
+    await guest.shutdown();
+  }
+}
+
+/** Prepares every target, then times each workload on each target, `reps` rounds, interleaved. */
+async function runWorkloads(sh: Shell, workloads: Workload[], reps: number, log: (line: string) => void): Promise<FsResults> {
+  await sh(`mkdir -p ${TMPFS.dir} && mount -t tmpfs -o size=512m tmpfs ${TMPFS.dir}\n${MAKE_TARBALL}`);
+  for (const w of workloads.filter((x) => x.prepare)) {
+    for (const t of TARGETS) {
+      log(`prepare ${w.name} on ${t.name}`);
+      await sh(`D=${t.dir}; ${w.prepare}`);
     }
-    const samples: FsResults["samples"] = {};
-    for (let rep = 0; rep < reps; rep++) {
-      for (const w of workloads) {
-        for (const t of TARGETS) {
-          const us = Number(
-            await sh(`D=${t.dir}
+  }
+  const samples: FsResults["samples"] = {};
+  for (let rep = 0; rep < reps; rep++) {
+    for (const w of workloads) {
+      for (const t of TARGETS) {
+        const us = Number(
+          await sh(`D=${t.dir}
 ${w.before ?? ":"}
 ${w.cold ? DROP : "sync"}
 t0=$(now)
@@ -156,14 +176,11 @@ t0=$(now)
 t1=$(now)
 ${w.after ?? ":"}
 echo $t0 $t1 | awk '{ printf "%.0f", $2 - $1 }'`),
-          );
-          ((samples[w.name] ??= {})[t.name] ??= []).push(us);
-          log(`rep ${rep + 1}/${reps} ${w.name} on ${t.name}: ${(us / 1000).toFixed(1)} ms`);
-        }
+        );
+        ((samples[w.name] ??= {})[t.name] ??= []).push(us);
+        log(`rep ${rep + 1}/${reps} ${w.name} on ${t.name}: ${(us / 1000).toFixed(1)} ms`);
       }
     }
-    return { reps, samples };
-  } finally {
-    await guest.shutdown();
   }
+  return { reps, samples };
 }

@@ -1,12 +1,14 @@
-// npm run bench [-- <workload,...>] [--only a,b] [--reps n]
+// npm run bench [-- <workload,...>] [--only a,b] [--reps n] [--browser]
 // Workloads: boot — guest uptime when init is ready and wall time to it, in Node and in headless
 // Chromium side by side; and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
-// virtio-9p and tmpfs in one guest. Writes bench/results/<date>-<env>.json and docs/bench.svg.
+// virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
+// a Worker). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { bootInBrowser, bootInNode, type BootSample } from "./boot.ts";
-import { TARGETS, WORKLOADS, runFsBench } from "./fs.ts";
+import { runFsBenchInBrowser } from "./chromium.ts";
+import { TARGETS, WORKLOADS, runFsBench, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
 
 const { values, positionals } = parseArgs({
@@ -41,12 +43,22 @@ if (wanted.size === 0 || wanted.has("boot")) {
 }
 
 const fsWorkloads = WORKLOADS.filter((w) => wanted.size === 0 || wanted.has(w.name));
-if (fsWorkloads.length) {
-  const results = await runFsBench(fsWorkloads, reps, (line) => process.stderr.write(line + "\n"));
-  console.log("\n" + markdownTable(results, TARGETS));
-  record.fs = results;
+const log = (line: string) => process.stderr.write(line + "\n");
+/** Prints the table and draws docs/<svg>; `host` is where v86 ran. */
+const report = async (results: FsResults, host: string, svg: string) => {
+  console.log(`\nfile systems, v86 in ${host}\n\n${markdownTable(results, TARGETS)}`);
   await mkdir(new URL("../docs/", import.meta.url), { recursive: true });
-  await writeFile(new URL("../docs/bench.svg", import.meta.url), svgPlot(results, TARGETS, `virtio-fs, virtio-9p and tmpfs in one v86 guest (median of ${reps}, log scale)`));
+  await writeFile(new URL(`../docs/${svg}`, import.meta.url), svgPlot(results, TARGETS, `virtio-fs, 9p and tmpfs in a v86 guest, ${host} (median of ${reps}, log scale)`));
+};
+if (fsWorkloads.length) {
+  const node = await runFsBench(fsWorkloads, reps, log);
+  record.fs = node;
+  await report(node, "Node", "bench.svg");
+  if (values.browser) {
+    const browser = await runFsBenchInBrowser(fsWorkloads, reps, log);
+    record.fsBrowser = browser;
+    await report(browser, "Chromium", "bench-browser.svg");
+  }
 }
 
 const dir = new URL("results/", import.meta.url);

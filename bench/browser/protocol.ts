@@ -1,0 +1,16 @@
+// Between the bench page and its Worker, and what the page offers bench/chromium.ts.
+import type { FsResults } from "../fs.ts";
+
+/** Page → Worker: the workloads (bench/fs.ts names) and rounds, from the page's URL (?workloads=a,b&reps=n). */
+export interface FsBenchRequest {
+  workloads: string[];
+  reps: number;
+}
+
+/** Worker → page. */
+export type FsBenchMessage = { type: "log"; line: string } | { type: "done"; results: FsResults } | { type: "error"; message: string };
+
+/** The page's global that Playwright awaits. */
+export interface FsBenchWindow {
+  fsBench: Promise<FsResults>;
+}

@@ -1,0 +1,53 @@
+// Headless Chromium on a page of a Vite dev server, for the browser half of the benchmarks: the demo
+// (web/) for boot timing, bench/browser/ for the file-system workloads. Debian's Chromium, as the tests
+// launch it; Playwright never downloads one.
+import { chromium, type Page } from "@playwright/test";
+import { fileURLToPath } from "node:url";
+import { createServer, type InlineConfig } from "vite";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/support/chromium.ts";
+import type { FsBenchWindow } from "./browser/protocol.ts";
+import type { FsResults, Workload } from "./fs.ts";
+
+const path = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+
+/** Serves bench/browser/ with web's config (isolation headers, node polyfills) and public/ (the guest images). */
+const BENCH_SITE: InlineConfig = {
+  root: path("browser/"),
+  publicDir: path("../public/"),
+  // Its own dependency cache: the cache is keyed on the root, so sharing web's would have each server
+  // re-optimize over the other's (the demo's or the e2e tests' server may be running).
+  cacheDir: path("../node_modules/.vite-bench/"),
+  // The worker's dependencies (v86, memfs) are found up front: finding them late reloads the page mid-run.
+  optimizeDeps: { entries: ["index.html", "fs.worker.ts"] },
+};
+
+/** Starts a Vite dev server (web/ unless `site` overrides it) and Chromium, and hands `use` a blank page and the server's URL. */
+export async function withPage<T>(site: InlineConfig, use: (page: Page, url: string) => Promise<T>): Promise<T> {
+  // Unwatched: an edit to the tree during a run would otherwise reload the page and start the guest over.
+  const server = await createServer({ configFile: path("../vite.config.ts"), ...site, server: { port: 0, host: "127.0.0.1", watch: null }, logLevel: "error" });
+  await server.listen();
+  try {
+    const url = server.resolvedUrls?.local[0];
+    if (!url) throw new Error("the Vite dev server has no local URL");
+    const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    try {
+      return await use(await browser.newPage(), url);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    await server.close();
+  }
+}
+
+/** bench/fs.ts's runFsBench in a Worker of the bench page; its progress lines arrive as console messages. */
+export function runFsBenchInBrowser(workloads: Workload[], reps: number, log: (line: string) => void): Promise<FsResults> {
+  return withPage(BENCH_SITE, async (page, url) => {
+    page.on("console", (m) => {
+      if (m.type() !== "debug") log(m.text()); // debug is Vite's client chatter
+    });
+    page.on("pageerror", (e) => log(`page error: ${e.message}`));
+    await page.goto(`${url}?${new URLSearchParams({ workloads: workloads.map((w) => w.name).join(","), reps: String(reps) })}`);
+    return page.evaluate(() => (window as unknown as FsBenchWindow).fsBench);
+  });
+}
