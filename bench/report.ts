@@ -1,5 +1,5 @@
 // Turns benchmark samples into the markdown table, the JSON record and the SVG plot.
-import type { FsResults, Target } from "./fs.ts";
+import { NINEP, TMPFS, type FsResults, type Target } from "./fs.ts";
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -9,21 +9,28 @@ export const median = (xs: number[]): number => {
 const ms = (us: number) => (us / 1000 >= 100 ? (us / 1000).toFixed(0) : (us / 1000).toFixed(1));
 const ratio = (a: number, b: number) => (a / b >= 10 ? (a / b).toFixed(0) : (a / b).toFixed(2));
 
-/** Medians in ms per target, then 9p ÷ virtio-fs auto (how many times faster) and always ÷ tmpfs (how many times slower). */
+/**
+ * Medians in ms per target, then the ratios the goals are set in: 9p ÷ virtio-fs auto (how many times
+ * faster than 9p), always ÷ tmpfs (how many times slower than the limit), and the FUSE READ/WRITE path
+ * (cache=never) ÷ DAX (above 1: DAX is faster).
+ */
 export function markdownTable(r: FsResults, targets: Target[]): string {
-  const head = `| workload | ${targets.map((t) => t.name).join(" | ")} | 9p ÷ vfs auto | vfs always ÷ tmpfs |`;
-  const rule = `|---|${targets.map(() => "---:").join("|")}|---:|---:|`;
+  const head = `| workload | ${targets.map((t) => t.name).join(" | ")} | 9p ÷ vfs auto | vfs always ÷ tmpfs | vfs never ÷ vfs dax |`;
+  const rule = `|---|${targets.map(() => "---:").join("|")}|---:|---:|---:|`;
   const rows = Object.entries(r.samples).map(([w, byTarget]) => {
     const med = (name: string) => median(byTarget[name] ?? [NaN]);
     const cells = targets.map((t) => ms(med(t.name)));
-    const vs9p = ratio(med("9p (msize=512000, cache=loose)"), med("virtio-fs auto"));
-    const vsTmpfs = ratio(med("virtio-fs always"), med("tmpfs"));
-    return `| ${w} | ${cells.join(" | ")} | ${vs9p}× | ${vsTmpfs}× |`;
+    const ratios = [
+      ratio(med(NINEP.name), med("virtio-fs auto")),
+      ratio(med("virtio-fs always"), med(TMPFS.name)),
+      ratio(med("virtio-fs never"), med("virtio-fs dax")),
+    ];
+    return `| ${w} | ${cells.join(" | ")} | ${ratios.join("× | ")}× |`;
   });
   return [`Median of ${r.reps} runs, milliseconds, timed inside the guest.`, "", head, rule, ...rows].join("\n");
 }
 
-const COLORS = ["#9ecae1", "#4292c6", "#2171b5", "#08306b", "#e6550d", "#31a354"];
+const COLORS = ["#9ecae1", "#4292c6", "#2171b5", "#08306b", "#756bb1", "#e6550d", "#31a354"];
 
 /** Grouped horizontal bars on a log scale: one group per workload, one bar per target. */
 export function svgPlot(r: FsResults, targets: Target[], title: string): string {
