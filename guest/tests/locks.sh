@@ -5,9 +5,9 @@
 # Debian's busybox-static 1.35 has no flock applet (CONFIG_FLOCK is off) and no applet that takes a
 # lock on a file the caller names and holds it while another process tries: syslogd's log-file lock
 # is compiled out (SYSLOGD_WRLOCK), and passwd holds its F_SETLK on /etc/passwd only while it
-# rewrites the file. So in the guest only the uncontended round trip runs (passwd -d, chrooted into a
-# directory on the share: F_SETLK F_WRLCK then F_UNLCK on a file of the share, between a link and a
-# rename); the flock tests below run where a flock(1) exists (util-linux on a host, a later busybox)
+# rewrites the file. So in the guest only the uncontended round trip runs (passwd -d in a private mount
+# namespace whose /etc is a directory of the share: F_SETLK F_WRLCK then F_UNLCK on a file of the
+# share, between a link and a rename); the flock tests below run where a flock(1) exists (util-linux on a host, a later busybox)
 # and are reported as `skip` otherwise. Not tested anywhere here, for want of a tool: fcntl lock
 # contention (F_SETLK conflict, F_SETLKW waiting, F_GETLK), OFD locks, byte ranges, release on close
 # of another fd. Those need a small static i386 helper in the initramfs.
@@ -21,11 +21,10 @@ if [ -z "$bb" ] || ! "$bb" --list | grep -qx passwd; then
   skip "needs a busybox with passwd"
 else
   mkdir -p R/etc
-  cp "$bb" R/busybox
   printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n' >R/etc/passwd
   printf 'root:*:19000:0:99999:7:::\nuser:$1$salt$xxxxxxxxxxxxxxxxxxxxxx:19000:0:99999:7:::\n' >R/etc/shadow
   chmod 640 R/etc/shadow
-  succeeds chroot R /busybox passwd -d user
+  succeeds unshare -m --propagation private sh -c 'mount --bind "$0" /etc && exec "$1" passwd -d user' "$W/R/etc" "$bb"
   case $(out) in *"can't lock"* | *warning*) fail "passwd: $(out)" ;; esac
   eq 1 "$(grep -c '^user::' R/etc/shadow)" "the password is gone from the new shadow"
   eq 1 "$(grep -c '^user:\$1\$salt' R/etc/shadow-)" "the old shadow is kept as shadow- (a hard link, then a rename)"
