@@ -104,6 +104,8 @@ export interface Session {
   minor: number;
   /** What the DAX window maps, when the device has one. */
   readonly dax?: DaxMappings;
+  /** dax=inode was agreed (FUSE_HAS_INODE_DAX): attributes say which files use the window. */
+  inodeDax: boolean;
   /** Zero-message open is on: no OPEN or RELEASE, fh 0 is the node's handle in `inodeFiles`. */
   zeroOpen: boolean;
   readonly inodeFiles: InodeFiles;
@@ -129,6 +131,7 @@ export class FuseServer {
       openDirs: new Set(),
       minor: 0,
       dax,
+      inodeDax: false,
       zeroOpen: false,
       inodeFiles: new InodeFiles(o.fs, dax),
     };
@@ -242,6 +245,7 @@ export async function endSession(s: Session): Promise<void> {
   s.locks.clear();
   s.minor = 0;
   s.zeroOpen = false;
+  s.inodeDax = false;
   // Stores in the DAX window reach the backend while the inodes they belong to are still referenced.
   await s.dax?.end();
   // Best effort: a backend that fails to release has nothing more to lose.

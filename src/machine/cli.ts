@@ -20,8 +20,9 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
   --writeback       let the guest's page cache gather writes (FUSE_WRITEBACK_CACHE)
   --readonly        every write fails with EROFS
   --dax [MiB]       give the device a DAX window of MiB (a power of two, ${DAX_MIB_MIN} to ${DAX_MIB_MAX}; default 256,
-                    or 64 with more than 512 MiB of RAM) and mount with -o dax=always: the guest maps
-                    files instead of reading them (needs the kernel built from guest/patches)
+                    or 64 with more than 512 MiB of RAM) and mount with -o dax=inode: the guest maps
+                    every file without an execute bit instead of reading it (programs stay out:
+                    v86 cannot run code from the window). Needs the kernel built from guest/patches
   --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
   --memory <MiB>    guest RAM, 96 to 3072 (default 256)
   --append <args>   extra kernel command-line parameters

@@ -7,16 +7,19 @@ import { startMachine, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
 import { attachVirtioFs, type AttachedShare, type VirtioFsShare } from "./virtiofs.ts";
 
-/** A virtio-fs share and where the guest mounts it (with dax=always when it has a DAX window, unless the options say otherwise). */
+/** A virtio-fs share and where the guest mounts it (with dax=inode when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
   mountPoint: string;
   mountOptions?: string;
 }
 
-/** The mount options of a share: a share with a DAX window is mounted to use it. */
+/**
+ * The mount options of a share: a share with a DAX window is mounted to use it, per inode: the server
+ * leaves programs out (v86 cannot run code from the window). dax=always maps every regular file.
+ */
 export function shareMountOptions(share: Pick<GuestShare, "daxMiB" | "mountOptions">): string | undefined {
   const given = share.mountOptions?.split(",").filter(Boolean) ?? [];
-  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push("dax=always");
+  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push("dax=inode");
   return given.length ? given.join(",") : undefined;
 }
 

@@ -15,7 +15,8 @@ export interface VirtioFsShare {
   numRequestQueues?: number;
   /**
    * A DAX window of this many MiB (a power of two from 2 to 256): the guest maps files into it when it
-   * mounts with -o dax=always (and its kernel can; see guest/patches).
+   * mounts with -o dax=always, or with dax=inode those the server marks (its kernel must be built from
+   * guest/patches).
    */
   daxMiB?: number;
   log?(message: string): void;

@@ -31,7 +31,7 @@ describe("the DAX window (dax=always, 8 MiB)", () => {
       },
       reply: () => {},
     };
-    guest = await Guest.boot({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountPoint: "/mnt", observer }] });
+    guest = await Guest.boot({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountOptions: "dax=always", mountPoint: "/mnt", observer }] });
   });
   afterAll(() => guest?.shutdown());
 
@@ -77,3 +77,35 @@ describe("the DAX window (dax=always, 8 MiB)", () => {
     expect(file.subarray(1000).every((b) => b === 0)).toBe(true);
   });
 });
+
+describe("dax=inode, the --dax default: programs stay out of the window", () => {
+  let guest: Guest;
+  const vol = new Volume();
+  const ops = new Map<string, number>();
+  const count = (name: string) => ops.get(name) ?? 0;
+
+  beforeAll(async () => {
+    vol.writeFileSync("/data", BIG.subarray(0, 1 << 20));
+    const observer = {
+      request: (t: { opcode: number }) => {
+        const name = fuseOpcodeName(t.opcode) ?? String(t.opcode);
+        ops.set(name, count(name) + 1);
+      },
+      reply: () => {},
+    };
+    guest = await Guest.boot({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountPoint: "/mnt", observer }] });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("maps a data file, reads a program through FUSE_READ and runs it", async () => {
+    ops.clear();
+    const data = await guest.run("sha256sum /mnt/data");
+    expect(text(data.stdout).split(" ")[0]).toBe(sha256(BIG.subarray(0, 1 << 20)));
+    expect(count("FUSE_SETUPMAPPING")).toBeGreaterThan(0);
+    expect(count("FUSE_READ")).toBe(0);
+    const prog = await guest.run("grep ' /mnt ' /proc/mounts && cp /bin/busybox /mnt/busybox && chmod 755 /mnt/busybox && sync && echo 3 > /proc/sys/vm/drop_caches && /mnt/busybox echo ran");
+    expect(text(prog.stdout)).toMatch(/dax=inode[\s\S]*\nran\n$/);
+    expect(count("FUSE_READ")).toBeGreaterThan(0);
+  });
+});
+

@@ -157,7 +157,7 @@ class Session {
   private async boot(): Promise<Guest> {
     const guest = await Guest.boot({
       shares: [
-        { tag: "share", fs: this.share.fs, daxMiB: this.share.daxMiB, mountPoint: "/mnt" },
+        { tag: "share", fs: this.share.fs, daxMiB: this.share.daxMiB, mountOptions: this.share.daxMiB !== undefined ? "dax=always" : undefined, mountPoint: "/mnt" },
         { tag: "tests", fs: scriptsShare(), mountPoint: "/vfsw-tests" },
       ],
     });

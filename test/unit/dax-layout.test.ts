@@ -36,14 +36,14 @@ describe("DAX window placement", () => {
 });
 
 describe("mounting a share with a window", () => {
-  it("adds dax=always unless the options choose a dax mode", () => {
-    expect(shareMountOptions({ daxMiB: 64 })).toBe("dax=always");
-    expect(shareMountOptions({ daxMiB: 64, mountOptions: "rootmode=040000" })).toBe("rootmode=040000,dax=always");
+  it("adds dax=inode unless the options choose a dax mode", () => {
+    expect(shareMountOptions({ daxMiB: 64 })).toBe("dax=inode");
+    expect(shareMountOptions({ daxMiB: 64, mountOptions: "rootmode=040000" })).toBe("rootmode=040000,dax=inode");
     expect(shareMountOptions({ daxMiB: 64, mountOptions: "dax=never" })).toBe("dax=never");
     expect(shareMountOptions({ mountOptions: "ro" })).toBe("ro");
     expect(shareMountOptions({})).toBeUndefined();
     expect(kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt", options: shareMountOptions({ daxMiB: 2 }) }] })).toContain(
-      "vfsw.fs=share:/mnt:dax=always",
+      "vfsw.fs=share:/mnt:dax=inode",
     );
   });
 });

@@ -12,6 +12,8 @@ import { MemFs } from "../../src/fs/memfs.ts";
 import {
   Errno,
   FATTR_SIZE,
+  FUSE_ATTR_DAX,
+  FUSE_HAS_INODE_DAX,
   FUSE_INIT_EXT,
   FUSE_MAP_ALIGNMENT,
   FUSE_REMOVEMAPPING_MAX_ENTRY,
@@ -88,7 +90,8 @@ async function ready(o: Options = {}) {
   });
   const d = new ReferenceDriver(bus);
   d.probe({ indirect: true, eventIdx: true });
-  const init = await d.init(Number(o.initFlags ?? FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT), 0);
+  const offered = o.initFlags ?? FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT;
+  const init = await d.init(Number(offered & 0xffff_ffffn), Number(offered >> 32n));
   expect(init.error).toBe(0);
   // The guest reaches the window through the BAR its shared memory capability names.
   const bar = window ? d.fn.bar(d.cap(VIRTIO_PCI_CAP_SHARED_MEMORY_CFG).bar).region : undefined;
@@ -227,6 +230,32 @@ function wrap(fs: FileSystem, hook: (name: string, call: (...a: unknown[]) => Pr
 }
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+describe("dax=inode: which files use the window", () => {
+  const daxFlag = async (o: Options, name: string, mode?: number) => {
+    const { d, vol } = await ready(o);
+    vol.writeFileSync("/x", "#!/bin/sh\n");
+    if (mode !== undefined) vol.chmodSync(`/${name}`, mode);
+    const r = await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr(name));
+    return r.view.getUint32(fuse_entry_out.attr + fuse_attr.flags, true);
+  };
+  const inode = { initFlags: FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT | FUSE_HAS_INODE_DAX };
+
+  it("agrees to FUSE_HAS_INODE_DAX only with a window", async () => {
+    for (const [o, want] of [[inode, FUSE_HAS_INODE_DAX], [{ ...inode, window: null }, 0n]] as const) {
+      const { init } = await ready(o);
+      expect(initFlags(init.view.getUint32(fuse_init_out.flags, true), init.view.getUint32(fuse_init_out.flags2, true)) & FUSE_HAS_INODE_DAX).toBe(want);
+    }
+  });
+
+  it("marks regular files FUSE_ATTR_DAX, but not programs (any execute bit), directories, or without dax=inode", async () => {
+    expect(await daxFlag(inode, "f", 0o644)).toBe(FUSE_ATTR_DAX);
+    expect(await daxFlag(inode, "x", 0o755)).toBe(0); // v86 cannot run code from the window
+    expect(await daxFlag(inode, "x", 0o744)).toBe(0);
+    expect(await daxFlag(inode, "dir")).toBe(0);
+    expect(await daxFlag({}, "f", 0o644)).toBe(0); // dax=always or no DAX: the flag says nothing
+  });
+});
 
 describe("FUSE_INIT with a DAX window", () => {
   it("advertises FUSE_MAP_ALIGNMENT with map_alignment 12 (4 KiB) when the device has a window", async () => {

@@ -1,7 +1,7 @@
 // What every opcode handler shares: argument decoding with the checks a hostile guest makes necessary,
 // and the encoding of attributes and entries.
-import type { Cred, FileAttr, Handle, Ino } from "../../fs/filesystem.ts";
-import { Errno, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
+import { S_IFMT, S_IFREG, type Cred, type FileAttr, type Handle, type Ino } from "../../fs/filesystem.ts";
+import { Errno, FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
 
 export interface Handler {
@@ -87,16 +87,22 @@ export function splitTime(seconds: number): [bigint, number] {
   return [BigInt(whole), Math.round((seconds - whole) * 1e9)];
 }
 
-const s64 = (n: number): bigint => BigInt.asUintN(64, BigInt(n));
+/**
+ * fuse_attr.flags: with dax=inode, FUSE_ATTR_DAX puts a regular file in the DAX window, unless it has an
+ * execute bit. v86 cannot fetch instructions from memory-mapped I/O, and a program's text would be there.
+ */
+function attrFlags(s: Session, a: FileAttr): number {
+  return s.inodeDax && (a.mode & S_IFMT) === S_IFREG && (a.mode & 0o111) === 0 ? FUSE_ATTR_DAX : 0;
+}
 
-export function putAttr(v: DataView, at: number, a: FileAttr): void {
+export function putAttr(s: Session, v: DataView, at: number, a: FileAttr): void {
   encode(fuse_attr, v, at, {
     ino: a.ino,
     size: a.size,
     blocks: a.blocks,
-    atime: s64(a.atime.sec),
-    mtime: s64(a.mtime.sec),
-    ctime: s64(a.ctime.sec),
+    atime: a.atime.sec,
+    mtime: a.mtime.sec,
+    ctime: a.ctime.sec,
     atimensec: a.atime.nsec,
     mtimensec: a.mtime.nsec,
     ctimensec: a.ctime.nsec,
@@ -106,7 +112,7 @@ export function putAttr(v: DataView, at: number, a: FileAttr): void {
     gid: a.gid,
     rdev: a.rdev,
     blksize: a.blksize,
-    flags: 0,
+    flags: attrFlags(s, a),
   });
 }
 
@@ -120,7 +126,7 @@ export function putEntry(s: Session, v: DataView, at: number, a: FileAttr, nodei
   v.setBigUint64(at + e.attr_valid, sec, true);
   v.setUint32(at + e.entry_valid_nsec, nsec, true);
   v.setUint32(at + e.attr_valid_nsec, nsec, true);
-  putAttr(v, at + e.attr, a);
+  putAttr(s, v, at + e.attr, a);
 }
 
 /** The entry reply for a name the guest now holds: counts one lookup of the node. */
@@ -135,7 +141,7 @@ export function attrReply(s: Session, a: FileAttr): Uint8Array {
   const [sec, nsec] = splitTime(s.cache.timeout);
   out.view.setBigUint64(fuse_attr_out.attr_valid, sec, true);
   out.view.setUint32(fuse_attr_out.attr_valid_nsec, nsec, true);
-  putAttr(out.view, fuse_attr_out.attr, a);
+  putAttr(s, out.view, fuse_attr_out.attr, a);
   return out.bytes;
 }
 

@@ -1,6 +1,7 @@
 // INIT, DESTROY, INTERRUPT, STATFS, SYNCFS: the session and the filesystem as a whole.
 import {
   Errno,
+  FOPEN_DIRECT_IO,
   FUSE_ASYNC_DIO,
   FUSE_ASYNC_READ,
   FUSE_AUTO_INVAL_DATA,
@@ -10,6 +11,7 @@ import {
   FUSE_COMPAT_INIT_OUT_SIZE,
   FUSE_DO_READDIRPLUS,
   FUSE_FLOCK_LOCKS,
+  FUSE_HAS_INODE_DAX,
   FUSE_INIT_EXT,
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
@@ -20,7 +22,6 @@ import {
   FUSE_POSIX_ACL,
   FUSE_POSIX_LOCKS,
   FUSE_WRITEBACK_CACHE,
-  FOPEN_DIRECT_IO,
   encode,
   fuse_init_in,
   fuse_init_out,
@@ -54,7 +55,7 @@ function serverFlags(s: Session): bigint {
   if (s.cache.mode !== "never") f |= FUSE_CACHE_SYMLINKS;
   if (s.cache.mode === "auto") f |= FUSE_AUTO_INVAL_DATA; // drop cached pages when mtime or size moved
   if (s.writeback) f |= FUSE_WRITEBACK_CACHE;
-  if (s.dax) f |= FUSE_MAP_ALIGNMENT; // mappings need only page alignment (map_alignment below)
+  if (s.dax) f |= FUSE_MAP_ALIGNMENT | FUSE_HAS_INODE_DAX; // mappings need only page alignment (map_alignment below)
   return f;
 }
 
@@ -75,6 +76,7 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
   const agreed = theirs & serverFlags(s);
   const { flags, flags2 } = splitInitFlags(agreed);
   s.minor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
+  s.inodeDax = (agreed & FUSE_HAS_INODE_DAX) !== 0n;
   // Zero-message open (src/fuse/inode-files.ts) where open flags carry nothing: cache=never and metadata
   // need FOPEN_DIRECT_IO on every open, and a read-only export answers a write open with EROFS.
   s.zeroOpen = (theirs & FUSE_NO_OPEN_SUPPORT) !== 0n && !(s.cache.openFlags & FOPEN_DIRECT_IO) && !s.fs.capabilities.readOnly;
