@@ -195,9 +195,9 @@ export class DaxMappings {
   }
 
   /** FSYNC, FLUSH, RELEASE: the stores to the handle's file reach the backend. */
-  async sync(fh: Handle): Promise<void> {
-    const ino = this.guestFiles.get(fh)?.ino;
-    if (ino !== undefined) await this.locked([ino], () => this.writeback(ino));
+  /** Writes back the inode's dirty pages (FLUSH, FSYNC, RELEASE of one of its files). */
+  async sync(ino: Ino): Promise<void> {
+    await this.locked([ino], () => this.writeback(ino));
   }
 
   /** SYNCFS: every mapped file's stores reach the backend; the first failure is the answer. */

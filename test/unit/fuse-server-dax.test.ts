@@ -16,6 +16,7 @@ import {
   FUSE_HAS_INODE_DAX,
   FUSE_INIT_EXT,
   FUSE_MAP_ALIGNMENT,
+  FUSE_NO_OPEN_SUPPORT,
   FUSE_REMOVEMAPPING_MAX_ENTRY,
   FUSE_ROOT_ID,
   FUSE_SETUPMAPPING_FLAG_READ,
@@ -373,6 +374,19 @@ describe("stores reaching the backend", () => {
     expect((await send(d, f, fh)).error).toBe(0);
     expect(bytesOf(vol, "/f").subarray(5000, 5006)).toEqual(text("stored"));
     expect(bytesOf(vol, "/f")).toHaveLength(FILE.length);
+  });
+
+  it.each([
+    ["FUSE_FSYNC", (d: ReferenceDriver, f: bigint) => d.fuse(Op.FUSE_FSYNC, f, fhArgs(fuse_fsync_in.SIZE, 0n))],
+    ["FUSE_FLUSH", (d: ReferenceDriver, f: bigint) => d.fuse(Op.FUSE_FLUSH, f, fhArgs(fuse_flush_in.SIZE, 0n))],
+  ])("on %s of fh 0 with zero-message open, for a file only ever mapped", async (_, send) => {
+    const { d, bar, vol } = await ready({ initFlags: FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT | FUSE_NO_OPEN_SUPPORT });
+    const f = await lookup(d, "f");
+    expect((await d.fuse(Op.FUSE_OPEN, f, new Uint8Array(fuse_open_in.SIZE))).error).toBe(-Errno.ENOSYS);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 5000, text("stored"));
+    expect((await send(d, f)).error).toBe(0);
+    expect(bytesOf(vol, "/f").subarray(5000, 5006)).toEqual(text("stored"));
   });
 
   it("when the device resets (the guest rebooted), and the next session maps the stored bytes", async () => {

@@ -90,18 +90,19 @@ export async function write(s: Session, r: FuseRequest): Promise<Reply> {
   return out.bytes;
 }
 
-/** FLUSH and FSYNC: fh 0 in zero-message open is the node's handle if it has one, else nothing to do. */
+/** FLUSH: fh 0 in zero-message open is the node's handle if it has one, else none. */
 function guestFileOf(s: Session, r: FuseRequest, fh: bigint): Handle | Promise<Handle> | undefined {
   return fh === 0n && s.zeroOpen ? s.inodeFiles.peek(nodeIno(s, r)) : handleOf(s.openFiles, fh);
 }
 
 /** close(2) of one descriptor: its POSIX locks go (as locks_remove_posix), buffered data is made durable. */
 export async function flush(s: Session, r: FuseRequest): Promise<Reply> {
+  const ino = nodeIno(s, r);
   const fh = await guestFileOf(s, r, u64(r, fuse_flush_in.fh));
-  s.locks.releaseOwner("posix", nodeIno(s, r), u64(r, fuse_flush_in.lock_owner));
-  if (fh === undefined) return 0; // fh 0 of a file never read or written: nothing buffered
-  await s.dax?.sync(fh);
-  await s.fs.flush(fh);
+  s.locks.releaseOwner("posix", ino, u64(r, fuse_flush_in.lock_owner));
+  // Stores through the DAX window need no handle: a file only mapped has none in zero-message open.
+  await s.dax?.sync(ino);
+  if (fh !== undefined) await s.fs.flush(fh); // fh 0 of a file never read or written: nothing buffered
   return 0;
 }
 
@@ -115,7 +116,8 @@ export async function release(s: Session, r: FuseRequest): Promise<Reply> {
   }
   if (fh === undefined) return 0;
   try {
-    await s.dax?.sync(fh);
+    const ino = s.dax?.guestFile(fh)?.ino;
+    if (ino !== undefined) await s.dax?.sync(ino);
   } finally {
     s.openFiles.delete(fh);
     s.dax?.released(fh);
@@ -125,9 +127,9 @@ export async function release(s: Session, r: FuseRequest): Promise<Reply> {
 }
 
 export async function fsync(s: Session, r: FuseRequest): Promise<Reply> {
-  const fh = await guestFileOf(s, r, u64(r, fuse_fsync_in.fh));
-  if (fh === undefined) return 0;
-  await s.dax?.sync(fh);
+  // fh 0 of a file only stored to through the DAX window opens the node's handle: fsync must reach the backend.
+  const fh = await fileOf(s, u64(r, fuse_fsync_in.fh), r.nodeid);
+  await s.dax?.sync(nodeIno(s, r));
   await s.fs.fsync(fh, (u32(r, fuse_fsync_in.fsync_flags) & FUSE_FSYNC_FDATASYNC) !== 0);
   return 0;
 }
