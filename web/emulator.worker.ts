@@ -1,15 +1,18 @@
 // The emulator Worker: downloads the guest images, runs v86 with one virtio-fs share (tag "share",
-// mounted on /mnt), bridges the serial console to the page, and serves the file panel and the inspector.
+// mounted on /mnt, with a DAX window if asked), bridges the serial console to the page, and serves the
+// file panel and the inspector.
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
 import type { VirtioFsDevice } from "../device/virtio-fs.ts";
-import type { FileSystem } from "../src/fs/filesystem.ts";
+import type { FileSystem, Ino } from "../src/fs/filesystem.ts";
 import { ConsoleFrames } from "../src/machine/console-frames.ts";
 import { kernelCmdline, randomNonce } from "../src/machine/cmdline.ts";
 import { fetchImages } from "../src/machine/fetch-images.ts";
+import { shareMountOptions } from "../src/machine/guest.ts";
 import { startMachine, type Machine } from "../src/machine/machine.ts";
 import { attachVirtioFs } from "../src/machine/virtiofs.ts";
-import type { Backend, FromWorker, ToWorker } from "./protocol.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+import { DaxFeed } from "./worker/dax.ts";
 import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
 import { openShare } from "./worker/share.ts";
 import { Tap } from "./worker/tap.ts";
@@ -23,6 +26,10 @@ let machine: Machine | undefined;
 let fs: FileSystem | undefined;
 let device: VirtioFsDevice | undefined;
 let paused = false;
+let inspecting = false;
+let daxFeed: DaxFeed | undefined;
+/** Each inode's path in the share, from the last listing. */
+let paths = new Map<Ino, string>();
 
 const tap = new Tap(
   (batch) => post({ type: "inspect", ...batch }),
@@ -42,13 +49,16 @@ function scheduleTree(): void {
 async function sendTree(): Promise<void> {
   if (!fs) return;
   try {
-    post({ type: "tree", ...(await listTree(fs)) });
+    const { entries, truncated, paths: listed } = await listTree(fs);
+    paths = listed;
+    post({ type: "tree", entries, truncated });
   } catch (e) {
     post({ type: "notice", level: "error", message: `listing the share failed: ${message(e)}` });
   }
 }
 
-async function start(backend: Backend, folder: FileSystemDirectoryHandle | undefined, memoryMiB: number, append: string | undefined): Promise<void> {
+async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
+  const { backend, folder, memoryMiB, daxMiB, append } = m;
   const t0 = performance.now();
   // The images and the share load side by side: OPFS may wait a moment for a reloaded page's old Worker.
   const [images, share] = await Promise.all([
@@ -67,12 +77,19 @@ async function start(backend: Backend, folder: FileSystemDirectoryHandle | undef
   });
   machine = await startMachine({
     images,
-    cmdline: kernelCmdline({ nonce, mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt" }], append }),
+    cmdline: kernelCmdline({ nonce, mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt", options: shareMountOptions({ daxMiB }) }], append }),
     memoryMiB,
     wasmPath: wasmUrl,
     onSerial: (b) => frames.push(b),
     beforeRun: (emulator) => {
-      [{ device }] = attachVirtioFs(emulator, [{ tag: "share", fs: share.fs, observer: tap, log: (m) => post({ type: "notice", level: "error", message: m }) }]);
+      const [attached] = attachVirtioFs(emulator, [{ tag: "share", fs: share.fs, daxMiB, observer: tap, log: (m) => post({ type: "notice", level: "error", message: m }) }]);
+      device = attached.device;
+      const dax = attached.window;
+      if (!dax) return;
+      // Views of SharedArrayBuffers: posting them shares the memory, so the page sees every change.
+      post({ type: "dax-window", size: dax.size, pageState: dax.pageState, dirty: dax.dirty });
+      daxFeed = new DaxFeed(attached.server, dax, (ino) => paths.get(ino), (mappings) => post({ type: "dax-mappings", mappings }));
+      daxFeed.setInspecting(inspecting);
     },
   });
 }
@@ -92,13 +109,15 @@ onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   switch (m.type) {
     case "start":
-      if (!machine) start(m.backend, m.folder, m.memoryMiB, m.append).catch((err: unknown) => post({ type: "error", message: message(err) }));
+      if (!machine) start(m).catch((err: unknown) => post({ type: "error", message: message(err) }));
       break;
     case "input":
       machine?.send(m.data);
       break;
     case "inspect":
+      inspecting = m.on;
       tap.setInspecting(m.on);
+      daxFeed?.setInspecting(m.on);
       break;
     case "device":
       if (!device) break;

@@ -1,7 +1,8 @@
 // The protocol inspector: a live log of FUSE requests and replies as fuse.h names them, the virtqueues'
-// indices, requests per opcode, the DAX window, and pause/step/resume for the device. Batches from the
+// indices, requests per opcode, the DAX window (dax-view.ts), and pause/step/resume for the device. Batches from the
 // Worker are drawn once per animation frame; the log keeps the newest MAX_ROWS rows.
 import type { QueueState } from "../device/virtio-fs.ts";
+import { DaxView } from "./dax-view.ts";
 import type { DeviceAction, InspectBatch, TraceEvent } from "./protocol.ts";
 
 const MAX_ROWS = 1000;
@@ -14,6 +15,7 @@ export class Inspector {
   private readonly pending = new Map<number, HTMLTableRowElement>();
   private queued: InspectBatch[] = [];
   private frame = 0;
+  readonly dax: DaxView;
 
   constructor(
     private readonly root: HTMLElement,
@@ -22,6 +24,7 @@ export class Inspector {
     this.log = root.querySelector("#log tbody")!;
     this.wrap = root.querySelector("#log-wrap")!;
     this.filter = root.querySelector("#log-filter")!;
+    this.dax = new DaxView(root);
     for (const action of ["pause", "step", "resume"] as const) {
       root.querySelector(`#btn-${action}`)!.addEventListener("click", () => control(action));
     }
@@ -29,11 +32,6 @@ export class Inspector {
     this.filter.addEventListener("input", () => {
       for (const row of this.log.rows) this.applyFilter(row);
     });
-  }
-
-  /** The panel became visible: the canvas has its size now. */
-  shown(): void {
-    drawDaxWindow(this.root.querySelector("#dax")!);
   }
 
   /** A batch from the Worker; drawn at the next frame. */
@@ -154,35 +152,4 @@ export class Inspector {
     this.root.querySelector<HTMLButtonElement>("#btn-step")!.disabled = !paused;
     this.root.querySelector<HTMLButtonElement>("#btn-resume")!.disabled = !paused;
   }
-}
-
-/**
- * The DAX window: its mapped ranges will be drawn here from the window's SharedArrayBuffer once the device
- * has one (device/dax-window.ts). Until then: the empty window, and why.
- */
-function drawDaxWindow(canvas: HTMLCanvasElement): void {
-  const ratio = devicePixelRatio || 1;
-  const width = canvas.clientWidth || 300;
-  const height = canvas.clientHeight || 60;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  const g = canvas.getContext("2d");
-  if (!g) return;
-  g.scale(ratio, ratio);
-  g.fillStyle = "#151b21";
-  g.fillRect(0, 0, width, height);
-  g.strokeStyle = "#2f3a44";
-  for (let x = 0; x <= width; x += width / 32) {
-    g.beginPath();
-    g.moveTo(Math.round(x) + 0.5, 0);
-    g.lineTo(Math.round(x) + 0.5, height);
-    g.stroke();
-  }
-  g.fillStyle = "#8a96a3";
-  g.font = "13px system-ui, sans-serif";
-  g.textAlign = "center";
-  g.textBaseline = "middle";
-  g.fillText("DAX window: not attached", width / 2, height / 2 - 8);
-  g.font = "11px system-ui, sans-serif";
-  g.fillText("reads and mmap go through FUSE_READ until the device has one", width / 2, height / 2 + 9);
 }

@@ -1,5 +1,5 @@
 // The page: the terminal on the guest's serial console, the file panel, the inspector and the
-// walkthrough; the emulator runs in a Worker, restarted whenever the share's backend changes.
+// walkthrough; the emulator runs in a Worker, restarted whenever the share's backend or DAX window changes.
 import { FilesPanel } from "./files-panel.ts";
 import { Inspector } from "./inspector.ts";
 import { BACKENDS, type Backend, type FromWorker, type ToWorker } from "./protocol.ts";
@@ -10,9 +10,27 @@ const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) 
 const status = $("status");
 const progress = $<HTMLProgressElement>("progress");
 const chooser = $<HTMLSelectElement>("backend");
+const daxOn = $<HTMLInputElement>("dax-on");
+const daxSize = $<HTMLSelectElement>("dax-size");
 const params = new URLSearchParams(location.search);
+const memoryMiB = Number(params.get("memory") ?? 256);
 
-if (!globalThis.crossOriginIsolated) $("isolation").hidden = false;
+// The window is a SharedArrayBuffer, which only a cross-origin isolated page has.
+if (!globalThis.crossOriginIsolated) {
+  $("isolation").hidden = false;
+  daxOn.disabled = true;
+}
+// The guest maps the window into vmalloc space, which shrinks as RAM grows (src/machine/cli.ts).
+if (memoryMiB > 512) {
+  for (const option of daxSize.options) option.disabled = Number(option.value) > 64;
+  daxSize.value = "64";
+}
+// ?dax=MiB starts with the window (a size not offered keeps the default).
+const askedDax = params.get("dax");
+if (askedDax !== null && !daxOn.disabled) {
+  daxOn.checked = true;
+  if ([...daxSize.options].some((o) => o.value === askedDax && !o.disabled)) daxSize.value = askedDax;
+}
 
 let worker: Worker | undefined;
 const send = (m: ToWorker, transfer: Transferable[] = []): void => worker?.postMessage(m, transfer);
@@ -38,7 +56,6 @@ function showTab(next: (typeof tabs)[number]): void {
     $(`tab-${t}`).setAttribute("aria-selected", String(t === tab));
     $(`panel-${t}`).hidden = t !== tab;
   }
-  if (tab === "inspector") inspector.shown();
   send({ type: "inspect", on: tab !== "files" });
 }
 for (const t of tabs) $(`tab-${t}`).addEventListener("click", () => showTab(t));
@@ -81,6 +98,12 @@ function onMessage(m: FromWorker): void {
       inspector.apply(m);
       walkthrough.observe(m.events);
       break;
+    case "dax-window":
+      inspector.dax.attach(m);
+      break;
+    case "dax-mappings":
+      inspector.dax.setMappings(m.mappings);
+      break;
     case "file":
       files.save(m.name, m.data);
       break;
@@ -95,6 +118,7 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   worker?.terminate();
   term.reset();
   inspector.clear();
+  inspector.dax.attach(undefined);
   progress.hidden = false;
   progress.value = 0;
   $("error").hidden = true;
@@ -103,11 +127,14 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   chooser.value = backend;
   const url = new URL(location.href);
   url.searchParams.set("backend", backend);
+  const daxMiB = daxOn.checked ? Number(daxSize.value) : undefined;
+  if (daxMiB === undefined) url.searchParams.delete("dax");
+  else url.searchParams.set("dax", String(daxMiB));
   history.replaceState(null, "", url);
 
   worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
   worker.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data);
-  send({ type: "start", backend, folder, memoryMiB: Number(params.get("memory") ?? 256), append: params.get("append") ?? undefined });
+  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined });
   send({ type: "inspect", on: tab !== "files" });
 }
 
@@ -121,20 +148,27 @@ if (!picker) {
 }
 
 let current: Backend = "memfs";
+/** The picked folder while the share is "local": a restart for the DAX window keeps it. */
+let currentFolder: FileSystemDirectoryHandle | undefined;
 chooser.addEventListener("change", async () => {
   const next = chooser.value as Backend;
   if (next !== "local") {
     current = next;
+    currentFolder = undefined;
     start(next);
     return;
   }
   try {
-    const folder = await picker!.call(window, { mode: "readwrite" });
+    currentFolder = await picker!.call(window, { mode: "readwrite" });
     current = "local";
-    start("local", folder);
+    start("local", currentFolder);
   } catch {
     chooser.value = current; // the picker was dismissed
   }
+});
+daxOn.addEventListener("change", () => start(current, currentFolder));
+daxSize.addEventListener("change", () => {
+  if (daxOn.checked) start(current, currentFolder);
 });
 
 // ?backend=memfs|opfs picks the share (a local folder needs the picker, so it starts as memfs).

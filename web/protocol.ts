@@ -9,7 +9,8 @@ export const BACKENDS: readonly Backend[] = ["memfs", "opfs", "local"];
 export type DeviceAction = "pause" | "step" | "resume";
 
 export type ToWorker =
-  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; append?: string }
+  /** `daxMiB`: give the share a DAX window of that size, mounted with dax=always. */
+  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string }
   | { type: "input"; data: Uint8Array }
   /** The inspector or the walkthrough is on screen: decode and send FUSE traffic (off, only counting). */
   | { type: "inspect"; on: boolean }
@@ -55,6 +56,30 @@ export interface InspectBatch {
   paused: boolean;
 }
 
+/** The DAX window's page tables, views of the Worker's SharedArrayBuffers: the page reads them live. */
+export interface DaxShared {
+  /** The window's size in bytes. */
+  size: number;
+  /** Per 4 KiB page: DAX_PAGE_MAPPED | DAX_PAGE_WRITABLE (device/dax-window.ts). */
+  pageState: Uint8Array;
+  /** Per page: 1 while the guest's stores to it have not been written back. */
+  dirty: Uint8Array;
+}
+
+/** One mapped extent of the DAX window: which file range sits where. */
+export interface DaxMapped {
+  /** Window offset and length in bytes. */
+  moffset: number;
+  length: number;
+  /** The file offset shown at `moffset`. */
+  foffset: number;
+  writable: boolean;
+  /** The guest's node id of the file, while it holds one. */
+  nodeid?: number;
+  /** The file's path in the share, when the file panel's listing knows the inode. */
+  path?: string;
+}
+
 export type FromWorker =
   | { type: "progress"; phase: "download" | "boot"; loaded: number; total: number }
   | { type: "serial"; data: Uint8Array }
@@ -65,5 +90,9 @@ export type FromWorker =
   | { type: "share"; backend: Backend; label: string }
   | { type: "tree"; entries: TreeEntry[]; truncated: boolean }
   | ({ type: "inspect" } & InspectBatch)
+  /** The share has a DAX window: sent once, the arrays shared, not copied. */
+  | ({ type: "dax-window" } & DaxShared)
+  /** What the window maps, whenever that changed while the inspector is on screen. */
+  | { type: "dax-mappings"; mappings: DaxMapped[] }
   | { type: "file"; name: string; data: ArrayBuffer }
   | { type: "notice"; level: "info" | "error"; message: string };

@@ -10,7 +10,7 @@ const FILE = "hello.txt";
 export class Walkthrough {
   /** The node id of hello.txt's OPEN: a later OPEN of it without a LOOKUP starts a new run. */
   private nodeid: number | undefined;
-  /** Between the LOOKUP and the OPEN that follows it. */
+  /** Between the LOOKUP and the OPEN (or, with zero-message open, the READ) that follows it. */
   private awaitingOpen = false;
   /** This run's requests, for their replies (which may come in a later batch) to find their step. */
   private readonly seen = new Map<number, { step: Step; detail: string }>();
@@ -19,7 +19,7 @@ export class Walkthrough {
     private readonly root: HTMLElement,
     runCommand: (command: string) => void,
   ) {
-    root.querySelector("#btn-run-cat")!.addEventListener("click", () => runCommand(`cat /mnt/${FILE}\n`));
+    root.querySelector("#btn-run-cat")!.addEventListener("click", () => runCommand(`sync; echo 3 > /proc/sys/vm/drop_caches; cat /mnt/${FILE}\n`));
   }
 
   observe(events: TraceEvent[]): void {
@@ -56,6 +56,13 @@ export class Walkthrough {
       this.awaitingOpen = false;
       this.nodeid = e.nodeid;
       return "open";
+    }
+    // Zero-message open: after the LOOKUP, the first request on a node is its READ (or its FLUSH).
+    if (this.awaitingOpen && (e.op === "FUSE_READ" || e.op === "FUSE_FLUSH")) {
+      this.awaitingOpen = false;
+      this.nodeid = e.nodeid;
+      this.item("open").classList.add("done");
+      this.mark("open", "no request: zero-message open, fh 0");
     }
     if (e.nodeid !== this.nodeid) return undefined;
     if (e.op === "FUSE_READ") return "read";

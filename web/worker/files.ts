@@ -41,9 +41,17 @@ function kindOf(mode: number): TreeEntry["kind"] {
   }
 }
 
-/** The tree, depth first, directories before files, at most `limit` entries and `maxDepth` levels. */
-export async function listTree(fs: FileSystem, limit = 400, maxDepth = 6): Promise<{ entries: TreeEntry[]; truncated: boolean }> {
+/**
+ * The tree, depth first, directories before files, at most `limit` entries and `maxDepth` levels; and the
+ * path of each inode listed (the inspector names DAX mappings with it).
+ */
+export async function listTree(
+  fs: FileSystem,
+  limit = 400,
+  maxDepth = 6,
+): Promise<{ entries: TreeEntry[]; truncated: boolean; paths: Map<Ino, string> }> {
   const entries: TreeEntry[] = [];
+  const paths = new Map<Ino, string>();
   let truncated = false;
   const visit = async (ino: Ino, prefix: string, depth: number): Promise<void> => {
     const dh = await fs.opendir(ino);
@@ -71,6 +79,7 @@ export async function listTree(fs: FileSystem, limit = 400, maxDepth = 6): Promi
       }
       const path = prefix + name;
       entries.push({ path, name, depth, kind: kindOf(attr.mode), mode: attr.mode, size: attr.size, ...(target === undefined ? {} : { target }) });
+      paths.set(attr.ino, path);
       if (kindOf(attr.mode) === "dir") {
         if (depth + 1 < maxDepth) await withLookup(fs, ino, name, (a) => visit(a.ino, path + "/", depth + 1));
         else truncated = true;
@@ -78,7 +87,7 @@ export async function listTree(fs: FileSystem, limit = 400, maxDepth = 6): Promi
     }
   };
   await visit(fs.rootIno, "", 0);
-  return { entries, truncated };
+  return { entries, truncated, paths };
 }
 
 /** Creates or replaces `name` in directory `dir` with `data`. */
