@@ -69,6 +69,14 @@ describe("the DAX window (dax=always, 8 MiB)", () => {
     expect(file.length).toBe(3 * 4096);
   });
 
+  it("refuses to run a program from the window (EACCES), and the emulator lives on", async () => {
+    // v86 cannot fetch instructions from MMIO; guest/patches/0002 makes the kernel refuse instead.
+    const r = await guest.run("cp /bin/busybox /mnt/busybox && /mnt/busybox echo ran");
+    expect(r.status).toBe(126);
+    expect(text(r.stderr)).toContain("Permission denied");
+    expect(await sh("sh -c 'echo alive' && rm /mnt/busybox")).toBe("alive\n");
+  });
+
   it("truncating a mapped file: what was cut reads as zeros when the file grows again, guest and host", async () => {
     await sh("dd if=/dev/urandom of=/mnt/t bs=4096 count=512 2>/dev/null && cat /mnt/t > /dev/null && truncate -s 1000 /mnt/t && truncate -s 2097152 /mnt/t");
     expect(await sh("dd if=/mnt/t bs=1000 skip=1 2>/dev/null | tr -d '\\000' | wc -c")).toBe("0\n");

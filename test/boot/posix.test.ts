@@ -52,12 +52,6 @@ const ALLOWED_SKIPS: Record<string, RegExp> = {
   locks: /^skip flock: no flock\(1\) here/,
 };
 
-/** With dax=always, also: v86 fetches no instructions from memory-mapped I/O, and the window is that. */
-const DAX_SKIPS: Record<string, RegExp> = {
-  ...ALLOWED_SKIPS,
-  io: /^skip exec-binary: dax: v86 cannot run code from the DAX window$/,
-};
-
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Files the host writes before boot: sizes around page and request boundaries. */
@@ -178,7 +172,7 @@ async function runScript(session: Session, backend: string, area: string, budget
   const summary = lines.at(-1) ?? "";
   const context = `${area}.sh on ${backend} (exit status ${r.status})\n--- stdout:\n${out}--- stderr:\n${text(r.stderr)}`;
 
-  const allowedSkip = (dax ? DAX_SKIPS : ALLOWED_SKIPS)[area];
+  const allowedSkip = ALLOWED_SKIPS[area];
   const notOk = lines
     .slice(0, -1)
     .filter((l) => !(l.startsWith("ok ") || l.startsWith("# ") || l.startsWith("sum ") || (allowedSkip?.test(l) ?? false)));
