@@ -53,12 +53,15 @@ export function handleOf(set: ReadonlySet<Handle>, fh: bigint): Handle {
   return n;
 }
 
+/** With zero-message open, fh 0 stands for the node's own handle (src/fuse/inode-files.ts). */
+export const isNodeFh = (s: Session, fh: bigint): boolean => fh === 0n && s.zeroOpen;
+
 /**
- * The backend handle behind a file handle from the guest. With zero-message open, fh 0 is the node's own
- * handle (src/fuse/inode-files.ts), opened for writing when `write`; `nodeid` is the node it belongs to.
+ * The backend handle behind a file handle from the guest: for the node's own (isNodeFh), opened for
+ * writing when `write`; `nodeid` is the node it belongs to.
  */
 export function fileOf(s: Session, fh: bigint, nodeid: bigint, write = false): Handle | Promise<Handle> {
-  if (fh === 0n && s.zeroOpen) return s.inodeFiles.get(inoOf(s, nodeid), write);
+  if (isNodeFh(s, fh)) return s.inodeFiles.get(inoOf(s, nodeid), write);
   return handleOf(s.openFiles, fh);
 }
 

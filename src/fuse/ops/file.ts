@@ -21,7 +21,7 @@ import {
   fuse_write_out,
 } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
-import { cred, entryReply, fileOf, handleOf, inoOf, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
+import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   const ino = nodeIno(s, r);
@@ -92,7 +92,7 @@ export async function write(s: Session, r: FuseRequest): Promise<Reply> {
 
 /** FLUSH: fh 0 in zero-message open is the node's handle if it has one, else none. */
 function guestFileOf(s: Session, r: FuseRequest, fh: bigint): Handle | Promise<Handle> | undefined {
-  return fh === 0n && s.zeroOpen ? s.inodeFiles.peek(nodeIno(s, r)) : handleOf(s.openFiles, fh);
+  return isNodeFh(s, fh) ? s.inodeFiles.peek(nodeIno(s, r)) : handleOf(s.openFiles, fh);
 }
 
 /** close(2) of one descriptor: its POSIX locks go (as locks_remove_posix), buffered data is made durable. */
@@ -109,7 +109,7 @@ export async function flush(s: Session, r: FuseRequest): Promise<Reply> {
 export async function release(s: Session, r: FuseRequest): Promise<Reply> {
   const guestFh = u64(r, fuse_release_in.fh);
   // Before the first OPEN met ENOSYS, Linux still releases what CREATE opened: fh 0, the node's own.
-  const fh = guestFh === 0n && s.zeroOpen ? undefined : handleOf(s.openFiles, guestFh);
+  const fh = isNodeFh(s, guestFh) ? undefined : handleOf(s.openFiles, guestFh);
   if (u32(r, fuse_release_in.release_flags) & FUSE_RELEASE_FLOCK_UNLOCK) {
     const ino = s.nodes.ino(r.nodeid);
     if (ino !== undefined) s.locks.releaseOwner("flock", ino, u64(r, fuse_release_in.lock_owner));

@@ -2,11 +2,11 @@
 import { Errno, FUSE_LK_FLOCK, fuse_file_lock, fuse_lk_in, fuse_lk_out } from "../abi.ts";
 import { F_RDLCK, F_UNLCK, F_WRLCK, LockError, OFFSET_MAX, type LockKind } from "../locks.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
-import { handleOf, nodeIno, struct, u32, u64 } from "./common.ts";
+import { handleOf, isNodeFh, nodeIno, struct, u32, u64 } from "./common.ts";
 
 function lockArgs(s: Session, r: FuseRequest) {
   const fh = u64(r, fuse_lk_in.fh);
-  if (!(fh === 0n && s.zeroOpen)) handleOf(s.openFiles, fh); // fh 0: the node's own (zero-message open)
+  if (!isNodeFh(s, fh)) handleOf(s.openFiles, fh); // the node's own needs no backend handle to lock
   const lk = fuse_lk_in.lk;
   const kind: LockKind = u32(r, fuse_lk_in.lk_flags) & FUSE_LK_FLOCK ? "flock" : "posix";
   const start = u64(r, lk + fuse_file_lock.start);
