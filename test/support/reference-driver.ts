@@ -238,6 +238,14 @@ export class ReferenceDriver {
   }
 }
 
+/** A request's argument bytes: a struct of `size` bytes filled through `fill`, then `tail` (a name, data). */
+export function args(size: number, fill: (v: DataView) => void, tail?: Uint8Array): Uint8Array {
+  const a = new Uint8Array(size + (tail?.length ?? 0));
+  fill(new DataView(a.buffer));
+  if (tail) a.set(tail, size);
+  return a;
+}
+
 export function parseReply(u: UsedElem): FuseReply {
   const v = new DataView(u.data.buffer, u.data.byteOffset, u.data.byteLength);
   const len = v.getUint32(fuse_out_header.len, true);

@@ -46,7 +46,7 @@ import {
 import { MAX_MAPPED_INODES } from "../../src/fuse/dax.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import { FakeBus } from "../support/fake-bus.ts";
-import { ReferenceDriver, cstr, parseReply, settle, type FuseReply } from "../support/reference-driver.ts";
+import { ReferenceDriver, args, cstr, parseReply, settle, type FuseReply } from "../support/reference-driver.ts";
 
 const MiB = 1 << 20;
 const PAGE = DAX_PAGE_SIZE;
@@ -100,13 +100,6 @@ async function ready(o: Options = {}) {
 }
 
 const bytesOf = (vol: Volume, path: string): Uint8Array => new Uint8Array(vol.readFileSync(path) as Buffer);
-
-function args(size: number, fill: (v: DataView) => void, tail?: Uint8Array): Uint8Array {
-  const a = new Uint8Array(size + (tail?.length ?? 0));
-  fill(new DataView(a.buffer));
-  if (tail) a.set(tail, size);
-  return a;
-}
 
 interface MapArgs {
   moffset: bigint | number;

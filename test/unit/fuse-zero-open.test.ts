@@ -31,7 +31,7 @@ import type { FileSystem, Handle, Ino } from "../../src/fs/filesystem.ts";
 import { HostDirFs } from "../../src/fs/hostdir.ts";
 import { MemFs } from "../../src/fs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
-import { ReferenceDriver, cstr, settle } from "../support/reference-driver.ts";
+import { ReferenceDriver, args, cstr, settle } from "../support/reference-driver.ts";
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -74,13 +74,6 @@ async function ready(opts: { cache?: CacheMode; readOnly?: boolean; offer?: bool
   vol.writeFileSync("/f", "0123456789");
   const fs = new CountingFs(vol, { readOnly: opts.readOnly });
   return { fs, vol, ...(await boot(fs, opts.cache ?? "auto", opts.offer !== false)) };
-}
-
-function args(size: number, fill: (v: DataView) => void, tail?: Uint8Array): Uint8Array {
-  const a = new Uint8Array(size + (tail?.length ?? 0));
-  fill(new DataView(a.buffer));
-  if (tail) a.set(tail, size);
-  return a;
 }
 
 const openIn = (flags: number) => args(fuse_open_in.SIZE, (v) => v.setUint32(fuse_open_in.flags, flags, true));
