@@ -265,8 +265,11 @@ export interface FileSystem {
   write(fh: Handle, offset: number, data: Uint8Array): Promise<number>;
   /** Makes the file's data (and, unless `datasync`, metadata) durable. */
   fsync(fh: Handle, datasync: boolean): Promise<void>;
-  /** close(2) of one descriptor of the handle: make written data durable where the backend buffers it. */
-  flush(fh: Handle): Promise<void>;
+  /**
+   * close(2) of one descriptor of the handle: make written data durable where the backend buffers it. A
+   * backend with nothing to do on close leaves it out, and the guest then stops sending FLUSH.
+   */
+  flush?(fh: Handle): Promise<void>;
   fsyncdir(dh: Handle, datasync: boolean): Promise<void>;
   /** Everything written so far becomes durable. */
   syncfs(): Promise<void>;

@@ -380,12 +380,9 @@ export class MemFs implements FileSystem {
     return data.length;
   }
 
-  // Nothing is buffered and nothing is durable beyond the process: the sync family only checks its handle.
+  // Nothing is buffered and nothing is durable beyond the process: the sync family only checks its handle,
+  // and there is no flush.
   async fsync(fh: Handle): Promise<void> {
-    this.fileHandle(fh);
-  }
-
-  async flush(fh: Handle): Promise<void> {
     this.fileHandle(fh);
   }
 

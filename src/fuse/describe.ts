@@ -19,7 +19,6 @@ import {
   FUSE_COMPAT_SETXATTR_IN_SIZE,
   FUSE_FSYNC_FDATASYNC,
   FUSE_GETATTR_FH,
-  FUSE_LK_FLOCK,
   FUSE_RELEASE_FLOCK_UNLOCK,
   FUSE_RELEASE_FLUSH,
   FuseOpcode as O,
@@ -31,16 +30,13 @@ import {
   fuse_copy_file_range_in,
   fuse_create_in,
   fuse_fallocate_in,
-  fuse_file_lock,
   fuse_flush_in,
   fuse_forget_in,
   fuse_fsync_in,
   fuse_getattr_in,
   fuse_getxattr_in,
   fuse_init_in,
-  fuse_interrupt_in,
   fuse_link_in,
-  fuse_lk_in,
   fuse_lseek_in,
   fuse_mkdir_in,
   fuse_mknod_in,
@@ -162,7 +158,6 @@ const ACCESS_MASK: readonly [number, string][] = [
   [2, "W_OK"],
   [1, "X_OK"],
 ];
-const LOCK_TYPES = ["F_RDLCK", "F_WRLCK", "F_UNLCK"];
 const WHENCE = ["SEEK_SET", "SEEK_CUR", "SEEK_END", "SEEK_DATA", "SEEK_HOLE"];
 const FALLOC_MODES: readonly [number, string][] = [
   [0x01, "KEEP_SIZE"],
@@ -245,16 +240,6 @@ const fsync = (r: ArgReader): void => {
 };
 const nameOnly = (r: ArgReader): void => {
   r.name("name", 0);
-};
-const lock = (r: ArgReader): void => {
-  const l = fuse_lk_in.lk;
-  r.put("fh", r.u64(fuse_lk_in.fh));
-  r.put("type", r.u32(l + fuse_file_lock.type), (v) => LOCK_TYPES[v] ?? String(v));
-  r.put("start", r.u64(l + fuse_file_lock.start));
-  r.put("end", r.u64(l + fuse_file_lock.end));
-  r.put("pid", r.u32(l + fuse_file_lock.pid));
-  const f = r.u32(fuse_lk_in.lk_flags);
-  if (f !== undefined && f & FUSE_LK_FLOCK) r.put("flock", "yes");
 };
 const rename = (r: ArgReader, size: number): void => {
   r.put("newdir", r.u64(fuse_rename_in.newdir));
@@ -339,9 +324,6 @@ const DECODERS: Partial<Record<number, Decoder>> = {
     if (major !== undefined && minor !== undefined) r.put("version", `${major}.${minor}`);
     r.put("max_readahead", r.u32(fuse_init_in.max_readahead));
   },
-  [O.FUSE_GETLK]: lock,
-  [O.FUSE_SETLK]: lock,
-  [O.FUSE_SETLKW]: lock,
   [O.FUSE_ACCESS]: (r) => r.put("mask", r.u32(fuse_access_in.mask), (v) => (v === 0 ? "F_OK" : bitNames(v, ACCESS_MASK, undefined, 16))),
   [O.FUSE_CREATE]: (r) => {
     r.name("name", fuse_create_in.SIZE);
@@ -353,7 +335,6 @@ const DECODERS: Partial<Record<number, Decoder>> = {
     r.put("flags", r.u32(fuse_create_in.flags), formatOpenFlags);
     r.put("mode", r.u32(fuse_create_in.mode), formatMode);
   },
-  [O.FUSE_INTERRUPT]: (r) => r.put("unique", r.u64(fuse_interrupt_in.unique)),
   [O.FUSE_FALLOCATE]: (r) => {
     const f = fuse_fallocate_in;
     r.put("fh", r.u64(f.fh));

@@ -9,7 +9,6 @@ import { DaxMappings, type DaxSnapshot } from "./dax.ts";
 import { Errno, FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
 import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
 import { InodeFiles } from "./inode-files.ts";
-import { LockTable } from "./locks.ts";
 import { NodeTable } from "./nodes.ts";
 import { HANDLERS } from "./ops/index.ts";
 import type { Handler } from "./ops/common.ts";
@@ -95,7 +94,6 @@ export interface Session {
   readonly cache: CachePolicy;
   readonly writeback: boolean;
   readonly maxWrite: number;
-  readonly locks: LockTable;
   readonly nodes: NodeTable;
   /** Backend handles the guest holds, to give back when the session ends. */
   readonly openFiles: Set<number>;
@@ -125,7 +123,6 @@ export class FuseServer {
       cache: cachePolicy(o.cache ?? "auto"),
       writeback: o.writeback ?? false,
       maxWrite: o.maxWrite ?? DEFAULT_MAX_WRITE,
-      locks: new LockTable(),
       nodes: new NodeTable(o.fs.rootIno),
       openFiles: new Set(),
       openDirs: new Set(),
@@ -242,7 +239,6 @@ export async function endSession(s: Session): Promise<void> {
   s.openFiles.clear();
   s.openDirs.clear();
   s.nodes.clear();
-  s.locks.clear();
   s.minor = 0;
   s.zeroOpen = false;
   s.inodeDax = false;

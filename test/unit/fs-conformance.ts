@@ -1215,14 +1215,14 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         await fs.write(fh, 0, text("durable"));
         await fs.fsync(fh, false);
         await fs.fsync(fh, true);
-        await fs.flush(fh);
+        await fs.flush?.(fh); // optional: a backend with nothing to do on close has none
         await fs.release(fh);
         const dh = await fs.opendir(fs.rootIno);
         await fs.fsyncdir(dh, false);
         await fs.releasedir(dh);
         await fs.syncfs();
         expect(await errnoOf(fs.fsync(dh, false))).toBe("EBADF");
-        expect(await errnoOf(fs.flush(fh))).toBe("EBADF");
+        if (fs.flush) expect(await errnoOf(fs.flush(fh))).toBe("EBADF");
         expect(await errnoOf(fs.fsyncdir(fh, false))).toBe("EBADF");
       });
     });
@@ -1301,7 +1301,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         expect(await errnoOf(call())).toBe("EROFS");
       }
       await fs.fsync(fh, false);
-      await fs.flush(fh);
+      await fs.flush?.(fh);
       await fs.fsyncdir(dh, true);
       await fs.syncfs();
       expect(await fs.lseek(fh, 0, SEEK_DATA)).toBe(0);

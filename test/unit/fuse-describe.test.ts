@@ -11,7 +11,6 @@ import {
   fuse_access_in,
   fuse_create_in,
   fuse_fsync_in,
-  fuse_lk_in,
   fuse_mkdir_in,
   fuse_open_in,
   fuse_read_in,
@@ -117,11 +116,6 @@ describe("describeRequest", () => {
       newname: "b",
       flags: "RENAME_NOREPLACE",
     });
-  });
-
-  it("decodes lock requests", () => {
-    const d = describeRequest(O.FUSE_SETLK, args(fuse_lk_in, { fh: 1, owner: 5, lk: { start: 0, end: 99, type: 1, pid: 42 }, lk_flags: 0 }));
-    expect(d.args).toEqual({ fh: 1, type: "F_WRLCK", start: 0, end: 99, pid: 42 });
   });
 
   it("describes short or hostile argument blocks without throwing", () => {

@@ -8,6 +8,7 @@ import {
   FUSE_ASYNC_READ,
   FUSE_DO_READDIRPLUS,
   FUSE_INIT_EXT,
+  FUSE_FLOCK_LOCKS,
   FUSE_POSIX_LOCKS,
   FUSE_READDIRPLUS_AUTO,
   FUSE_ROOT_ID,
@@ -117,7 +118,7 @@ function parseDirents(r: FuseReply, plus: boolean) {
 describe("FUSE_INIT", () => {
   it("negotiates 7.38 with the flags both sides have, max_write and max_pages", async () => {
     const { d } = await setup();
-    const offered = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_INIT_EXT;
+    const offered = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_INIT_EXT;
     const r = await d.init(Number(offered), 0);
     expect(r.error).toBe(0);
     expect(r.payload.length).toBe(fuse_init_out.SIZE);
@@ -126,7 +127,7 @@ describe("FUSE_INIT", () => {
     const flags = BigInt(r.view.getUint32(fuse_init_out.flags, true));
     expect(flags & ~offered).toBe(0n); // nothing the kernel did not offer
     expect(flags & FUSE_DO_READDIRPLUS).toBe(FUSE_DO_READDIRPLUS);
-    expect(flags & FUSE_POSIX_LOCKS).toBe(FUSE_POSIX_LOCKS); // the device serves locks
+    expect(flags & (FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS)).toBe(0n); // the guest kernel keeps its own locks
     expect(r.view.getUint32(fuse_init_out.max_write, true)).toBe(1 << 20);
     expect(r.view.getUint16(fuse_init_out.max_pages, true)).toBe(256);
   });
@@ -274,7 +275,7 @@ describe("walking and reading the tree", () => {
 describe("hostile requests", () => {
   it("answers unknown opcodes with ENOSYS", async () => {
     const { d } = await ready();
-    for (const op of [Op.FUSE_BMAP, Op.FUSE_IOCTL, Op.FUSE_POLL, Op.FUSE_SETUPMAPPING, Op.CUSE_INIT, 4242, 0, 0xffffffff]) {
+    for (const op of [Op.FUSE_BMAP, Op.FUSE_IOCTL, Op.FUSE_POLL, Op.FUSE_SETUPMAPPING, Op.FUSE_GETLK, Op.FUSE_SETLK, Op.FUSE_SETLKW, Op.FUSE_INTERRUPT, Op.CUSE_INIT, 4242, 0, 0xffffffff]) {
       expect((await d.fuse(op, FUSE_ROOT_ID, new Uint8Array(64))).error).toBe(-Errno.ENOSYS);
     }
   });

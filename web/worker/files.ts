@@ -111,7 +111,7 @@ export async function writeFile(fs: FileSystem, dir: string, name: string, data:
     }
     try {
       for (let off = 0; off < data.length; off += CHUNK) await fs.write(fh, off, data.subarray(off, off + CHUNK));
-      await fs.flush(fh);
+      await fs.flush?.(fh);
     } finally {
       await fs.release(fh);
       await fs.forget(ino, 1);

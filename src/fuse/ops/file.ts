@@ -5,7 +5,6 @@ import {
   Errno,
   FUSE_COMPAT_WRITE_IN_SIZE,
   FUSE_FSYNC_FDATASYNC,
-  FUSE_RELEASE_FLOCK_UNLOCK,
   fuse_copy_file_range_in,
   fuse_create_in,
   fuse_entry_out,
@@ -95,14 +94,18 @@ function guestFileOf(s: Session, r: FuseRequest, fh: bigint): Handle | Promise<H
   return isNodeFh(s, fh) ? s.inodeFiles.peek(nodeIno(s, r)) : handleOf(s.openFiles, fh);
 }
 
-/** close(2) of one descriptor: its POSIX locks go (as locks_remove_posix), buffered data is made durable. */
+/**
+ * close(2) of one descriptor: stores in the DAX window and what the backend buffers are made durable.
+ * With neither, there is nothing to do on close: ENOSYS, and Linux sends no FLUSH again (fc->no_flush),
+ * which saves a round trip on every close. Locks need no FLUSH: the guest kernel keeps them.
+ */
 export async function flush(s: Session, r: FuseRequest): Promise<Reply> {
+  if (!s.dax && !s.fs.flush) return Errno.ENOSYS;
   const ino = nodeIno(s, r);
   const fh = await guestFileOf(s, r, u64(r, fuse_flush_in.fh));
-  s.locks.releaseOwner("posix", ino, u64(r, fuse_flush_in.lock_owner));
   // Stores through the DAX window need no handle: a file only mapped has none in zero-message open.
   await s.dax?.sync(ino);
-  if (fh !== undefined) await s.fs.flush(fh); // fh 0 of a file never read or written: nothing buffered
+  if (fh !== undefined) await s.fs.flush?.(fh); // fh 0 of a file never read or written: nothing buffered
   return 0;
 }
 
@@ -110,10 +113,6 @@ export async function release(s: Session, r: FuseRequest): Promise<Reply> {
   const guestFh = u64(r, fuse_release_in.fh);
   // Before the first OPEN met ENOSYS, Linux still releases what CREATE opened: fh 0, the node's own.
   const fh = isNodeFh(s, guestFh) ? undefined : handleOf(s.openFiles, guestFh);
-  if (u32(r, fuse_release_in.release_flags) & FUSE_RELEASE_FLOCK_UNLOCK) {
-    const ino = s.nodes.ino(r.nodeid);
-    if (ino !== undefined) s.locks.releaseOwner("flock", ino, u64(r, fuse_release_in.lock_owner));
-  }
   if (fh === undefined) return 0;
   try {
     const ino = s.dax?.guestFile(fh)?.ino;

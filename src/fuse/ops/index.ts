@@ -14,9 +14,7 @@ import {
   fuse_fsync_in,
   fuse_getattr_in,
   fuse_getxattr_in,
-  fuse_interrupt_in,
   fuse_link_in,
-  fuse_lk_in,
   fuse_lseek_in,
   fuse_mkdir_in,
   fuse_mknod_in,
@@ -32,7 +30,6 @@ import * as dax from "./dax.ts";
 import * as dir from "./dir.ts";
 import * as file from "./file.ts";
 import * as inode from "./inode.ts";
-import * as lock from "./lock.ts";
 import * as session from "./session.ts";
 import * as xattr from "./xattr.ts";
 
@@ -42,7 +39,6 @@ const NAME = 1;
 export const HANDLERS: Partial<Record<number, Handler>> = {
   [O.FUSE_INIT]: op(16, session.init), // fuse_init_in before 7.36 is 16 bytes
   [O.FUSE_DESTROY]: op(0, session.destroy),
-  [O.FUSE_INTERRUPT]: op(fuse_interrupt_in.SIZE, session.interrupt),
   [O.FUSE_STATFS]: op(0, session.statfs),
   [O.FUSE_SYNCFS]: op(0, session.syncfs),
 
@@ -88,8 +84,4 @@ export const HANDLERS: Partial<Record<number, Handler>> = {
   // Argument sizes are checked inside: without a DAX window both are ENOSYS, whatever they carry.
   [O.FUSE_SETUPMAPPING]: op(0, dax.setupmapping),
   [O.FUSE_REMOVEMAPPING]: op(0, dax.removemapping),
-
-  [O.FUSE_GETLK]: op(fuse_lk_in.SIZE, lock.getlk),
-  [O.FUSE_SETLK]: op(fuse_lk_in.SIZE, lock.setlk),
-  [O.FUSE_SETLKW]: op(fuse_lk_in.SIZE, lock.setlkw),
 };

@@ -1,4 +1,4 @@
-// INIT, DESTROY, INTERRUPT, STATFS, SYNCFS: the session and the filesystem as a whole.
+// INIT, DESTROY, STATFS, SYNCFS: the session and the filesystem as a whole.
 import {
   Errno,
   FOPEN_DIRECT_IO,
@@ -10,7 +10,6 @@ import {
   FUSE_COMPAT_22_INIT_OUT_SIZE,
   FUSE_COMPAT_INIT_OUT_SIZE,
   FUSE_DO_READDIRPLUS,
-  FUSE_FLOCK_LOCKS,
   FUSE_HAS_INODE_DAX,
   FUSE_INIT_EXT,
   FUSE_KERNEL_MINOR_VERSION,
@@ -20,19 +19,17 @@ import {
   FUSE_NO_OPEN_SUPPORT,
   FUSE_PARALLEL_DIROPS,
   FUSE_POSIX_ACL,
-  FUSE_POSIX_LOCKS,
   FUSE_WRITEBACK_CACHE,
   encode,
   fuse_init_in,
   fuse_init_out,
-  fuse_interrupt_in,
   fuse_kstatfs,
   initFlags,
   splitInitFlags,
 } from "../abi.ts";
 import { DAX_PAGE_SHIFT } from "../../../device/dax-window.ts";
-import { NO_REPLY, endSession, type FuseRequest, type Reply, type Session } from "../server.ts";
-import { nodeIno, struct, u32, u64 } from "./common.ts";
+import { endSession, type FuseRequest, type Reply, type Session } from "../server.ts";
+import { nodeIno, struct, u32 } from "./common.ts";
 
 const PAGE_SIZE = 4096;
 const MAX_BACKGROUND = 64;
@@ -49,8 +46,9 @@ function serverFlags(s: Session): bigint {
     FUSE_PARALLEL_DIROPS |
     FUSE_MAX_PAGES |
     FUSE_INIT_EXT |
-    FUSE_POSIX_LOCKS |
-    FUSE_FLOCK_LOCKS |
+    // No FUSE_POSIX_LOCKS or FUSE_FLOCK_LOCKS: the guest kernel arbitrates locks itself, as with virtiofsd.
+    // It is the export's only client, virtio-fs cannot interrupt a blocked SETLKW, and server-side locks
+    // would need a FLUSH on every close(2) to drop them.
     FUSE_POSIX_ACL; // ACLs live in system.posix_acl_* xattrs; the guest kernel enforces them
   if (s.cache.mode !== "never") f |= FUSE_CACHE_SYMLINKS;
   if (s.cache.mode === "auto") f |= FUSE_AUTO_INVAL_DATA; // drop cached pages when mtime or size moved
@@ -102,12 +100,6 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
 export async function destroy(s: Session): Promise<Reply> {
   await endSession(s);
   return 0;
-}
-
-/** Only a blocked SETLKW can be interrupted: every other request finishes without waiting on the guest. */
-export async function interrupt(s: Session, r: FuseRequest): Promise<Reply> {
-  s.locks.interrupt(u64(r, fuse_interrupt_in.unique));
-  return NO_REPLY;
 }
 
 export async function statfs(s: Session, r: FuseRequest): Promise<Reply> {
