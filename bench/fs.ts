@@ -62,7 +62,8 @@ export const WORKLOADS: Workload[] = [
   {
     name: "create-stat-unlink",
     before: "mkdir -p $D/csu",
-    run: 'cd $D/csu && for i in $(seq 2000); do : > f$i; done && for i in $(seq 2000); do [ -e f$i ]; done && for i in $(seq 2000); do rm f$i; done',
+    // Shell builtins create and stat; one rm unlinks all 2,000 (an rm per file timed 2,000 execs, ~3 ms each).
+    run: "cd $D/csu && for i in $(seq 2000); do : > f$i; done && for i in $(seq 2000); do [ -e f$i ]; done && rm f*",
     after: "cd / && rmdir $D/csu",
   },
   {
