@@ -13,6 +13,7 @@ import {
   Errno,
   FATTR_SIZE,
   FUSE_ATTR_DAX,
+  FUSE_HANDLE_KILLPRIV_V2,
   FUSE_HAS_INODE_DAX,
   FUSE_INIT_EXT,
   FUSE_MAP_ALIGNMENT,
@@ -257,6 +258,13 @@ describe("FUSE_INIT with a DAX window", () => {
     const flags = initFlags(init.view.getUint32(fuse_init_out.flags, true), init.view.getUint32(fuse_init_out.flags2, true));
     expect(flags & FUSE_MAP_ALIGNMENT).toBe(FUSE_MAP_ALIGNMENT);
     expect(init.view.getUint16(fuse_init_out.map_alignment, true)).toBe(12);
+  });
+
+  it("agrees to FUSE_HANDLE_KILLPRIV_V2 only without a window: stores through it reach no server", async () => {
+    for (const [window, want] of [[undefined, 0n], [null, FUSE_HANDLE_KILLPRIV_V2]] as const) {
+      const { init } = await ready({ window, initFlags: FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT | FUSE_HANDLE_KILLPRIV_V2 });
+      expect(initFlags(init.view.getUint32(fuse_init_out.flags, true), init.view.getUint32(fuse_init_out.flags2, true)) & FUSE_HANDLE_KILLPRIV_V2).toBe(want);
+    }
   });
 
   it.each([

@@ -6,9 +6,14 @@ import {
   Errno,
   FATTR_ATIME,
   FATTR_ATIME_NOW,
+  FATTR_GID,
+  FATTR_KILL_SUIDGID,
   FATTR_MODE,
   FATTR_MTIME,
   FATTR_SIZE,
+  FATTR_UID,
+  FUSE_OPEN_KILL_SUIDGID,
+  FUSE_WRITE_KILL_SUIDGID,
   FUSE_ROOT_ID,
   FuseOpcode as Op,
   RENAME_EXCHANGE,
@@ -41,6 +46,7 @@ const S_IFIFO = 0o010000;
 const O_RDWR = 2;
 const O_CREAT = 0o100;
 const O_EXCL = 0o200;
+const O_TRUNC = 0o1000;
 
 async function ready(opts: { cache?: CacheMode; readOnly?: boolean } = {}) {
   const bus = new FakeBus(32 << 20);
@@ -75,24 +81,26 @@ const attrOf = (r: FuseReply, at: number) => ({
   mtime: Number(r.view.getBigUint64(at + fuse_attr.mtime, true)),
 });
 
-async function create(d: ReferenceDriver, parent: bigint | number, name: string, flags = O_RDWR | O_CREAT, mode = S_IFREG | 0o644) {
+async function create(d: ReferenceDriver, parent: bigint | number, name: string, flags = O_RDWR | O_CREAT, mode = S_IFREG | 0o644, openFlags = 0) {
   const r = await d.fuse(
     Op.FUSE_CREATE,
     parent,
     bytes(fuse_create_in.SIZE, (v) => {
       v.setUint32(fuse_create_in.flags, flags, true);
       v.setUint32(fuse_create_in.mode, mode, true);
+      v.setUint32(fuse_create_in.open_flags, openFlags, true);
     }, [cstr(name)]),
   );
   if (r.error) return { r, nodeid: 0n, fh: 0n };
   return { r, nodeid: r.view.getBigUint64(fuse_entry_out.nodeid, true), fh: r.view.getBigUint64(fuse_entry_out.SIZE + fuse_open_out.fh, true) };
 }
 
-const writeIn = (fh: bigint, offset: number, data: Uint8Array, sizeOverride?: number) =>
+const writeIn = (fh: bigint, offset: number, data: Uint8Array, sizeOverride?: number, writeFlags = 0) =>
   bytes(fuse_write_in.SIZE, (v) => {
     v.setBigUint64(fuse_write_in.fh, fh, true);
     v.setBigUint64(fuse_write_in.offset, BigInt(offset), true);
     v.setUint32(fuse_write_in.size, sizeOverride ?? data.length, true);
+    v.setUint32(fuse_write_in.write_flags, writeFlags, true);
   }, [data]);
 
 const readIn = (fh: bigint, offset: number, size: number) =>
@@ -189,6 +197,49 @@ describe("SETATTR", () => {
     const { nodeid } = await create(d, FUSE_ROOT_ID, "f");
     const r = await d.fuse(Op.FUSE_SETATTR, nodeid, setattr(FATTR_MTIME, (v) => v.setUint32(fuse_setattr_in.mtimensec, 1e9, true)));
     expect(r.error).toBe(-Errno.EINVAL);
+  });
+});
+
+describe("FUSE_HANDLE_KILLPRIV_V2: set-id bits go where Linux would drop them", () => {
+  const setattr = (valid: number, f: (v: DataView) => void = () => {}) =>
+    bytes(fuse_setattr_in.SIZE, (v) => {
+      v.setUint32(fuse_setattr_in.valid, valid, true);
+      f(v);
+    });
+  const modeOf = async (d: ReferenceDriver, nodeid: bigint) => attrOf(await d.fuse(Op.FUSE_GETATTR, nodeid, new Uint8Array(16)), fuse_attr_out.attr).mode & 0o7777;
+
+  it("WRITE with FUSE_WRITE_KILL_SUIDGID: S_ISUID always, S_ISGID only when the group may execute", async () => {
+    const { d } = await ready();
+    for (const [mode, left] of [[0o6755, 0o755], [0o6745, 0o2745], [0o2710, 0o710], [0o644, 0o644]]) {
+      const { nodeid, fh } = await create(d, FUSE_ROOT_ID, `f${mode.toString(8)}`, O_RDWR | O_CREAT, S_IFREG | mode);
+      expect((await d.fuse(Op.FUSE_WRITE, nodeid, writeIn(fh, 0, new Uint8Array(4)))).error).toBe(0);
+      expect(await modeOf(d, nodeid)).toBe(mode); // without the flag (a writer with CAP_FSETID): kept
+      expect((await d.fuse(Op.FUSE_WRITE, nodeid, writeIn(fh, 0, new Uint8Array(4), undefined, FUSE_WRITE_KILL_SUIDGID))).error).toBe(0);
+      expect(await modeOf(d, nodeid)).toBe(left);
+    }
+  });
+
+  it("SETATTR with FATTR_KILL_SUIDGID: chown, truncate, and a mode given alongside", async () => {
+    const { d } = await ready();
+    const { nodeid } = await create(d, FUSE_ROOT_ID, "f", O_RDWR | O_CREAT, S_IFREG | 0o6755);
+    const chown = await d.fuse(Op.FUSE_SETATTR, nodeid, setattr(FATTR_UID | FATTR_GID | FATTR_KILL_SUIDGID, (v) => v.setUint32(fuse_setattr_in.uid, 7, true)));
+    expect(attrOf(chown, fuse_attr_out.attr)).toMatchObject({ mode: S_IFREG | 0o755, uid: 7 });
+    await d.fuse(Op.FUSE_SETATTR, nodeid, setattr(FATTR_MODE, (v) => v.setUint32(fuse_setattr_in.mode, 0o4700, true)));
+    const trunc = await d.fuse(Op.FUSE_SETATTR, nodeid, setattr(FATTR_SIZE | FATTR_KILL_SUIDGID, (v) => v.setBigUint64(fuse_setattr_in.size, 3n, true)));
+    expect(attrOf(trunc, fuse_attr_out.attr)).toMatchObject({ mode: S_IFREG | 0o700, size: 3 });
+    const both = await d.fuse(Op.FUSE_SETATTR, nodeid, setattr(FATTR_MODE | FATTR_KILL_SUIDGID, (v) => v.setUint32(fuse_setattr_in.mode, 0o6777, true)));
+    expect(attrOf(both, fuse_attr_out.attr).mode).toBe(S_IFREG | 0o777);
+  });
+
+  it("CREATE with FUSE_OPEN_KILL_SUIDGID and O_TRUNC: an existing file loses its bits, a new one keeps its mode", async () => {
+    const { d } = await ready();
+    const old = await create(d, FUSE_ROOT_ID, "old", O_RDWR | O_CREAT, S_IFREG | 0o4755);
+    await d.fuse(Op.FUSE_WRITE, old.nodeid, writeIn(old.fh, 0, new Uint8Array(10)));
+    const again = await create(d, FUSE_ROOT_ID, "old", O_RDWR | O_CREAT | O_TRUNC, S_IFREG | 0o644, FUSE_OPEN_KILL_SUIDGID);
+    expect(again.r.error).toBe(0);
+    expect(attrOf(again.r, fuse_entry_out.attr)).toMatchObject({ mode: S_IFREG | 0o755, size: 0 });
+    const fresh = await create(d, FUSE_ROOT_ID, "new", O_RDWR | O_CREAT | O_TRUNC, S_IFREG | 0o4755, FUSE_OPEN_KILL_SUIDGID);
+    expect(attrOf(fresh.r, fuse_entry_out.attr).mode).toBe(S_IFREG | 0o4755);
   });
 });
 

@@ -1,6 +1,6 @@
 // What every opcode handler shares: argument decoding with the checks a hostile guest makes necessary,
 // and the encoding of attributes and entries.
-import { S_IFMT, S_IFREG, type Cred, type FileAttr, type Handle, type Ino } from "../../fs/filesystem.ts";
+import { S_IFMT, S_IFREG, S_ISGID, S_ISUID, type Cred, type FileAttr, type Handle, type Ino } from "../../fs/filesystem.ts";
 import { Errno, FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
 
@@ -130,6 +130,24 @@ export function putEntry(s: Session, v: DataView, at: number, a: FileAttr, nodei
   v.setUint32(at + e.entry_valid_nsec, nsec, true);
   v.setUint32(at + e.attr_valid_nsec, nsec, true);
   putAttr(s, v, at + e.attr, a);
+}
+
+const S_IXGRP = 0o010;
+
+/**
+ * FUSE_HANDLE_KILLPRIV_V2: the mode Linux leaves when a file is written, truncated or chowned by a caller
+ * without CAP_FSETID. S_ISUID goes; S_ISGID goes when the group may execute (without that it marks
+ * mandatory locking, which stays).
+ */
+export function killSuidSgid(mode: number): number {
+  const m = mode & ~S_ISUID;
+  return m & S_IXGRP ? m & ~S_ISGID : m;
+}
+
+/** Drops the set-id bits of `ino` as killSuidSgid says; changes nothing (not even ctime) when there are none. */
+export async function killPriv(s: Session, ino: Ino): Promise<void> {
+  const { mode } = await s.fs.getattr(ino);
+  if (killSuidSgid(mode) !== mode) await s.fs.setattr(ino, { mode: killSuidSgid(mode) });
 }
 
 /** The entry reply for a name the guest now holds: counts one lookup of the node. */

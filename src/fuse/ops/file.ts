@@ -1,10 +1,12 @@
 // Open files: OPEN, CREATE, TMPFILE, READ, WRITE, FLUSH, RELEASE, FSYNC, FALLOCATE, LSEEK,
 // COPY_FILE_RANGE.
-import { O_ACCMODE, O_RDWR, O_TRUNC, SEEK_DATA, SEEK_HOLE, type Handle } from "../../fs/filesystem.ts";
+import { FsError, O_ACCMODE, O_EXCL, O_RDWR, O_TRUNC, SEEK_DATA, SEEK_HOLE, type Handle, type Ino } from "../../fs/filesystem.ts";
 import {
   Errno,
   FUSE_COMPAT_WRITE_IN_SIZE,
   FUSE_FSYNC_FDATASYNC,
+  FUSE_OPEN_KILL_SUIDGID,
+  FUSE_WRITE_KILL_SUIDGID,
   fuse_copy_file_range_in,
   fuse_create_in,
   fuse_entry_out,
@@ -20,13 +22,15 @@ import {
   fuse_write_out,
 } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
-import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
+import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   const ino = nodeIno(s, r);
   if (s.zeroOpen) return Errno.ENOSYS; // Linux takes this as success, and sends no OPEN or RELEASE again
   const flags = u32(r, fuse_open_in.flags);
-  // Linux leaves truncation to SETATTR; a guest that sends O_TRUNC anyway shortens what mapped pages show.
+  // Linux leaves truncation to SETATTR (no FUSE_ATOMIC_O_TRUNC); a guest that sends O_TRUNC anyway gets
+  // what open(2) does: set-id bits go as KILL_SUIDGID asks, and mapped pages show the shorter file.
+  if (flags & O_TRUNC && u32(r, fuse_open_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) await killPriv(s, ino);
   const fh = s.dax && flags & O_TRUNC ? await s.dax.resize(ino, () => s.fs.open(ino, flags)) : await s.fs.open(ino, flags);
   s.openFiles.add(fh);
   s.dax?.opened(fh, ino, flags);
@@ -38,9 +42,13 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
   const parent = nodeIno(s, r);
   const flags = u32(r, fuse_create_in.flags);
   const mode = u32(r, fuse_create_in.mode);
-  const { attr, fh } = tmpfile
-    ? await s.fs.tmpfile(parent, mode, flags, cred(r))
-    : await s.fs.create(parent, nameArg(r, fuse_create_in.SIZE), mode, flags, cred(r));
+  const name = tmpfile ? "" : nameArg(r, fuse_create_in.SIZE);
+  // CREATE of a name that exists (the guest's dentry was stale) opens it, truncated with O_TRUNC: a caller
+  // without CAP_FSETID then loses its set-id bits, as with open(2). A new file keeps the mode it asked for.
+  if (!tmpfile && flags & O_TRUNC && !(flags & O_EXCL) && u32(r, fuse_create_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) {
+    await existing(s, parent, name, (ino) => killPriv(s, ino));
+  }
+  const { attr, fh } = tmpfile ? await s.fs.tmpfile(parent, mode, flags, cred(r)) : await s.fs.create(parent, name, mode, flags, cred(r));
   let guestFh = fh;
   if (!s.zeroOpen) {
     s.openFiles.add(fh);
@@ -53,13 +61,28 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
       await s.fs.release(fh);
     }
   }
-  // CREATE of a name that exists (the guest's dentry was stale) opens it, truncated with O_TRUNC.
   if (s.dax && flags & O_TRUNC) await s.dax.truncated(attr.ino);
   const entry = entryReply(s, attr);
   const out = new Uint8Array(fuse_entry_out.SIZE + 16);
   out.set(entry);
   out.set(openReply(guestFh, s.cache.openFlags), fuse_entry_out.SIZE);
   return out;
+}
+
+/** Runs `use` on the inode `name` names in `parent`, if any, holding the backend's reference meanwhile. */
+async function existing(s: Session, parent: Ino, name: string, use: (ino: Ino) => Promise<void>): Promise<void> {
+  let ino: Ino;
+  try {
+    ino = (await s.fs.lookup(parent, name)).ino;
+  } catch (e) {
+    if (e instanceof FsError) return; // absent (or not a name CREATE could use, which it will report)
+    throw e;
+  }
+  try {
+    await use(ino);
+  } finally {
+    await s.fs.forget(ino, 1);
+  }
 }
 
 export const create = (s: Session, r: FuseRequest): Promise<Reply> => createCommon(s, r, false);
@@ -82,6 +105,8 @@ export async function write(s: Session, r: FuseRequest): Promise<Reply> {
   const size = u32(r, fuse_write_in.size);
   if (size !== r.args.length - header || size > s.maxWrite) return Errno.EINVAL;
   const offset = sizeArg(u64(r, fuse_write_in.offset));
+  // FUSE_HANDLE_KILLPRIV_V2: a writer without CAP_FSETID; write_flags is inside even the 24-byte form.
+  if (u32(r, fuse_write_in.write_flags) & FUSE_WRITE_KILL_SUIDGID) await killPriv(s, nodeIno(s, r));
   const op = () => s.fs.write(fh, offset, r.args.subarray(header));
   const n = s.dax ? await s.dax.io({ change: { fh, offset, length: size } }, op) : await op();
   const out = struct(fuse_write_out.SIZE);

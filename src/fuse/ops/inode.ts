@@ -8,6 +8,7 @@ import {
   FATTR_CTIME,
   FATTR_FH,
   FATTR_GID,
+  FATTR_KILL_SUIDGID,
   FATTR_MODE,
   FATTR_MTIME,
   FATTR_MTIME_NOW,
@@ -27,7 +28,7 @@ import {
   fuse_setattr_in,
 } from "../abi.ts";
 import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../server.ts";
-import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, nameAt, nameArg, nodeIno, sizeArg, u32, u64 } from "./common.ts";
+import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, nodeIno, sizeArg, u32, u64 } from "./common.ts";
 
 /** Linux PATH_MAX: the longest symlink target. */
 const PATH_MAX = 4096;
@@ -86,6 +87,11 @@ export async function setattr(s: Session, r: FuseRequest): Promise<Reply> {
   if (valid & FATTR_ATIME) a.atime = valid & FATTR_ATIME_NOW ? "now" : time(r, f.atime, f.atimensec);
   if (valid & FATTR_MTIME) a.mtime = valid & FATTR_MTIME_NOW ? "now" : time(r, f.mtime, f.mtimensec);
   if (valid & FATTR_CTIME) a.ctime = time(r, f.ctime, f.ctimensec);
+  // FUSE_HANDLE_KILLPRIV_V2: chown, or truncate by a caller without CAP_FSETID.
+  if (valid & FATTR_KILL_SUIDGID) {
+    const mode = a.mode ?? (await s.fs.getattr(ino)).mode;
+    if (killSuidSgid(mode) !== mode || a.mode !== undefined) a.mode = killSuidSgid(mode);
+  }
   const fh = valid & FATTR_FH ? await fileOf(s, u64(r, f.fh), r.nodeid, (valid & FATTR_SIZE) !== 0) : undefined;
   const op = () => s.fs.setattr(ino, a, fh);
   return attrReply(s, s.dax && a.size !== undefined ? await s.dax.resize(ino, op) : await op());

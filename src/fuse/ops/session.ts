@@ -10,6 +10,7 @@ import {
   FUSE_COMPAT_22_INIT_OUT_SIZE,
   FUSE_COMPAT_INIT_OUT_SIZE,
   FUSE_DO_READDIRPLUS,
+  FUSE_HANDLE_KILLPRIV_V2,
   FUSE_HAS_INODE_DAX,
   FUSE_INIT_EXT,
   FUSE_KERNEL_MINOR_VERSION,
@@ -54,6 +55,11 @@ function serverFlags(s: Session): bigint {
   if (s.cache.mode === "auto") f |= FUSE_AUTO_INVAL_DATA; // drop cached pages when mtime or size moved
   if (s.writeback) f |= FUSE_WRITEBACK_CACHE;
   if (s.dax) f |= FUSE_MAP_ALIGNMENT | FUSE_HAS_INODE_DAX; // mappings need only page alignment (map_alignment below)
+  // The server drops set-id bits on WRITE, truncate and chown when the request says so. Linux then skips
+  // a GETATTR before each chown and, after an inode's first write, the security.capability GETXATTR before
+  // every write (SB_NOSEC). Not with a DAX window: a store through it reaches no server, so Linux must keep
+  // dropping the bits itself.
+  else f |= FUSE_HANDLE_KILLPRIV_V2;
   return f;
 }
 
