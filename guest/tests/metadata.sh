@@ -68,6 +68,30 @@ succeeds chown 7:7 f
 eq 755 "$(st %a f)" "chown of a regular file clears setuid and setgid (even by root)"
 chown 0:0 f
 
+# as_other CMD: runs the shell command CMD as uid 1000 (no CAP_FSETID), named in a private /etc/passwd.
+as_other() {
+  unshare -m sh -c 'cp /etc/passwd "$1/pw" && echo "other:x:1000:1000::/:/bin/sh" >>"$1/pw" &&
+    mount --bind "$1/pw" /etc/passwd && su other -c "$2"' _ "$SCRATCH" "$1"
+}
+
+t write-and-truncate-clear-setuid
+if [ "$(id -u)" != 0 ] || ! have unshare || ! have su; then
+  skip "needs root, unshare(1) and su(1) to write as another user"
+else
+  chmod 6777 f
+  echo root >>f
+  eq 6777 "$(st %a f)" "a write by root (CAP_FSETID) keeps set-id bits"
+  succeeds as_other 'echo other >>f'
+  eq 777 "$(st %a f)" "a write by another user clears setuid, and setgid as the group may execute"
+  chmod 2767 f
+  succeeds as_other 'echo other >>f'
+  eq 2767 "$(st %a f)" "setgid without group execute stays"
+  chmod 4777 f
+  succeeds as_other 'truncate -s 1 f'
+  eq '777 1' "$(st '%a %s' f)" "a truncate by another user clears setuid"
+  chmod 755 f
+fi
+
 t chown-symlink-itself
 ln -s f lnk
 succeeds chown -h 11:12 lnk
