@@ -12,6 +12,8 @@ export class Walkthrough {
   private nodeid: number | undefined;
   /** Between the LOOKUP and the OPEN (or, with zero-message open, the READ) that follows it. */
   private awaitingOpen = false;
+  /** This run's open sent no OPEN (zero-message open), so its close sends no RELEASE. */
+  private zeroOpen = false;
   /** This run's requests, for their replies (which may come in a later batch) to find their step. */
   private readonly seen = new Map<number, { step: Step; detail: string }>();
 
@@ -60,6 +62,7 @@ export class Walkthrough {
     // Zero-message open: after the LOOKUP, the first request on a node is its READ (or its FLUSH).
     if (this.awaitingOpen && (e.op === "FUSE_READ" || e.op === "FUSE_FLUSH")) {
       this.awaitingOpen = false;
+      this.zeroOpen = true;
       this.nodeid = e.nodeid;
       this.item("open").classList.add("done");
       this.mark("open", "no request: zero-message open, fh 0");
@@ -85,14 +88,23 @@ export class Walkthrough {
 
   private reply(step: Step, detail: string, e: TraceEvent): void {
     this.mark(step, `${detail} → ${e.reply!.errno}, ${e.reply!.bytes} bytes in ${e.reply!.ms.toFixed(2)} ms`);
-    if (e.op === "FUSE_RELEASE") {
-      this.item("irq").classList.add("done", "lit");
+    this.item("irq").classList.add("done"); // every reply comes back with an interrupt
+    // A close after zero-message open sends no RELEASE, and no FLUSH where the device has nothing to
+    // flush (it answered the first with ENOSYS): the READ's reply is the last request of the run.
+    if (step === "read" && this.zeroOpen && !this.item("release").classList.contains("done")) {
+      this.item("release").classList.add("done");
+      this.mark("release", "no request so far: no RELEASE after zero-message open, and FLUSH only where there is something to flush");
+    }
+    if (e.op === "FUSE_RELEASE" || (step === "read" && this.zeroOpen)) {
+      this.item("irq").classList.add("lit");
+      this.item("read").classList.remove("lit");
       this.item("release").classList.remove("lit");
     }
   }
 
   private begin(): void {
     this.seen.clear();
+    this.zeroOpen = false;
     for (const li of this.items()) {
       li.classList.remove("lit", "done");
       li.querySelector(".live")?.replaceChildren();
