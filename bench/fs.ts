@@ -44,7 +44,7 @@ export interface Workload {
   run: string;
   /** Runs after each timed part (not timed). */
   after?: string;
-  /** Drop the guest's page and dentry caches before the timed part. */
+  /** Drop the guest's page and dentry caches again after `before`, right before the timed part. */
   cold?: boolean;
 }
 
@@ -179,8 +179,11 @@ async function runWorkloads(sh: Shell, workloads: Workload[], reps: number, log:
   for (let rep = 0; rep < reps; rep++) {
     for (const w of workloads) {
       for (const t of TARGETS) {
+        // Every timed part starts from empty caches: the seven targets' 64 MiB files do not fit in the
+        // guest's page cache together, so what one left there would decide how "warm" the next one is.
         const us = Number(
           await sh(`D=${t.dir}
+${DROP}
 ${w.before ?? ":"}
 ${w.cold ? DROP : "sync"}
 t0=$(now)
