@@ -91,11 +91,12 @@ export class Walkthrough {
     this.item("irq").classList.add("done"); // every reply comes back with an interrupt
     // A close after zero-message open sends no RELEASE, and no FLUSH where the device has nothing to
     // flush (it answered the first with ENOSYS): the READ's reply is the last request of the run.
-    if (step === "read" && this.zeroOpen && !this.item("release").classList.contains("done")) {
+    const zeroClose = step === "read" && this.zeroOpen;
+    if (zeroClose && !this.item("release").classList.contains("done")) {
       this.item("release").classList.add("done");
       this.mark("release", "no request so far: no RELEASE after zero-message open, and FLUSH only where there is something to flush");
     }
-    if (e.op === "FUSE_RELEASE" || (step === "read" && this.zeroOpen)) {
+    if (zeroClose || e.op === "FUSE_RELEASE") {
       this.item("irq").classList.add("lit");
       this.item("read").classList.remove("lit");
       this.item("release").classList.remove("lit");

@@ -150,6 +150,25 @@ export async function killPriv(s: Session, ino: Ino): Promise<void> {
   if (killSuidSgid(mode) !== mode) await s.fs.setattr(ino, { mode: killSuidSgid(mode) });
 }
 
+/**
+ * Runs `use` on what `name` in `parent` names, if anything, holding the backend's reference meanwhile
+ * (not the guest's: no node id is counted). A name that cannot be looked up is left to the operation
+ * that follows, which reports what is wrong with it.
+ */
+export async function withExisting(s: Session, parent: Ino, name: string, use: (a: FileAttr) => Promise<void>): Promise<void> {
+  let attr: FileAttr;
+  try {
+    attr = await s.fs.lookup(parent, name);
+  } catch {
+    return;
+  }
+  try {
+    await use(attr);
+  } finally {
+    await s.fs.forget(attr.ino, 1);
+  }
+}
+
 /** The entry reply for a name the guest now holds: counts one lookup of the node. */
 export function entryReply(s: Session, a: FileAttr): Uint8Array {
   const out = struct(fuse_entry_out.SIZE);

@@ -1,6 +1,6 @@
 // Open files: OPEN, CREATE, TMPFILE, READ, WRITE, FLUSH, RELEASE, FSYNC, FALLOCATE, LSEEK,
 // COPY_FILE_RANGE.
-import { FsError, O_ACCMODE, O_EXCL, O_RDWR, O_TRUNC, SEEK_DATA, SEEK_HOLE, type Handle, type Ino } from "../../fs/filesystem.ts";
+import { O_ACCMODE, O_EXCL, O_RDWR, O_TRUNC, SEEK_DATA, SEEK_HOLE, type Handle } from "../../fs/filesystem.ts";
 import {
   Errno,
   FUSE_COMPAT_WRITE_IN_SIZE,
@@ -22,7 +22,7 @@ import {
   fuse_write_out,
 } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
-import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64 } from "./common.ts";
+import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64, withExisting } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   const ino = nodeIno(s, r);
@@ -46,7 +46,7 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
   // CREATE of a name that exists (the guest's dentry was stale) opens it, truncated with O_TRUNC: a caller
   // without CAP_FSETID then loses its set-id bits, as with open(2). A new file keeps the mode it asked for.
   if (!tmpfile && flags & O_TRUNC && !(flags & O_EXCL) && u32(r, fuse_create_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) {
-    await existing(s, parent, name, (ino) => killPriv(s, ino));
+    await withExisting(s, parent, name, (a) => killPriv(s, a.ino));
   }
   const { attr, fh } = tmpfile ? await s.fs.tmpfile(parent, mode, flags, cred(r)) : await s.fs.create(parent, name, mode, flags, cred(r));
   let guestFh = fh;
@@ -67,22 +67,6 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
   out.set(entry);
   out.set(openReply(guestFh, s.cache.openFlags), fuse_entry_out.SIZE);
   return out;
-}
-
-/** Runs `use` on the inode `name` names in `parent`, if any, holding the backend's reference meanwhile. */
-async function existing(s: Session, parent: Ino, name: string, use: (ino: Ino) => Promise<void>): Promise<void> {
-  let ino: Ino;
-  try {
-    ino = (await s.fs.lookup(parent, name)).ino;
-  } catch (e) {
-    if (e instanceof FsError) return; // absent (or not a name CREATE could use, which it will report)
-    throw e;
-  }
-  try {
-    await use(ino);
-  } finally {
-    await s.fs.forget(ino, 1);
-  }
 }
 
 export const create = (s: Session, r: FuseRequest): Promise<Reply> => createCommon(s, r, false);

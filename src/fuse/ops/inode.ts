@@ -1,6 +1,6 @@
 // Names and inodes: LOOKUP, FORGET, BATCH_FORGET, GETATTR, SETATTR, READLINK, ACCESS, MKNOD, MKDIR,
 // SYMLINK, LINK, UNLINK, RMDIR, RENAME, RENAME2.
-import { S_IFMT, S_IFREG, type FileAttr, type Ino, type SetAttr, type Timespec } from "../../fs/filesystem.ts";
+import { S_IFMT, S_IFREG, type Ino, type SetAttr, type Timespec } from "../../fs/filesystem.ts";
 import {
   Errno,
   FATTR_ATIME,
@@ -28,7 +28,7 @@ import {
   fuse_setattr_in,
 } from "../abi.ts";
 import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../server.ts";
-import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, nodeIno, sizeArg, u32, u64 } from "./common.ts";
+import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, nodeIno, sizeArg, u32, u64, withExisting } from "./common.ts";
 
 /** Linux PATH_MAX: the longest symlink target. */
 const PATH_MAX = 4096;
@@ -90,7 +90,7 @@ export async function setattr(s: Session, r: FuseRequest): Promise<Reply> {
   // FUSE_HANDLE_KILLPRIV_V2: chown, or truncate by a caller without CAP_FSETID.
   if (valid & FATTR_KILL_SUIDGID) {
     const mode = a.mode ?? (await s.fs.getattr(ino)).mode;
-    if (killSuidSgid(mode) !== mode || a.mode !== undefined) a.mode = killSuidSgid(mode);
+    if (killSuidSgid(mode) !== mode) a.mode = killSuidSgid(mode);
   }
   const fh = valid & FATTR_FH ? await fileOf(s, u64(r, f.fh), r.nodeid, (valid & FATTR_SIZE) !== 0) : undefined;
   const op = () => s.fs.setattr(ino, a, fh);
@@ -146,17 +146,9 @@ export async function unlink(s: Session, r: FuseRequest): Promise<Reply> {
  */
 async function keepOpenable(s: Session, parent: Ino, name: string): Promise<void> {
   if (!s.zeroOpen) return;
-  let attr: FileAttr;
-  try {
-    attr = await s.fs.lookup(parent, name);
-  } catch {
-    return; // the operation itself reports what is wrong with the name
-  }
-  try {
+  await withExisting(s, parent, name, async (attr) => {
     if ((attr.mode & S_IFMT) === S_IFREG && s.nodes.nodeid(attr.ino) !== undefined) await s.inodeFiles.get(attr.ino, false);
-  } finally {
-    await s.fs.forget(attr.ino, 1);
-  }
+  });
 }
 
 export async function rmdir(s: Session, r: FuseRequest): Promise<Reply> {
