@@ -2,7 +2,7 @@
 // mode) and v86's own virtio-9p (in memory) attached side by side, plus the guest's tmpfs as the limit.
 // Every figure is the median of its repetitions, interleaved between targets so all see the same load.
 // Runs in Node (bench/run.ts) and in a browser Worker (bench/browser/), so it imports nothing Node-only.
-import { MemFs } from "../src/fs/memfs.ts";
+import { MemFs } from "../src/fs/memfs/memfs.ts";
 import type { CacheMode } from "../src/fuse/server.ts";
 import { Guest, text, type GuestRuntime } from "../src/machine/guest.ts";
 

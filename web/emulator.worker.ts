@@ -4,7 +4,7 @@
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
 import type { VirtioFsDevice } from "../device/virtio-fs.ts";
-import type { FileSystem, Ino } from "../src/fs/filesystem.ts";
+import type { FileSystem, Ino } from "../src/vfs/filesystem.ts";
 import { ConsoleFrames } from "../src/machine/console-frames.ts";
 import { kernelCmdline, randomNonce } from "../src/machine/cmdline.ts";
 import { fetchImages } from "../src/machine/fetch-images.ts";

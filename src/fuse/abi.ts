@@ -22,6 +22,8 @@
 // ---------------------------------------------------------------------------------------------
 // Versions, limits, constants (fuse.h #defines, in header order)
 
+import { Errno } from "../vfs/errno.ts";
+
 export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_KERNEL_MINOR_VERSION = 38;
 /** The node ID of the root inode. */
@@ -271,55 +273,6 @@ export const FuseExtType = Object.freeze({
 } as const);
 export type FuseExtType = (typeof FuseExtType)[keyof typeof FuseExtType];
 
-/** Linux errno values (asm-generic numbering, as on x86); a reply carries `-errno`. */
-export const Errno = Object.freeze({
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EINTR: 4,
-  EIO: 5,
-  ENXIO: 6,
-  E2BIG: 7,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  EXDEV: 18,
-  ENODEV: 19,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  ENFILE: 23,
-  EMFILE: 24,
-  ENOTTY: 25,
-  ETXTBSY: 26,
-  EFBIG: 27,
-  ENOSPC: 28,
-  ESPIPE: 29,
-  EROFS: 30,
-  EMLINK: 31,
-  EPIPE: 32,
-  ERANGE: 34,
-  EDEADLK: 35,
-  ENAMETOOLONG: 36,
-  ENOLCK: 37,
-  ENOSYS: 38,
-  ENOTEMPTY: 39,
-  ELOOP: 40,
-  ENODATA: 61,
-  EPROTO: 71,
-  EOVERFLOW: 75,
-  EILSEQ: 84,
-  EOPNOTSUPP: 95,
-  ETIMEDOUT: 110,
-  ESTALE: 116,
-  EDQUOT: 122,
-  ECANCELED: 125,
-} as const);
-export type Errno = (typeof Errno)[keyof typeof Errno];
 
 // ---------------------------------------------------------------------------------------------
 // Struct layouts

@@ -10,8 +10,9 @@
 // are removed only by a holder of their owner's lock. Range keys are negative, inode numbers positive, and
 // keys are taken in ascending order: nobody waits on a holder that waits on them.
 import { DAX_PAGE_SIZE, type DaxExtent, type DaxSpan, type DaxWindow } from "../../device/dax-window.ts";
-import { EIO, EMFILE } from "../fs/errno.ts";
-import { FsError, O_RDONLY, O_RDWR, type FileSystem, type Handle, type Ino } from "../fs/filesystem.ts";
+import { EIO, EMFILE } from "../vfs/errno.ts";
+import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
+import { FsError, type FileSystem, type Handle, type Ino } from "../vfs/filesystem.ts";
 import { KeyedLocks, type Release } from "./keyed-locks.ts";
 import type { NodeTable } from "./nodes.ts";
 

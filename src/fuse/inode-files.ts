@@ -4,8 +4,9 @@
 // keeps one backend handle per inode, opened on first use and given back when the guest forgets the
 // inode. The guest holds an inode while any descriptor is open on it, so the handle outlives an unlink
 // of the last name (UNLINK and RENAME open it first), exactly as a per-open handle would.
-import { FsError, O_RDONLY, O_RDWR, type FileSystem, type Handle, type Ino } from "../fs/filesystem.ts";
-import { EACCES, EPERM, EROFS } from "../fs/errno.ts";
+import { EACCES, EPERM, EROFS } from "../vfs/errno.ts";
+import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
+import { FsError, type FileSystem, type Handle, type Ino } from "../vfs/filesystem.ts";
 
 interface InodeFile {
   fh: Promise<Handle>;

@@ -2,7 +2,7 @@
 // introduced it (LOOKUP, READDIRPLUS, CREATE, …) until FORGET drops its count to zero; any other node id
 // it sends is hostile or stale and is refused.
 import { FUSE_ROOT_ID } from "./abi.ts";
-import type { Ino } from "../fs/filesystem.ts";
+import type { Ino } from "../vfs/filesystem.ts";
 
 interface Node {
   ino: Ino;

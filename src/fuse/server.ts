@@ -4,9 +4,10 @@
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
 import type { DaxWindow } from "../../device/dax-window.ts";
 import type { DescriptorChain } from "../../device/virtqueue.ts";
-import { FsError, type FileSystem } from "../fs/filesystem.ts";
+import { FsError, type FileSystem } from "../vfs/filesystem.ts";
 import { DaxMappings, type DaxSnapshot } from "./dax.ts";
-import { Errno, FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
+import { FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
+import { Errno } from "../vfs/errno.ts";
 import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
 import { InodeFiles } from "./inode-files.ts";
 import { NodeTable } from "./nodes.ts";

@@ -2,10 +2,10 @@
 import { parseArgs } from "node:util";
 import { CmdlineError } from "./cmdline.ts";
 import { Guest, GuestError, type GuestOptions } from "./guest.ts";
-import type { FileSystem } from "../fs/filesystem.ts";
+import type { FileSystem } from "../vfs/filesystem.ts";
 import { CACHE_MODES, type CacheMode } from "../fuse/server.ts";
-import { HostDirFs } from "../fs/hostdir.ts";
-import { MemFs, createSampleTree } from "../fs/memfs.ts";
+import { HostDirFs } from "../fs/hostdir/hostdir.ts";
+import { MemFs, createSampleTree } from "../fs/memfs/memfs.ts";
 import { ImageError } from "./images.ts";
 import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./virtiofs.ts";
 

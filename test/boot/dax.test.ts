@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fuseOpcodeName } from "../../src/fuse/abi.ts";
-import { MemFs } from "../../src/fs/memfs.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { Guest, text } from "../../src/machine/guest.ts";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

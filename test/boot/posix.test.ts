@@ -19,9 +19,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostDirFs } from "../../src/fs/hostdir.ts";
-import { MemFs } from "../../src/fs/memfs.ts";
-import type { FileSystem } from "../../src/fs/filesystem.ts";
+import { HostDirFs } from "../../src/fs/hostdir/hostdir.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
+import type { FileSystem } from "../../src/vfs/filesystem.ts";
 import { Guest, text, type RunResult } from "../../src/machine/guest.ts";
 
 const TESTS_DIR = new URL("../../guest/tests/", import.meta.url).pathname;

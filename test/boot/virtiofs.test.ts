@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostDirFs, STORE_DIR } from "../../src/fs/hostdir.ts";
-import { MemFs, createSampleTree } from "../../src/fs/memfs.ts";
-import type { FileSystem } from "../../src/fs/filesystem.ts";
+import { HostDirFs, STORE_DIR } from "../../src/fs/hostdir/hostdir.ts";
+import { MemFs, createSampleTree } from "../../src/fs/memfs/memfs.ts";
+import type { FileSystem } from "../../src/vfs/filesystem.ts";
 import { Guest, text } from "../../src/machine/guest.ts";
 
 const sh = async (g: Guest, cmd: string): Promise<string> => {

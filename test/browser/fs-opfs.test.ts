@@ -2,11 +2,12 @@
 // access handles, as the demo runs it, and on the page through the async API, as a picked folder runs
 // it), then what only this backend has: metadata that survives a reload, torn saves, the share's lock.
 import { describe, expect, it } from "vitest";
-import { EIO, ENOENT, ENOSPC, ESTALE } from "../../src/fs/errno.ts";
-import { FsError, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type FileAttr, type FileSystem, type Ino } from "../../src/fs/filesystem.ts";
-import { OpfsFs } from "../../src/fs/opfs.ts";
-import { opfsError } from "../../src/fs/opfs-data.ts";
-import { decodeSnapshot } from "../../src/fs/opfs-meta.ts";
+import { EIO, ENOENT, ENOSPC, ESTALE } from "../../src/vfs/errno.ts";
+import { S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
+import { FsError, type FileAttr, type FileSystem, type Ino } from "../../src/vfs/filesystem.ts";
+import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
+import { opfsError } from "../../src/fs/opfs/data.ts";
+import { decodeSnapshot } from "../../src/fs/opfs/meta.ts";
 import { fsConformance, type FixtureFactory } from "../unit/fs-conformance.ts";
 import { remote } from "./fs-rpc.ts";
 import type { OpenShare } from "./opfs.worker.ts";

@@ -1,6 +1,6 @@
 // A FileSystem whose calls run in a dedicated Worker (where OPFS has sync access handles), over
 // postMessage: the conformance suite runs on the page and drives the backend in the Worker.
-import { FsError, type FileSystem } from "../../src/fs/filesystem.ts";
+import { FsError, type FileSystem } from "../../src/vfs/filesystem.ts";
 
 export interface RpcCall {
   id: number;

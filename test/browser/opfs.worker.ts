@@ -1,6 +1,6 @@
 // Hosts one OpfsFs in a dedicated Worker for the browser tests: the first message names the OPFS
 // directories, every later one is a call (see fs-rpc.ts).
-import { OpfsFs } from "../../src/fs/opfs.ts";
+import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
 import { serve, type RpcCall } from "./fs-rpc.ts";
 
 export interface OpenShare {

@@ -3,45 +3,10 @@
 // all through the interface, and expects Linux's answers.
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { E2BIG, EBADF, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ESTALE, errnoName } from "../../src/fs/errno.ts";
-import {
-  F_OK,
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
-  FsError,
-  MAX_IO_SIZE,
-  O_APPEND,
-  O_CREAT,
-  O_EXCL,
-  O_RDONLY,
-  O_RDWR,
-  O_TRUNC,
-  O_WRONLY,
-  R_OK,
-  RENAME_EXCHANGE,
-  RENAME_NOREPLACE,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  S_IFSOCK,
-  SEEK_DATA,
-  SEEK_HOLE,
-  utf8Length,
-  W_OK,
-  X_OK,
-  XATTR_CREATE,
-  XATTR_REPLACE,
-  type Cred,
-  type DirEntry,
-  type FileAttr,
-  type FileSystem,
-  type Ino,
-  type Timespec,
-} from "../../src/fs/filesystem.ts";
+import { E2BIG, EBADF, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ESTALE, errnoName } from "../../src/vfs/errno.ts";
+import { F_OK, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, O_APPEND, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, R_OK, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SEEK_DATA, SEEK_HOLE, W_OK, X_OK, XATTR_CREATE, XATTR_REPLACE } from "../../src/vfs/linux.ts";
+import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type Ino, type Timespec } from "../../src/vfs/filesystem.ts";
+import { utf8Length } from "../../src/fs/posix.ts";
 
 export type FixtureItem =
   | { kind: "dir"; path: string; mode: number }

@@ -4,22 +4,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  O_CREAT,
-  O_EXCL,
-  O_RDWR,
-  O_TRUNC,
-  RENAME_EXCHANGE,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  S_IFSOCK,
-  type FileAttr,
-} from "../../src/fs/filesystem.ts";
-import { HostDirFs, STORE_DIR } from "../../src/fs/hostdir.ts";
+import { O_CREAT, O_EXCL, O_RDWR, O_TRUNC, RENAME_EXCHANGE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../../src/vfs/linux.ts";
+import type { FileAttr } from "../../src/vfs/filesystem.ts";
+import { HostDirFs, STORE_DIR } from "../../src/fs/hostdir/hostdir.ts";
 import { errnoOf, FIXTURE, fsConformance, type FixtureItem } from "./fs-conformance.ts";
 
 function buildTree(root: string, items: readonly FixtureItem[]): void {

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { Volume } from "memfs";
 import { describe, expect, it } from "vitest";
-import { O_CREAT, O_RDWR, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileAttr } from "../../src/fs/filesystem.ts";
-import { createSampleTree, MemFs, SparseData } from "../../src/fs/memfs.ts";
+import { O_CREAT, O_RDWR, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
+import type { FileAttr } from "../../src/vfs/filesystem.ts";
+import { createSampleTree, MemFs, SparseData } from "../../src/fs/memfs/memfs.ts";
 import { errnoOf, fsConformance, type FixtureItem } from "./fs-conformance.ts";
 
 function buildVolume(items: readonly FixtureItem[]): Volume {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MetadataStore, type JournalStorage } from "../../src/fs/metadata.ts";
+import { MetadataStore, type JournalStorage } from "../../src/fs/hostdir/metadata.ts";
 
 /** A journal in memory, counting what the store asks of it. */
 class MemoryJournal implements JournalStorage {

@@ -2,43 +2,8 @@
 import { describe, expect, it } from "vitest";
 import fixture from "../fixtures/fuse-layout.json";
 import * as abi from "../../src/fuse/abi.ts";
-import {
-  Errno,
-  FUSE_COMPAT_ENTRY_OUT_SIZE,
-  FUSE_COMPAT_SETXATTR_IN_SIZE,
-  FUSE_HAS_INODE_DAX,
-  FUSE_INIT_EXT,
-  FUSE_NAME_OFFSET,
-  FUSE_NAME_OFFSET_DIRENTPLUS,
-  FUSE_REC_ALIGN,
-  FUSE_SECURITY_CTX,
-  FuseExtType,
-  FuseNotifyCode,
-  FuseOpcode,
-  decode,
-  decodeName,
-  direntSize,
-  direntplusSize,
-  encode,
-  fuseOpcodeName,
-  fuse_dirent,
-  fuse_entry_out,
-  fuse_in_header,
-  fuse_init_in,
-  fuse_open_out,
-  fuse_out_header,
-  fuse_setxattr_in,
-  initFlags,
-  isLayout,
-  isPlainName,
-  nameLength,
-  splitInitFlags,
-  structSpec,
-  type Field,
-  type Layout,
-  type StructInput,
-  type StructValue,
-} from "../../src/fuse/abi.ts";
+import { FUSE_COMPAT_ENTRY_OUT_SIZE, FUSE_COMPAT_SETXATTR_IN_SIZE, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_NAME_OFFSET, FUSE_NAME_OFFSET_DIRENTPLUS, FUSE_REC_ALIGN, FUSE_SECURITY_CTX, FuseExtType, FuseNotifyCode, FuseOpcode, decode, decodeName, direntSize, direntplusSize, encode, fuseOpcodeName, fuse_dirent, fuse_entry_out, fuse_in_header, fuse_init_in, fuse_open_out, fuse_out_header, fuse_setxattr_in, initFlags, isLayout, isPlainName, nameLength, splitInitFlags, structSpec, type Field, type Layout, type StructInput, type StructValue } from "../../src/fuse/abi.ts";
+import { Errno } from "../../src/vfs/errno.ts";
 
 interface FixtureAbi {
   size: number;

@@ -7,43 +7,11 @@ import { DAX_PAGE_SIZE, DaxWindow } from "../../device/dax-window.ts";
 import type { RegisterRegion } from "../../device/bus.ts";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import { VIRTIO_PCI_CAP_SHARED_MEMORY_CFG } from "../../device/virtio-pci.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FsError, type FileSystem } from "../../src/fs/filesystem.ts";
-import { MemFs } from "../../src/fs/memfs.ts";
-import {
-  Errno,
-  FATTR_SIZE,
-  FUSE_ATTR_DAX,
-  FUSE_HANDLE_KILLPRIV_V2,
-  FUSE_HAS_INODE_DAX,
-  FUSE_INIT_EXT,
-  FUSE_MAP_ALIGNMENT,
-  FUSE_NO_OPEN_SUPPORT,
-  FUSE_REMOVEMAPPING_MAX_ENTRY,
-  FUSE_ROOT_ID,
-  FUSE_SETUPMAPPING_FLAG_READ,
-  FUSE_SETUPMAPPING_FLAG_WRITE,
-  FuseOpcode as Op,
-  fuse_attr,
-  fuse_attr_out,
-  fuse_copy_file_range_in,
-  fuse_entry_out,
-  fuse_fallocate_in,
-  fuse_flush_in,
-  fuse_forget_in,
-  fuse_fsync_in,
-  fuse_init_out,
-  fuse_open_in,
-  fuse_open_out,
-  fuse_read_in,
-  fuse_release_in,
-  fuse_removemapping_in,
-  fuse_removemapping_one,
-  fuse_setattr_in,
-  fuse_setupmapping_in,
-  fuse_syncfs_in,
-  fuse_write_in,
-  initFlags,
-} from "../../src/fuse/abi.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from "../../src/vfs/linux.ts";
+import { FsError, type FileSystem } from "../../src/vfs/filesystem.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
+import { FATTR_SIZE, FUSE_ATTR_DAX, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_fsync_in, fuse_init_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
+import { Errno } from "../../src/vfs/errno.ts";
 import { MAX_MAPPED_INODES } from "../../src/fuse/dax.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import { FakeBus } from "../support/fake-bus.ts";

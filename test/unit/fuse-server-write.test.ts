@@ -2,41 +2,10 @@
 // lookup counting for everything that creates a name, and what a hostile guest may send instead.
 import { describe, expect, it } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
-import {
-  Errno,
-  FATTR_ATIME,
-  FATTR_ATIME_NOW,
-  FATTR_GID,
-  FATTR_KILL_SUIDGID,
-  FATTR_MODE,
-  FATTR_MTIME,
-  FATTR_SIZE,
-  FATTR_UID,
-  FUSE_OPEN_KILL_SUIDGID,
-  FUSE_WRITE_KILL_SUIDGID,
-  FUSE_ROOT_ID,
-  FuseOpcode as Op,
-  RENAME_EXCHANGE,
-  RENAME_NOREPLACE,
-  fuse_attr,
-  fuse_attr_out,
-  fuse_create_in,
-  fuse_entry_out,
-  fuse_getxattr_in,
-  fuse_getxattr_out,
-  fuse_link_in,
-  fuse_mkdir_in,
-  fuse_mknod_in,
-  fuse_open_in,
-  fuse_open_out,
-  fuse_read_in,
-  fuse_rename2_in,
-  fuse_setattr_in,
-  fuse_write_in,
-  fuse_write_out,
-} from "../../src/fuse/abi.ts";
+import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_SIZE, FATTR_UID, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, FUSE_ROOT_ID, FuseOpcode as Op, RENAME_EXCHANGE, RENAME_NOREPLACE, fuse_attr, fuse_attr_out, fuse_create_in, fuse_entry_out, fuse_getxattr_in, fuse_getxattr_out, fuse_link_in, fuse_mkdir_in, fuse_mknod_in, fuse_open_in, fuse_open_out, fuse_read_in, fuse_rename2_in, fuse_setattr_in, fuse_write_in, fuse_write_out } from "../../src/fuse/abi.ts";
+import { Errno } from "../../src/vfs/errno.ts";
 import { FuseServer, type CacheMode } from "../../src/fuse/server.ts";
-import { MemFs } from "../../src/fs/memfs.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
 import { ReferenceDriver, cstr, type FuseReply } from "../support/reference-driver.ts";
 

@@ -3,36 +3,11 @@
 import { Volume } from "memfs";
 import { describe, expect, it } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
-import {
-  Errno,
-  FUSE_ASYNC_READ,
-  FUSE_DO_READDIRPLUS,
-  FUSE_INIT_EXT,
-  FUSE_FLOCK_LOCKS,
-  FUSE_POSIX_LOCKS,
-  FUSE_READDIRPLUS_AUTO,
-  FUSE_ROOT_ID,
-  FuseOpcode as Op,
-  fuse_attr,
-  fuse_attr_out,
-  fuse_batch_forget_in,
-  fuse_dirent,
-  fuse_direntplus,
-  fuse_entry_out,
-  fuse_forget_in,
-  fuse_forget_one,
-  fuse_getattr_in,
-  fuse_init_out,
-  fuse_kstatfs,
-  fuse_open_in,
-  fuse_open_out,
-  fuse_out_header,
-  fuse_read_in,
-  fuse_release_in,
-} from "../../src/fuse/abi.ts";
+import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in } from "../../src/fuse/abi.ts";
+import { Errno } from "../../src/vfs/errno.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
-import type { FileSystem } from "../../src/fs/filesystem.ts";
-import { MemFs } from "../../src/fs/memfs.ts";
+import type { FileSystem } from "../../src/vfs/filesystem.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
 import { ReferenceDriver, cstr, parseReply, type FuseReply } from "../support/reference-driver.ts";
 

@@ -8,7 +8,6 @@ import { Volume } from "memfs";
 import { describe, expect, it } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import {
-  Errno,
   FUSE_NO_OPEN_SUPPORT,
   FUSE_ROOT_ID,
   FuseOpcode as Op,
@@ -24,9 +23,10 @@ import {
   fuse_write_in,
 } from "../../src/fuse/abi.ts";
 import { FuseServer, type CacheMode } from "../../src/fuse/server.ts";
-import type { FileSystem, Handle, Ino } from "../../src/fs/filesystem.ts";
-import { HostDirFs } from "../../src/fs/hostdir.ts";
-import { MemFs } from "../../src/fs/memfs.ts";
+import { Errno } from "../../src/vfs/errno.ts";
+import type { FileSystem, Handle, Ino } from "../../src/vfs/filesystem.ts";
+import { HostDirFs } from "../../src/fs/hostdir/hostdir.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
 import { ReferenceDriver, args, cstr, settle } from "../support/reference-driver.ts";
 

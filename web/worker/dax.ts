@@ -2,7 +2,7 @@
 // SharedArrayBuffers; the mappings (which file range sits where) are polled here, named from the file
 // panel's last listing, and sent only when they changed, at most every POLL_MS, while the inspector is on.
 import type { DaxWindow } from "../../device/dax-window.ts";
-import type { Ino } from "../../src/fs/filesystem.ts";
+import type { Ino } from "../../src/vfs/filesystem.ts";
 import type { FuseServer } from "../../src/fuse/server.ts";
 import type { DaxMapped } from "../protocol.ts";
 

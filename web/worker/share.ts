@@ -1,8 +1,8 @@
 // The backends the demo can share as the guest's /mnt: the in-memory sample tree, OPFS (persistent across
 // reloads), or a folder the user picked. Runs in the emulator Worker.
-import type { FileSystem } from "../../src/fs/filesystem.ts";
-import { createSampleTree, MemFs } from "../../src/fs/memfs.ts";
-import { OpfsFs } from "../../src/fs/opfs.ts";
+import type { FileSystem } from "../../src/vfs/filesystem.ts";
+import { createSampleTree, MemFs } from "../../src/fs/memfs/memfs.ts";
+import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
 import type { Backend } from "../protocol.ts";
 import { writeFile } from "./files.ts";
 

@@ -1,7 +1,9 @@
 // What every opcode handler shares: argument decoding with the checks a hostile guest makes necessary,
 // and the encoding of attributes and entries.
-import { S_IFMT, S_IFREG, S_ISGID, S_ISUID, type Cred, type FileAttr, type Handle, type Ino } from "../../fs/filesystem.ts";
-import { Errno, FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
+import { S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "../../vfs/linux.ts";
+import type { Cred, FileAttr, Handle, Ino } from "../../vfs/filesystem.ts";
+import { FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
+import { Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
 
 export interface Handler {

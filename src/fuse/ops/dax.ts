@@ -1,16 +1,9 @@
 // The DAX window: SETUPMAPPING, REMOVEMAPPING (fs/fuse/dax.c maps 2 MiB of a file at a time, by node id).
 // Without a window (the device has none) both are ENOSYS, as for any opcode the server does not serve.
 import { DAX_PAGE_SIZE, type DaxSpan } from "../../../device/dax-window.ts";
-import { O_ACCMODE, O_RDONLY, O_WRONLY } from "../../fs/filesystem.ts";
-import {
-  Errno,
-  FUSE_REMOVEMAPPING_MAX_ENTRY,
-  FUSE_SETUPMAPPING_FLAG_READ,
-  FUSE_SETUPMAPPING_FLAG_WRITE,
-  fuse_removemapping_in,
-  fuse_removemapping_one,
-  fuse_setupmapping_in,
-} from "../abi.ts";
+import { O_ACCMODE, O_RDONLY, O_WRONLY } from "../../vfs/linux.ts";
+import { FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, fuse_removemapping_in, fuse_removemapping_one, fuse_setupmapping_in } from "../abi.ts";
+import { Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../server.ts";
 import { RequestError, handleOf, nodeIno, u32, u64 } from "./common.ts";
 

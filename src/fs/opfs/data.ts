@@ -2,8 +2,8 @@
 // reached through a FileSystemSyncAccessHandle (OPFS files in a dedicated Worker: synchronous, in place,
 // no copy) or through File snapshots and writable streams (files of a folder the user picked, or a page
 // without sync handles). Also the DOMException → errno translation every OPFS call goes through.
-import { EINVAL, EIO, ENOSPC, ESTALE } from "./errno.ts";
-import { FsError } from "./filesystem.ts";
+import { EINVAL, EIO, ENOSPC, ESTALE } from "../../vfs/errno.ts";
+import { FsError } from "../../vfs/filesystem.ts";
 
 /** Chromium's FileSystemSyncAccessHandle: lib.dom does not declare it (only lib.webworker does). */
 export interface SyncAccessHandle {

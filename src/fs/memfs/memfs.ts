@@ -25,63 +25,11 @@
 
 import { Buffer } from "node:buffer";
 import { Volume } from "memfs";
-import { EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM } from "./errno.ts";
-import {
-  checkCanRead,
-  checkCanWrite,
-  checkFallocate,
-  checkName,
-  checkOpenType,
-  checkRange,
-  checkReadOnlyAccess,
-  checkReadOnlyOpen,
-  checkRenameFlags,
-  checkSeek,
-  checkSetAttr,
-  checkSymlinkTarget,
-  checkWritable,
-  checkWriteRange,
-  copyLength,
-  DirStream,
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
-  FsError,
-  getXattr,
-  HandleTable,
-  InodeTable,
-  mknodType,
-  NAME_MAX,
-  newOwner,
-  O_EXCL,
-  O_TRUNC,
-  openMode,
-  removeXattr,
-  RENAME_EXCHANGE,
-  RENAME_NOREPLACE,
-  S_IALLUGO,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  SEEK_DATA,
-  setXattr,
-  utf8Length,
-  type Cred,
-  type DirEntry,
-  type DirListing,
-  type FileAttr,
-  type FileSystem,
-  type FsCapabilities,
-  type Handle,
-  type Ino,
-  type OpenMode,
-  type SetAttr,
-  type StatFs,
-  type Timespec,
-  type XattrMap,
-} from "./filesystem.ts";
+import { EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, utf8Length, type OpenMode, type XattrMap } from "../posix.ts";
+import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 
 type Superblock = Volume["_core"];
 type Link = Superblock["root"];

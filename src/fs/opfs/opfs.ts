@@ -23,65 +23,13 @@
 // Requests run one at a time: OPFS calls are asynchronous, and interleaving two of them (say, two creates
 // of one name) would race on the tree.
 
-import { EBADF, EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE } from "./errno.ts";
-import {
-  checkCanRead,
-  checkCanWrite,
-  checkFallocate,
-  checkName,
-  checkOpenType,
-  checkRange,
-  checkReadOnlyAccess,
-  checkReadOnlyOpen,
-  checkRenameFlags,
-  checkSeek,
-  checkSetAttr,
-  checkSymlinkTarget,
-  checkWritable,
-  checkWriteRange,
-  copyLength,
-  DirStream,
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
-  FsError,
-  getXattr,
-  HandleTable,
-  InodeTable,
-  MAX_IO_SIZE,
-  mknodType,
-  NAME_MAX,
-  newOwner,
-  O_EXCL,
-  O_TRUNC,
-  openMode,
-  removeXattr,
-  RENAME_EXCHANGE,
-  RENAME_NOREPLACE,
-  S_IALLUGO,
-  S_IFCHR,
-  S_IFBLK,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  SEEK_DATA,
-  setXattr,
-  utf8Length,
-  type Cred,
-  type DirEntry,
-  type DirListing,
-  type FileAttr,
-  type FileSystem,
-  type FsCapabilities,
-  type Handle,
-  type Ino,
-  type OpenMode,
-  type SetAttr,
-  type StatFs,
-  type Timespec,
-} from "./filesystem.ts";
-import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./opfs-data.ts";
-import { MetaStore, type InodeRecord, type MetaSnapshot } from "./opfs-meta.ts";
+import { EBADF, EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, utf8Length, type OpenMode } from "../posix.ts";
+import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
+import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./data.ts";
+import { MetaStore, type InodeRecord, type MetaSnapshot } from "./meta.ts";
 
 export interface OpfsOptions {
   /** Where the metadata snapshot, the inode store and the lock live: a directory outside the tree. */

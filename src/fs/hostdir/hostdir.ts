@@ -20,7 +20,7 @@
 // no longer leads to it is served through one of its open handles while it has any (an unlinked file
 // stays readable, writable and stat-able through them).
 //
-// What the host cannot hold for this process lives in a metadata store (src/fs/metadata.ts) in the hidden
+// What the host cannot hold for this process lives in a metadata store (src/fs/hostdir/metadata.ts) in the hidden
 // directory STORE_DIR at the root: extended attributes (Node has no xattr calls), device nodes, FIFOs and
 // sockets (kept as empty regular files plus their type and rdev: never made on the host), set-id and sticky
 // bits (a guest's set-uid file must not become one on the host), and, when the process may not chown,
@@ -72,62 +72,11 @@ import {
   utimes,
   type FileHandle,
 } from "node:fs/promises";
-import { EACCES, EBADF, EEXIST, EILSEQ, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE, errnoFromCode } from "./errno.ts";
-import {
-  checkCanRead,
-  checkCanWrite,
-  checkFallocate,
-  checkName,
-  checkOpenType,
-  checkRange,
-  checkReadOnlyAccess,
-  checkReadOnlyOpen,
-  checkRenameFlags,
-  checkSeek,
-  checkSetAttr,
-  checkSymlinkTarget,
-  checkWritable,
-  checkWriteRange,
-  copyLength,
-  DirStream,
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
-  FsError,
-  getXattr,
-  HandleTable,
-  InodeTable,
-  mknodType,
-  NAME_MAX,
-  newOwner,
-  O_EXCL,
-  O_TRUNC,
-  openMode,
-  removeXattr,
-  RENAME_EXCHANGE,
-  RENAME_NOREPLACE,
-  S_IALLUGO,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  SEEK_DATA,
-  setXattr,
-  type Cred,
-  type DirEntry,
-  type DirListing,
-  type FileAttr,
-  type FileSystem,
-  type FsCapabilities,
-  type Handle,
-  type Ino,
-  type OpenMode,
-  type SetAttr,
-  type StatFs,
-  type Timespec,
-  type XattrMap,
-} from "./filesystem.ts";
+import { EACCES, EBADF, EEXIST, EILSEQ, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE, errnoFromCode } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
+import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import { MetadataStore, type InodeMeta, type JournalStorage } from "./metadata.ts";
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;

@@ -5,9 +5,9 @@
 // closed, the quota ran out) leaves the previous snapshot intact; each slot carries a generation number,
 // its length and a CRC-32, and loading takes the valid slot of the highest generation.
 
-import { EIO } from "./errno.ts";
-import { FsError } from "./filesystem.ts";
-import { openSyncHandle, type OpfsFileHandle } from "./opfs-data.ts";
+import { EIO } from "../../vfs/errno.ts";
+import { FsError } from "../../vfs/filesystem.ts";
+import { openSyncHandle, type OpfsFileHandle } from "./data.ts";
 
 export interface InodeRecord {
   ino: number;

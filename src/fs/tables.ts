@@ -1,0 +1,111 @@
+// The bookkeeping every backend shares: the inodes the server references, the open handles, and the
+// snapshot behind readdir cookies.
+
+import { EBADF, EINVAL, ESTALE } from "../vfs/errno.ts";
+import { type DirEntry, FsError, type Handle, type Ino } from "../vfs/filesystem.ts";
+
+/**
+ * The inodes the server references, with the lookup counts that keep them. Backends keep their per-inode
+ * state (a path, a node object) here; the value is replaced on each lookup so it follows the latest way
+ * the object was reached.
+ */
+export class InodeTable<T> {
+  private readonly live = new Map<Ino, { value: T; refs: number }>();
+
+  constructor(rootIno: Ino, root: T) {
+    this.live.set(rootIno, { value: root, refs: Infinity });
+  }
+
+  get(ino: Ino): T {
+    const entry = this.live.get(ino);
+    if (entry === undefined) throw new FsError(ESTALE, `unknown inode ${ino}`);
+    return entry.value;
+  }
+
+  /** The value of a referenced inode, or undefined. */
+  peek(ino: Ino): T | undefined {
+    return this.live.get(ino)?.value;
+  }
+
+  /** Every referenced inode's value, the root's included (for updates in place, such as a rename's). */
+  values(): T[] {
+    return [...this.live.values()].map((entry) => entry.value);
+  }
+
+  /** Records one more reference to `ino`, now reached as `value`. */
+  ref(ino: Ino, value: T): void {
+    const entry = this.live.get(ino);
+    if (entry === undefined) this.live.set(ino, { value, refs: 1 });
+    else {
+      entry.value = value;
+      entry.refs++;
+    }
+  }
+
+  forget(ino: Ino, nlookup: number): void {
+    const entry = this.live.get(ino);
+    if (entry === undefined || !(nlookup > 0)) return;
+    entry.refs -= nlookup;
+    if (entry.refs <= 0) this.live.delete(ino);
+  }
+}
+
+/** Open handles. Numbers only grow, so a stale handle can never reach a later open. */
+export class HandleTable<T> {
+  private next: Handle = 1;
+  private readonly open = new Map<Handle, T>();
+
+  add(value: T): Handle {
+    const h = this.next++;
+    this.open.set(h, value);
+    return h;
+  }
+
+  get(h: Handle): T {
+    const value = this.open.get(h);
+    if (value === undefined) throw new FsError(EBADF, `unknown handle ${h}`);
+    return value;
+  }
+
+  /** Removes and returns the handle's value. */
+  take(h: Handle): T {
+    const value = this.get(h);
+    this.open.delete(h);
+    return value;
+  }
+
+  /** Every open handle's value. */
+  values(): T[] {
+    return [...this.open.values()];
+  }
+
+  /** Removes and returns every open handle's value. */
+  takeAll(): T[] {
+    const values = [...this.open.values()];
+    this.open.clear();
+    return values;
+  }
+}
+
+export type DirListing = Omit<DirEntry, "off">[];
+
+/**
+ * The cookie machinery behind `readdir` for one open directory: a listing taken at cookie 0 (or on the
+ * first call), with cookie n meaning "after the n-th entry" of that listing.
+ */
+export class DirStream {
+  private snapshot: DirEntry[] | undefined;
+
+  constructor(private readonly list: () => Promise<DirListing>) {}
+
+  async read(cookie: number, maxEntries?: number): Promise<DirEntry[]> {
+    if (!Number.isSafeInteger(cookie) || cookie < 0) throw new FsError(EINVAL, `bad cookie ${cookie}`);
+    if (maxEntries !== undefined && (!Number.isSafeInteger(maxEntries) || maxEntries < 1)) {
+      throw new FsError(EINVAL, `bad entry count ${maxEntries}`);
+    }
+    if (cookie === 0 || this.snapshot === undefined) {
+      this.snapshot = (await this.list()).map((entry, i) => ({ ...entry, off: i + 1 }));
+    }
+    return this.snapshot.slice(cookie, maxEntries === undefined ? undefined : cookie + maxEntries);
+  }
+}
