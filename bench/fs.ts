@@ -3,7 +3,7 @@
 // Every figure is the median of its repetitions, interleaved between targets so all see the same load.
 // Runs in Node (bench/run.ts) and in a browser Worker (bench/browser/), so it imports nothing Node-only.
 import { MemFs } from "../src/fs/memfs/memfs.ts";
-import type { CacheMode } from "../src/fuse/server.ts";
+import type { CacheMode } from "../src/fuse/session.ts";
 import { Guest, text, type GuestRuntime } from "../src/machine/guest.ts";
 
 export interface Target {

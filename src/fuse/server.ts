@@ -3,43 +3,23 @@
 // fuse_out_header + payload into the chain. Everything the guest sends is checked first; a bad request
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
 import type { DaxWindow } from "../../device/dax-window.ts";
-import type { DescriptorChain } from "../../device/virtqueue.ts";
-import { FsError, type FileSystem } from "../vfs/filesystem.ts";
-import { DaxMappings, type DaxSnapshot } from "./dax.ts";
-import { FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
 import { Errno } from "../vfs/errno.ts";
-import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
+import { FsError, type FileSystem } from "../vfs/filesystem.ts";
+import { FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
+import { DaxMappings, type DaxSnapshot } from "./dax.ts";
 import { InodeFiles } from "./inode-files.ts";
 import { NodeTable } from "./nodes.ts";
-import { HANDLERS } from "./ops/index.ts";
 import type { Handler } from "./ops/common.ts";
+import { HANDLERS } from "./ops/index.ts";
+import { NO_REPLY, cachePolicy, endSession, type CacheMode, type FuseRequest, type Reply, type Session } from "./session.ts";
 
-/** Cache modes as virtiofsd names them. */
-export type CacheMode = "never" | "metadata" | "auto" | "always";
-export const CACHE_MODES: readonly CacheMode[] = ["never", "metadata", "auto", "always"];
-
-export interface CachePolicy {
-  mode: CacheMode;
-  /** Seconds the guest may keep names (entry_valid) and attributes (attr_valid). */
-  timeout: number;
-  /** fuse_open_out.open_flags for files and for directories. */
-  openFlags: number;
-  dirOpenFlags: number;
-}
-
-/** virtiofsd's policies: never caches nothing; metadata caches names and attributes but not data; auto
- * keeps them a second and data until the file changes; always keeps everything. */
-export function cachePolicy(mode: CacheMode): CachePolicy {
-  switch (mode) {
-    case "never":
-      return { mode, timeout: 0, openFlags: FOPEN_DIRECT_IO, dirOpenFlags: 0 };
-    case "metadata":
-      return { mode, timeout: 86400, openFlags: FOPEN_DIRECT_IO, dirOpenFlags: 0 };
-    case "auto":
-      return { mode, timeout: 1, openFlags: 0, dirOpenFlags: 0 };
-    case "always":
-      return { mode, timeout: 86400, openFlags: FOPEN_KEEP_CACHE, dirOpenFlags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR };
-  }
+/**
+ * What the server needs of a request's descriptor chain (the device's DescriptorChain is one): its
+ * device-readable bytes, and room in its device-writable part for the reply.
+ */
+export interface RequestChain {
+  readonly reader: { readonly readable: number; read(n: number): Uint8Array };
+  readonly writer: { readonly writable: number; write(bytes: Uint8Array): void };
 }
 
 export interface FuseServerOptions {
@@ -70,44 +50,6 @@ export interface FuseObserver {
   request(t: RequestTrace): void;
   /** error is 0 or a negative errno; bytes is what went into the chain; no call for requests without reply. */
   reply(t: RequestTrace, error: number, bytes: number, ms: number): void;
-}
-
-/** A decoded request: the header fields handlers use, and the opcode's argument bytes. */
-export interface FuseRequest {
-  opcode: number;
-  unique: bigint;
-  nodeid: bigint;
-  uid: number;
-  gid: number;
-  pid: number;
-  /** The arguments after fuse_in_header. */
-  args: Uint8Array;
-  argsView: DataView;
-}
-
-/** What a handler answers: an errno (0 = success, no payload), payload bytes, or no reply at all. */
-export type Reply = number | Uint8Array | Uint8Array[] | typeof NO_REPLY;
-export const NO_REPLY = Symbol("no reply");
-
-/** The state of one FUSE session (from INIT to DESTROY or device reset), shared by the handlers. */
-export interface Session {
-  readonly fs: FileSystem;
-  readonly cache: CachePolicy;
-  readonly writeback: boolean;
-  readonly maxWrite: number;
-  readonly nodes: NodeTable;
-  /** Backend handles the guest holds, to give back when the session ends. */
-  readonly openFiles: Set<number>;
-  readonly openDirs: Set<number>;
-  /** Negotiated minor version; 0 before INIT. */
-  minor: number;
-  /** What the DAX window maps, when the device has one. */
-  readonly dax?: DaxMappings;
-  /** dax=inode was agreed (FUSE_HAS_INODE_DAX): attributes say which files use the window. */
-  inodeDax: boolean;
-  /** Zero-message open is on: no OPEN or RELEASE, fh 0 is the node's handle in `inodeFiles`. */
-  zeroOpen: boolean;
-  readonly inodeFiles: InodeFiles;
 }
 
 export const DEFAULT_MAX_WRITE = 1 << 20;
@@ -146,7 +88,7 @@ export class FuseServer {
   }
 
   /** The RequestHandler of the virtio-fs device. */
-  readonly handle = async (chain: DescriptorChain, queue = 1): Promise<number> => {
+  readonly handle = async (chain: RequestChain, queue = 1): Promise<number> => {
     const reader = chain.reader;
     if (reader.readable < fuse_in_header.SIZE) return 0; // no unique to answer to
     const bytes = reader.read(reader.readable);
@@ -203,7 +145,7 @@ export class FuseServer {
     }
   }
 
-  private writeReply(chain: DescriptorChain, unique: bigint, reply: Exclude<Reply, typeof NO_REPLY>): number {
+  private writeReply(chain: RequestChain, unique: bigint, reply: Exclude<Reply, typeof NO_REPLY>): number {
     const w = chain.writer;
     if (w.writable < OUT_HEADER) return 0; // a hostile chain with no room for an answer
     let error = typeof reply === "number" ? -reply : 0;
@@ -230,26 +172,4 @@ export class FuseServer {
     this.logged.add(message);
     (this.o.log ?? console.warn)(`virtiofs-web: ${message}`);
   }
-}
-
-/** Gives every handle and inode reference of a session back to the backend and forgets the session. */
-export async function endSession(s: Session): Promise<void> {
-  const files = [...s.openFiles];
-  const dirs = [...s.openDirs];
-  const held = [...s.nodes.held()];
-  s.openFiles.clear();
-  s.openDirs.clear();
-  s.nodes.clear();
-  s.minor = 0;
-  s.zeroOpen = false;
-  s.inodeDax = false;
-  // Stores in the DAX window reach the backend while the inodes they belong to are still referenced.
-  await s.dax?.end();
-  // Best effort: a backend that fails to release has nothing more to lose.
-  await Promise.allSettled([
-    s.inodeFiles.clear(),
-    ...files.map((fh) => s.fs.release(fh)),
-    ...dirs.map((dh) => s.fs.releasedir(dh)),
-    ...held.map((n) => s.fs.forget(n.ino, n.nlookup)),
-  ]);
 }

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { CmdlineError } from "./cmdline.ts";
 import { Guest, GuestError, type GuestOptions } from "./guest.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
-import { CACHE_MODES, type CacheMode } from "../fuse/server.ts";
+import { CACHE_MODES, type CacheMode } from "../fuse/session.ts";
 import { HostDirFs } from "../fs/hostdir/hostdir.ts";
 import { MemFs, createSampleTree } from "../fs/memfs/memfs.ts";
 import { ImageError } from "./images.ts";

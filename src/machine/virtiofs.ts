@@ -4,7 +4,8 @@ import type { V86 } from "v86";
 import { DaxWindow } from "../../device/dax-window.ts";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
-import { FuseServer, type CacheMode, type FuseObserver } from "../fuse/server.ts";
+import { FuseServer, type FuseObserver } from "../fuse/server.ts";
+import type { CacheMode } from "../fuse/session.ts";
 import { V86Bus } from "./v86-bus.ts";
 
 export interface VirtioFsShare {

@@ -22,7 +22,8 @@ import {
   fuse_rename_in,
   fuse_write_in,
 } from "../../src/fuse/abi.ts";
-import { FuseServer, type CacheMode } from "../../src/fuse/server.ts";
+import { FuseServer } from "../../src/fuse/server.ts";
+import type { CacheMode } from "../../src/fuse/session.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import type { FileSystem, Handle, Ino } from "../../src/vfs/filesystem.ts";
 import { HostDirFs } from "../../src/fs/hostdir/hostdir.ts";

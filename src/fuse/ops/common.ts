@@ -4,7 +4,7 @@ import { S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "../../vfs/linux.ts";
 import type { Cred, FileAttr, Handle, Ino } from "../../vfs/filesystem.ts";
 import { FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
-import type { FuseRequest, Reply, Session } from "../server.ts";
+import type { FuseRequest, Reply, Session } from "../session.ts";
 
 export interface Handler {
   /** Bytes of arguments the opcode needs at least; fewer is EINVAL. */

@@ -4,7 +4,7 @@ import { DAX_PAGE_SIZE, type DaxSpan } from "../../../device/dax-window.ts";
 import { O_ACCMODE, O_RDONLY, O_WRONLY } from "../../vfs/linux.ts";
 import { FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, fuse_removemapping_in, fuse_removemapping_one, fuse_setupmapping_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
-import type { FuseRequest, Reply, Session } from "../server.ts";
+import type { FuseRequest, Reply, Session } from "../session.ts";
 import { RequestError, handleOf, nodeIno, u32, u64 } from "./common.ts";
 
 /** fuse_setupmapping_in.fh from Linux: (u64)-1, "no open file, map by node id". */

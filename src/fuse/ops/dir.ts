@@ -1,7 +1,7 @@
 // Directories: OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR.
 import type { DirEntry, FileAttr } from "../../vfs/filesystem.ts";
 import { FUSE_FSYNC_FDATASYNC, direntSize, direntplusSize, fuse_dirent, fuse_direntplus, fuse_fsync_in, fuse_read_in, fuse_release_in } from "../abi.ts";
-import type { FuseRequest, Reply, Session } from "../server.ts";
+import type { FuseRequest, Reply, Session } from "../session.ts";
 import { handleOf, nodeIno, openReply, putEntry, sizeArg, struct, u32, u64 } from "./common.ts";
 
 const encoder = new TextEncoder();

@@ -4,7 +4,7 @@ import { O_ACCMODE, O_EXCL, O_RDWR, O_TRUNC, SEEK_DATA, SEEK_HOLE } from "../../
 import type { Handle } from "../../vfs/filesystem.ts";
 import { FUSE_COMPAT_WRITE_IN_SIZE, FUSE_FSYNC_FDATASYNC, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, fuse_copy_file_range_in, fuse_create_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_fsync_in, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_read_in, fuse_release_in, fuse_write_in, fuse_write_out } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
-import type { FuseRequest, Reply, Session } from "../server.ts";
+import type { FuseRequest, Reply, Session } from "../session.ts";
 import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64, withExisting } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {

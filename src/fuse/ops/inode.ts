@@ -4,7 +4,7 @@ import { S_IFMT, S_IFREG } from "../../vfs/linux.ts";
 import type { Ino, SetAttr, Timespec } from "../../vfs/filesystem.ts";
 import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, RENAME_EXCHANGE, RENAME_NOREPLACE, fuse_access_in, fuse_batch_forget_in, fuse_forget_in, fuse_forget_one, fuse_link_in, fuse_mkdir_in, fuse_mknod_in, fuse_rename2_in, fuse_rename_in, fuse_setattr_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
-import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../server.ts";
+import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../session.ts";
 import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, nodeIno, sizeArg, u32, u64, withExisting } from "./common.ts";
 
 /** Linux PATH_MAX: the longest symlink target. */

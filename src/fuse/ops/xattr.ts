@@ -1,7 +1,7 @@
 // Extended attributes: GETXATTR, LISTXATTR, SETXATTR, REMOVEXATTR (POSIX ACLs are system.posix_acl_*).
 import { FUSE_COMPAT_SETXATTR_IN_SIZE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX, fuse_getxattr_in, fuse_getxattr_out, fuse_setxattr_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
-import type { FuseRequest, Reply, Session } from "../server.ts";
+import type { FuseRequest, Reply, Session } from "../session.ts";
 import { RequestError, nameAt, nodeIno, struct, u32 } from "./common.ts";
 
 const encoder = new TextEncoder();
