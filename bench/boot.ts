@@ -1,5 +1,5 @@
 // Boot timing in Node (the Guest handle) and in headless Chromium (the demo page served by Vite).
-import { Guest } from "../src/machine/guest.ts";
+import { bootGuest } from "../src/node.ts";
 import { withPage } from "./chromium.ts";
 
 export interface BootSample {
@@ -10,7 +10,7 @@ export interface BootSample {
 
 export async function bootInNode(): Promise<BootSample> {
   const t0 = performance.now();
-  const guest = await Guest.boot();
+  const guest = await bootGuest();
   const wallMs = performance.now() - t0;
   await guest.shutdown();
   return { uptime: guest.uptimeAtReady, wallMs };

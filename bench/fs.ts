@@ -2,9 +2,7 @@
 // mode) and v86's own virtio-9p (in memory) attached side by side, plus the guest's tmpfs as the limit.
 // Every figure is the median of its repetitions, interleaved between targets so all see the same load.
 // Runs in Node (bench/run.ts) and in a browser Worker (bench/browser/), so it imports nothing Node-only.
-import { MemFs } from "../src/fs/memfs/memfs.ts";
-import type { CacheMode } from "../src/fuse/session.ts";
-import { Guest, text, type GuestRuntime } from "../src/machine/guest.ts";
+import { Guest, MemFs, text, type CacheMode, type GuestRuntime } from "../src/index.ts";
 
 export interface Target {
   name: string;
@@ -139,10 +137,10 @@ export interface FsResults {
 type Shell = (script: string) => Promise<string>;
 
 /**
- * Boots the bench guest, runs the workloads and shuts it down: the same in Node and in a browser Worker,
- * which passes the images and v86.wasm it fetched as `runtime` (Node's are read from public/guest/).
+ * Boots the bench guest, runs the workloads and shuts it down: the same in Node and in a browser Worker;
+ * only where `runtime` (the images and v86.wasm) comes from differs.
  */
-export async function runFsBench(workloads: Workload[], reps: number, log: (line: string) => void, runtime?: GuestRuntime): Promise<FsResults> {
+export async function runFsBench(workloads: Workload[], reps: number, log: (line: string) => void, runtime: GuestRuntime): Promise<FsResults> {
   const guest = await Guest.boot({
     runtime,
     memoryMiB: MEMORY_MIB,

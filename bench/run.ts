@@ -7,6 +7,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { bootInBrowser, bootInNode, type BootSample } from "./boot.ts";
+import { nodeRuntime } from "../src/node.ts";
 import { runFsBenchInBrowser } from "./chromium.ts";
 import { TARGETS, WORKLOADS, runFsBench, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
@@ -51,7 +52,7 @@ const report = async (results: FsResults, host: string, svg: string) => {
   await writeFile(new URL(`../docs/${svg}`, import.meta.url), svgPlot(results, TARGETS, `virtio-fs, 9p and tmpfs in a v86 guest, ${host} (median of ${reps}, log scale)`));
 };
 if (fsWorkloads.length) {
-  const node = await runFsBench(fsWorkloads, reps, log);
+  const node = await runFsBench(fsWorkloads, reps, log, await nodeRuntime());
   record.fs = node;
   await report(node, "Node", "bench.svg");
   if (values.browser) {

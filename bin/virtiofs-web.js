@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so the package needs no build step.
-import { register } from "tsx/esm/api";
+// The package's command, from its built library (npm run build:lib; prepare runs it on install).
+import { runCli } from "virtiofs-web/node";
 
-register();
-const { main } = await import("../src/machine/cli.ts");
-process.exit(await main(process.argv.slice(2)));
+process.exit(await runCli(process.argv.slice(2)));

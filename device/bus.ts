@@ -42,6 +42,8 @@ export interface PciFunctionSpec {
 export interface PciFunction {
   /** Drives the function's INTx line (level-triggered). */
   setIrq(asserted: boolean): void;
+  /** Takes the function off the bus: its configuration space and BARs answer as an empty slot from now on. */
+  remove(): void;
 }
 
 export interface DeviceBus {

@@ -118,6 +118,11 @@ export class VirtioFsDevice {
     this.transport.reset();
   }
 
+  /** Resets the device and takes it off the bus: requests in flight are never completed. */
+  remove(): void {
+    this.transport.remove();
+  }
+
   /** Takes every available chain of queue q and hands each to the handler. */
   private drain(q: number): void {
     const ring = this.transport.queue(q);

@@ -195,6 +195,12 @@ export class VirtioPciTransport {
     this.o.onReset();
   }
 
+  /** Resets the device and takes it off the bus (the machine is being torn down or the device detached). */
+  remove(): void {
+    this.reset();
+    this.pci.remove();
+  }
+
   private configSpace(): Uint8Array {
     const cap = (cfgType: number, bar: number, offset: number, length: number, extra: number[] = []) => {
       // struct virtio_pci_cap after cap_vndr/cap_next: cap_len, cfg_type, bar, id, padding[2], offset, length

@@ -2,7 +2,7 @@
 // each cell its 512 pages, coloured free / mapped read-only / mapped writable, dirty pages lit. The page
 // tables are the Worker's SharedArrayBuffers, read live: guest stores raise no event, so a poll compares
 // them with what was last drawn and redraws at the next animation frame only when something changed.
-import { DAX_PAGE_MAPPED, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE } from "../device/dax-window.ts";
+import { DAX_PAGE_MAPPED, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE } from "../src/index.ts";
 import type { DaxMapped, DaxShared } from "./protocol.ts";
 
 const MiB = 1 << 20;

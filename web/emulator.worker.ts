@@ -3,14 +3,7 @@
 // file panel and the inspector.
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
-import type { VirtioFsDevice } from "../device/virtio-fs.ts";
-import type { FileSystem, Ino } from "../src/vfs/filesystem.ts";
-import { ConsoleFrames } from "../src/machine/console-frames.ts";
-import { kernelCmdline, randomNonce } from "../src/machine/cmdline.ts";
-import { fetchImages } from "../src/machine/fetch-images.ts";
-import { shareMountOptions } from "../src/machine/guest.ts";
-import { startMachine, type Machine } from "../src/machine/machine.ts";
-import { attachVirtioFs } from "../src/machine/virtiofs.ts";
+import { fetchGuestImages, Guest, type FileSystem, type Ino, type VirtioFsDevice } from "../src/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { DaxFeed } from "./worker/dax.ts";
 import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
@@ -19,10 +12,13 @@ import { Tap } from "./worker/tap.ts";
 
 const post = (m: FromWorker, transfer: Transferable[] = []): void => postMessage(m, { transfer });
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+/** A slow machine under load boots in well under a minute; past this something is wrong. */
+const BOOT_TIMEOUT_MS = 300_000;
 /** The file panel follows the guest's changes at most this often. */
 const TREE_THROTTLE_MS = 400;
 
-let machine: Machine | undefined;
+let guest: Guest | undefined;
+let starting = false;
 let fs: FileSystem | undefined;
 let device: VirtioFsDevice | undefined;
 let paused = false;
@@ -62,36 +58,34 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const t0 = performance.now();
   // The images and the share load side by side: OPFS may wait a moment for a reloaded page's old Worker.
   const [images, share] = await Promise.all([
-    fetchImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
+    fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
     openShare(backend, folder),
   ]);
   fs = share.fs;
   post({ type: "share", backend, label: share.label });
   void sendTree();
   post({ type: "progress", phase: "boot", loaded: 0, total: 1 });
-  const nonce = randomNonce();
-  const frames = new ConsoleFrames(nonce, {
-    console: (data) => post({ type: "serial", data }, [data.buffer]),
-    ready: (uptime) => post({ type: "ready", uptime, bootMs: performance.now() - t0 }),
-    halt: () => post({ type: "halted" }),
-  });
-  machine = await startMachine({
-    images,
-    cmdline: kernelCmdline({ nonce, mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt", options: shareMountOptions({ daxMiB }) }], append }),
+  guest = await Guest.boot({
+    runtime: { images, wasmPath: wasmUrl },
     memoryMiB,
-    wasmPath: wasmUrl,
-    onSerial: (b) => frames.push(b),
-    beforeRun: (emulator) => {
-      const [attached] = attachVirtioFs(emulator, [{ tag: "share", fs: share.fs, daxMiB, observer: tap, log: (m) => post({ type: "notice", level: "error", message: m }) }]);
-      device = attached.device;
-      const dax = attached.window;
-      if (!dax) return;
+    append,
+    interactive: true,
+    bootTimeoutMs: BOOT_TIMEOUT_MS,
+    shares: [{ tag: "share", fs: share.fs, daxMiB, mountPoint: "/mnt", observer: tap, log: (m) => post({ type: "notice", level: "error", message: m }) }],
+    onConsole: (data) => post({ type: "serial", data }, [data.buffer]),
+    // After the first boot and after every reboot.
+    onReady: (uptime) => post({ type: "ready", uptime, bootMs: performance.now() - t0 }),
+    beforeRun: (_emulator, [attached]) => {
+      device = attached?.device;
+      const dax = attached?.window;
+      if (!attached || !dax) return;
       // Views of SharedArrayBuffers: posting them shares the memory, so the page sees every change.
       post({ type: "dax-window", size: dax.size, pageState: dax.pageState, dirty: dax.dirty });
       daxFeed = new DaxFeed(attached.server, dax, (ino) => paths.get(ino), (mappings) => post({ type: "dax-mappings", mappings }));
       daxFeed.setInspecting(inspecting);
     },
   });
+  void guest.halted.then(() => post({ type: "halted" }));
 }
 
 /** A file panel action on the share, reported to the page; the tree follows. */
@@ -109,10 +103,12 @@ onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   switch (m.type) {
     case "start":
-      if (!machine) start(m).catch((err: unknown) => post({ type: "error", message: message(err) }));
+      if (starting) break;
+      starting = true;
+      start(m).catch((err: unknown) => post({ type: "error", message: message(err) }));
       break;
     case "input":
-      machine?.send(m.data);
+      guest?.send(m.data);
       break;
     case "inspect":
       inspecting = m.on;

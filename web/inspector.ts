@@ -1,7 +1,7 @@
 // The protocol inspector: a live log of FUSE requests and replies as fuse.h names them, the virtqueues'
 // indices, requests per opcode, the DAX window (dax-view.ts), and pause/step/resume for the device. Batches from the
 // Worker are drawn once per animation frame; the log keeps the newest MAX_ROWS rows.
-import type { QueueState } from "../device/virtio-fs.ts";
+import type { QueueState } from "../src/index.ts";
 import { DaxView } from "./dax-view.ts";
 import type { DeviceAction, InspectBatch, TraceEvent } from "./protocol.ts";
 

@@ -1,6 +1,5 @@
 // Messages between the page and the emulator Worker.
-import type { QueueState } from "../device/virtio-fs.ts";
-import type { ArgValue } from "../src/fuse/describe.ts";
+import type { ArgValue, QueueState } from "../src/index.ts";
 
 /** Where the guest's /mnt comes from. */
 export type Backend = "memfs" | "opfs" | "local";

@@ -1,7 +1,7 @@
 // bench/fs.ts in a Worker, where the demo runs its guest: the same guest, devices and scripts as in Node;
 // only the images are fetched and v86.wasm comes by URL.
 import wasmUrl from "v86/build/v86.wasm?url";
-import { fetchImages } from "../../src/machine/fetch-images.ts";
+import { fetchGuestImages } from "../../src/index.ts";
 import { runFsBench, WORKLOADS } from "../fs.ts";
 import type { FsBenchMessage, FsBenchRequest } from "./protocol.ts";
 
@@ -10,7 +10,7 @@ const post = (m: FsBenchMessage): void => postMessage(m);
 onmessage = async (e: MessageEvent<FsBenchRequest>) => {
   const { workloads, reps } = e.data;
   try {
-    const images = await fetchImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, () => {});
+    const images = await fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, () => {});
     const results = await runFsBench(
       WORKLOADS.filter((w) => workloads.includes(w.name)),
       reps,

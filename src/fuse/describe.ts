@@ -3,7 +3,7 @@
 // from the bytes after fuse_in_header. Pure and total: a short or hostile argument block yields what can
 // be read plus a note, never an exception.
 import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_LOCKOWNER, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FUSE_COMPAT_SETXATTR_IN_SIZE, FUSE_FSYNC_FDATASYNC, FUSE_GETATTR_FH, FUSE_RELEASE_FLOCK_UNLOCK, FUSE_RELEASE_FLUSH, FuseOpcode as O, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, fuse_access_in, fuse_batch_forget_in, fuse_copy_file_range_in, fuse_create_in, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_fsync_in, fuse_getattr_in, fuse_getxattr_in, fuse_init_in, fuse_link_in, fuse_lseek_in, fuse_mkdir_in, fuse_mknod_in, fuse_open_in, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_rename2_in, fuse_rename_in, fuse_setattr_in, fuse_setupmapping_in, fuse_write_in, fuseOpcodeName } from "./abi.ts";
-import { Errno } from "../vfs/errno.ts";
+import { errnoName } from "../vfs/errno.ts";
 
 /** A decoded argument: numbers stay numbers (for matching), everything else is display text. */
 export type ArgValue = string | number;
@@ -17,13 +17,9 @@ export interface DescribedRequest {
   text: string;
 }
 
-const errnoNames = new Map<number, string>(Object.entries(Errno).map(([name, n]) => [n, name]));
-
-/** "ENOENT" for -2 or 2, "OK" for 0, "errno N" for numbers fuse.h's users never send. */
-export function errnoName(error: number): string {
-  if (error === 0) return "OK";
-  const n = Math.abs(error);
-  return errnoNames.get(n) ?? `errno ${n}`;
+/** fuse_out_header.error as text: "OK" for 0, "ENOENT" for -2. */
+export function replyErrorName(error: number): string {
+  return error === 0 ? "OK" : errnoName(Math.abs(error));
 }
 
 // open(2) flags as the i386 guest sends them (asm-generic values).

@@ -1,13 +1,14 @@
 // The `virtiofs-web` command: boots the guest under Node.
 import { parseArgs } from "node:util";
 import { CmdlineError } from "./cmdline.ts";
-import { Guest, GuestError, type GuestOptions } from "./guest.ts";
+import { GuestError } from "./guest.ts";
+import { bootGuest, type NodeGuestOptions } from "./node-guest.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { CACHE_MODES, type CacheMode } from "../fuse/session.ts";
 import { HostDirFs } from "../fs/hostdir/hostdir.ts";
 import { MemFs, createSampleTree } from "../fs/memfs/memfs.ts";
 import { ImageError } from "./images.ts";
-import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./virtiofs.ts";
+import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./attach.ts";
 
 const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--exec "<cmd>"] [--memory <MiB>] [--append "<kernel args>"] [--images <dir>]
@@ -136,7 +137,7 @@ async function shareFs(a: RunArgs): Promise<FileSystem> {
   }
 }
 
-async function guestOptions(a: RunArgs): Promise<GuestOptions> {
+async function guestOptions(a: RunArgs): Promise<NodeGuestOptions> {
   return {
     memoryMiB: a.memoryMiB,
     append: a.append,
@@ -146,7 +147,7 @@ async function guestOptions(a: RunArgs): Promise<GuestOptions> {
 }
 
 async function runExec(a: RunArgs & { exec: string }): Promise<number> {
-  const guest = await Guest.boot({
+  const guest = await bootGuest({
     ...(await guestOptions(a)),
     exec: a.exec,
     onConsole: a.verbose ? (b) => process.stderr.write(b) : undefined,
@@ -162,7 +163,7 @@ const CTRL_A = 0x01;
 
 async function runInteractive(a: RunArgs): Promise<number> {
   const stdin = process.stdin;
-  const guest = await Guest.boot({
+  const guest = await bootGuest({
     ...(await guestOptions(a)),
     interactive: true,
     onConsole: (b) => process.stdout.write(b),

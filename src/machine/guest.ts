@@ -5,7 +5,7 @@ import { kernelCmdline, randomNonce, utf8Base64, type GuestMount } from "./cmdli
 import type { GuestImages } from "./images.ts";
 import { startMachine, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
-import { attachVirtioFs, type AttachedShare, type VirtioFsShare } from "./virtiofs.ts";
+import { attachVirtioFs, type AttachedShare, type VirtioFsShare } from "./attach.ts";
 
 /** A virtio-fs share and where the guest mounts it (with dax=inode when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
@@ -38,19 +38,20 @@ export interface GuestOptions {
   mounts?: GuestMount[];
   /** Attach v86's own virtio-9p device (in memory), the benchmarks' comparison target. */
   ninep?: boolean;
-  /** Images and wasm already at hand (a browser fetches them: fetch-images.ts); without them, Node's loader reads imagesDir. */
-  runtime?: GuestRuntime;
-  /** Node: the images' directory (default public/guest/). */
-  imagesDir?: string;
+  /** The images and v86.wasm: a browser fetches them (fetch-images.ts), Node reads them (node-guest.ts). */
+  runtime: GuestRuntime;
   /** Run this one command at boot (vfsw.exec) instead of taking commands with run(). */
   exec?: string;
   /** Start an interactive shell: console bytes go to onConsole, keys go in with send(). */
   interactive?: boolean;
   /** Console text outside command frames: the boot log, the interactive shell. */
   onConsole?(bytes: Uint8Array): void;
+  /** init is ready (after boot and after every reboot), at this guest uptime in seconds. */
+  onReady?(uptime: number): void;
   /** Stdout of the running command as it arrives. */
   onStdout?(bytes: Uint8Array): void;
-  beforeRun?(emulator: V86): void;
+  /** Runs once the devices are attached, before the CPU starts. */
+  beforeRun?(emulator: V86, shares: readonly AttachedShare[]): void | Promise<void>;
   bootTimeoutMs?: number;
 }
 
@@ -88,8 +89,8 @@ export class Guest {
     this.halted = new Promise((r) => (this.markHalted = r));
   }
 
-  static async boot(opts: GuestOptions = {}): Promise<Guest> {
-    const { images, wasmPath } = opts.runtime ?? (await nodeRuntime(opts.imagesDir));
+  static async boot(opts: GuestOptions): Promise<Guest> {
+    const { images, wasmPath } = opts.runtime;
     const nonce = randomNonce();
     const mode = opts.exec !== undefined ? { kind: "exec" as const, command: opts.exec } : opts.interactive ? { kind: "shell" as const } : { kind: "agent" as const };
     const shares = opts.shares ?? [];
@@ -108,6 +109,7 @@ export class Guest {
       console: opts.onConsole,
       ready: (up) => {
         guest.uptimeAtReady = up;
+        opts.onReady?.(up);
         for (const r of guest.readyWaiters.splice(0)) r();
       },
       stdout: (b) => {
@@ -128,12 +130,9 @@ export class Guest {
       wasmPath,
       ninep: opts.ninep,
       onSerial: (b) => frames.push(b),
-      beforeRun: (emulator) => {
-        guest.shares = attachVirtioFs(emulator, shares);
-        opts.beforeRun?.(emulator);
-      },
-      onReboot: () => {
-        for (const s of guest.shares) s.device.reset();
+      beforeRun: async (emulator) => {
+        guest.shares = [...(await attachVirtioFs(emulator, shares)).shares];
+        await opts.beforeRun?.(emulator, guest.shares);
       },
     });
     guest.bootTimeoutMs = opts.bootTimeoutMs ?? 120_000;
@@ -213,12 +212,6 @@ export class Guest {
     this.machine = undefined;
     await m?.destroy();
   }
-}
-
-/** Imported on demand, so that a browser, which passes its own runtime, never loads Node's file system code. */
-async function nodeRuntime(imagesDir: string | undefined): Promise<GuestRuntime> {
-  const { loadImages, V86_WASM_PATH } = await import("./node-images.ts");
-  return { images: await loadImages(imagesDir), wasmPath: V86_WASM_PATH };
 }
 
 function concatAll(chunks: Uint8Array[]): Uint8Array {

@@ -12,11 +12,9 @@ export interface MachineOptions {
   /** Console bytes from the guest's ttyS0, batched per emulator tick. */
   onSerial(bytes: Uint8Array): void;
   /** Runs after the emulator is built and before its CPU starts: the place to attach PCI devices. */
-  beforeRun?(emulator: V86): void;
+  beforeRun?(emulator: V86): void | Promise<void>;
   /** Attach v86's own virtio-9p device (tag host9p) over an empty in-memory filesystem. */
   ninep?: boolean;
-  /** The guest rebooted the machine: devices outside v86 reset here. */
-  onReboot?(): void;
 }
 
 export interface Machine {
@@ -28,7 +26,7 @@ export interface Machine {
 
 const encoder = new TextEncoder();
 
-export function startMachine(opts: MachineOptions): Promise<Machine> {
+export async function startMachine(opts: MachineOptions): Promise<Machine> {
   const emulator = new V86({
     wasm_path: opts.wasmPath,
     memory_size: opts.memoryMiB * 1024 * 1024,
@@ -58,23 +56,20 @@ export function startMachine(opts: MachineOptions): Promise<Machine> {
     pending.push(byte);
   });
 
-  return new Promise((resolve, reject) => {
-    emulator.add_listener("emulator-loaded", () => {
-      try {
-        keepBootImageAcrossReboots(emulator, { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength }, () => opts.onReboot?.());
-        opts.beforeRun?.(emulator);
-      } catch (e) {
-        reject(e);
-        return;
-      }
-      void emulator.run();
-      resolve({
-        emulator,
-        send(data) {
-          emulator.serial_send_bytes(0, typeof data === "string" ? encoder.encode(data) : data);
-        },
-        destroy: () => emulator.destroy(),
-      });
-    });
-  });
+  await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
+  try {
+    keepBootImageAcrossReboots(emulator, { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength });
+    await opts.beforeRun?.(emulator);
+  } catch (e) {
+    await emulator.destroy();
+    throw e;
+  }
+  void emulator.run();
+  return {
+    emulator,
+    send(data) {
+      emulator.serial_send_bytes(0, typeof data === "string" ? encoder.encode(data) : data);
+    },
+    destroy: () => emulator.destroy(),
+  };
 }

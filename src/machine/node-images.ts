@@ -1,12 +1,20 @@
 // Loads and verifies the guest images from a directory (Node).
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-import { join } from "node:path";
-import { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages } from "./images.ts";
+import { dirname, join } from "node:path";
+import { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages, type ImageName } from "./images.ts";
 
-export const DEFAULT_IMAGES_DIR = fileURLToPath(new URL("../../public/guest/", import.meta.url));
-export const V86_WASM_PATH = createRequire(import.meta.url).resolve("v86/build/v86.wasm");
+const require = createRequire(import.meta.url);
+// The package finds itself by name, so this holds for the sources and for the built lib/ alike.
+const PACKAGE_ROOT = dirname(require.resolve("virtiofs-web/package.json"));
+/** The images that ship in the package. */
+export const DEFAULT_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest");
+export const V86_WASM_PATH = require.resolve("v86/build/v86.wasm");
+
+/** Where the package's guest images and their manifest are. */
+export function guestImagePaths(dir = DEFAULT_IMAGES_DIR): Record<ImageName | "manifest.json", string> {
+  return Object.fromEntries([...IMAGE_NAMES, "manifest.json"].map((name) => [name, join(dir, name)])) as Record<ImageName | "manifest.json", string>;
+}
 
 async function readOrExplain(path: string, what: string): Promise<Buffer> {
   try {

@@ -18,6 +18,7 @@ interface V86Internals {
     write_blob(blob: Uint8Array, offset: number): void;
     io: {
       ports: V86PortEntry[];
+      create_empty_entry(): V86PortEntry;
       register_read(port: number, device: object, r8: () => number, r16: () => number, r32: () => number): void;
       register_write(port: number, device: object, w8: (v: number) => void, w16: (v: number) => void, w32: (v: number) => void): void;
       mmap_register(
@@ -32,6 +33,7 @@ interface V86Internals {
     devices: {
       pci: {
         devices: (object | undefined)[];
+        device_spaces: (Int32Array | undefined)[];
         register_device(d: { name: string; pci_id: number; pci_space: number[]; pci_bars: ({ size: number } | undefined)[] }): void;
         raise_irq(pci_id: number): void;
         lower_irq(pci_id: number): void;
@@ -47,7 +49,7 @@ export type V86Cpu = V86Internals["cpu"];
 
 export function v86Cpu(emulator: V86): V86Cpu {
   const cpu = (emulator as unknown as { v86?: V86Internals }).v86?.cpu;
-  if (!cpu?.io?.register_read || !cpu.devices?.pci?.register_device || !cpu.write_blob || !cpu.wasm_memory || !cpu.reboot_internal || !cpu.stop_idling) {
+  if (!cpu?.io?.register_read || !cpu.io.create_empty_entry || !cpu.devices?.pci?.register_device || !cpu.devices.pci.device_spaces || !cpu.write_blob || !cpu.wasm_memory || !cpu.reboot_internal || !cpu.stop_idling) {
     throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.write_blob, cpu.reboot_internal)");
   }
   return cpu;
@@ -80,6 +82,8 @@ class V86Memory implements GuestMemory {
 }
 
 const FIRST_SLOT = 8;
+/** What a removed memory BAR answers: all ones, as a bus with nothing behind it. */
+const UNMAPPED: RegisterRegion = { read: (_offset, width) => 2 ** (8 * width) - 1, write: () => {} };
 const IO_PORT_LIMIT = 0x10000;
 
 export class V86Bus implements DeviceBus {
@@ -114,17 +118,33 @@ export class V86Bus implements DeviceBus {
     // Ports must be registered before register_device: it copies them so the BIOS can move the BAR.
     pci.register_device({ name: spec.name, pci_id: pciId, pci_space: Array.from(config), pci_bars: bars });
     let asserted = false;
+    const setIrq = (level: boolean): void => {
+      if (level) {
+        pci.raise_irq(pciId);
+        // Completions arrive from promises, outside v86's CPU loop, which may be asleep in HLT until
+        // its next timer: wake it so the guest takes the interrupt now, not milliseconds later.
+        this.cpu.stop_idling();
+      } else if (asserted) pci.lower_irq(pciId);
+      asserted = level;
+    };
     return {
-      setIrq: (level) => {
-        if (level) {
-          pci.raise_irq(pciId);
-          // Completions arrive from promises, outside v86's CPU loop, which may be asleep in HLT until
-          // its next timer: wake it so the guest takes the interrupt now, not milliseconds later.
-          this.cpu.stop_idling();
-        } else if (asserted) pci.lower_irq(pciId);
-        asserted = level;
+      setIrq,
+      remove: () => {
+        setIrq(false);
+        pci.devices[pciId] = undefined;
+        pci.device_spaces[pciId] = undefined;
+        // The BIOS may have moved the I/O BAR: free whichever ports are ours now.
+        const io = this.cpu.io;
+        for (let port = 0; port < IO_PORT_LIMIT; port++) if (io.ports[port]?.device === owner) io.ports[port] = io.create_empty_entry();
+        for (const bar of spec.bars) if (bar.space === "memory") this.registerMmio(bar.address, bar.size, UNMAPPED);
       },
     };
+  }
+
+  /** No device of v86's or ours holds any of these ports. */
+  portsFree(base: number, size: number): boolean {
+    for (let port = base; port < base + size; port++) if (this.cpu.io.ports[port]?.device) return false;
+    return true;
   }
 
   private registerPorts(owner: object, base: number, size: number, region: RegisterRegion): void {

@@ -10,8 +10,8 @@ const REAL_MODE_END = 0x80000 + 0xe000 + 2048;
 const KERNEL_BASE = 0x100000;
 const INITRD_BASE = 64 << 20;
 
-/** Snapshots the boot image in RAM (call before the CPU runs); `onReboot` runs as the machine resets. */
-export function keepBootImageAcrossReboots(emulator: V86, sizes: { bzImage: number; initrd: number }, onReboot: () => void): void {
+/** Snapshots the boot image in RAM (call before the CPU runs) and puts it back as the machine reboots. */
+export function keepBootImageAcrossReboots(emulator: V86, sizes: { bzImage: number; initrd: number }): void {
   const cpu = v86Cpu(emulator);
   const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.memory_size[0]);
   const ranges: [number, number][] = [
@@ -24,7 +24,6 @@ export function keepBootImageAcrossReboots(emulator: V86, sizes: { bzImage: numb
   const reboot = cpu.reboot_internal.bind(cpu);
   cpu.reboot_internal = () => {
     for (const [addr, bytes] of saved) cpu.write_blob(bytes, addr);
-    onReboot();
     reboot();
   };
 }

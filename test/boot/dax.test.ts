@@ -4,9 +4,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fuseOpcodeName } from "../../src/fuse/abi.ts";
-import { MemFs } from "../../src/fs/memfs/memfs.ts";
-import { Guest, text } from "../../src/machine/guest.ts";
+import { bootGuest, fuseOpcodeName, MemFs, text, type Guest } from "../../src/node.ts";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const BIG = randomBytes(20 << 20); // 20 MiB: ten ranges through a window of four
@@ -31,7 +29,7 @@ describe("the DAX window (dax=always, 8 MiB)", () => {
       },
       reply: () => {},
     };
-    guest = await Guest.boot({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountOptions: "dax=always", mountPoint: "/mnt", observer }] });
+    guest = await bootGuest({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountOptions: "dax=always", mountPoint: "/mnt", observer }] });
   });
   afterAll(() => guest?.shutdown());
 
@@ -101,7 +99,7 @@ describe("dax=inode, the --dax default: programs stay out of the window", () => 
       },
       reply: () => {},
     };
-    guest = await Guest.boot({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountPoint: "/mnt", observer }] });
+    guest = await bootGuest({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 8, mountPoint: "/mnt", observer }] });
   });
   afterAll(() => guest?.shutdown());
 

@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Guest, text } from "../../src/machine/guest.ts";
+import { bootGuest, text, type Guest } from "../../src/node.ts";
 
 describe("the guest in v86 under Node", () => {
   let guest: Guest;
   beforeAll(async () => {
-    guest = await Guest.boot();
+    guest = await bootGuest();
   });
   afterAll(() => guest?.shutdown());
 

@@ -19,10 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostDirFs } from "../../src/fs/hostdir/hostdir.ts";
-import { MemFs } from "../../src/fs/memfs/memfs.ts";
-import type { FileSystem } from "../../src/vfs/filesystem.ts";
-import { Guest, text, type RunResult } from "../../src/machine/guest.ts";
+import { bootGuest, HostDirFs, MemFs, text, type FileSystem, type Guest, type RunResult } from "../../src/node.ts";
 
 const TESTS_DIR = new URL("../../guest/tests/", import.meta.url).pathname;
 const GUEST_TESTS = "/tmp/tests";
@@ -150,7 +147,7 @@ class Session {
   }
 
   private async boot(): Promise<Guest> {
-    const guest = await Guest.boot({
+    const guest = await bootGuest({
       shares: [
         { tag: "share", fs: this.share.fs, daxMiB: this.share.daxMiB, mountOptions: this.share.daxMiB !== undefined ? "dax=always" : undefined, mountPoint: "/mnt" },
         { tag: "tests", fs: scriptsShare(), mountPoint: "/vfsw-tests" },

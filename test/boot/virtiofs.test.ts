@@ -8,10 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostDirFs, STORE_DIR } from "../../src/fs/hostdir/hostdir.ts";
-import { MemFs, createSampleTree } from "../../src/fs/memfs/memfs.ts";
-import type { FileSystem } from "../../src/vfs/filesystem.ts";
-import { Guest, text } from "../../src/machine/guest.ts";
+import { bootGuest, createSampleTree, HostDirFs, MemFs, STORE_DIR, text, type FileSystem, type Guest } from "../../src/node.ts";
 
 const sh = async (g: Guest, cmd: string): Promise<string> => {
   const r = await g.run(cmd);
@@ -72,7 +69,7 @@ describe.each(backends)("virtiofs.ko over the $name backend", (backend) => {
   let b: Awaited<ReturnType<Backend["make"]>>;
   beforeAll(async () => {
     b = await backend.make();
-    guest = await Guest.boot({ shares: [{ tag: "share", fs: b.fs, mountPoint: "/mnt" }] });
+    guest = await bootGuest({ shares: [{ tag: "share", fs: b.fs, mountPoint: "/mnt" }] });
   });
   afterAll(() => guest?.shutdown());
 

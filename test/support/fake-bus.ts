@@ -6,6 +6,7 @@ export interface FakePciFunction {
   spec: PciFunctionSpec;
   config: DataView;
   irq: boolean;
+  removed: boolean;
   bar(index: number): PciBar;
 }
 
@@ -22,6 +23,7 @@ export class FakeBus implements DeviceBus {
       spec,
       config: new DataView(spec.config.slice().buffer),
       irq: false,
+      removed: false,
       bar(index) {
         const b = spec.bars.find((x) => x.index === index);
         if (!b) throw new Error(`no BAR ${index}`);
@@ -29,6 +31,12 @@ export class FakeBus implements DeviceBus {
       },
     };
     this.functions.push(f);
-    return { setIrq: (level) => (f.irq = level) };
+    return {
+      setIrq: (level) => (f.irq = level),
+      remove: () => {
+        f.removed = true;
+        f.irq = false;
+      },
+    };
   }
 }

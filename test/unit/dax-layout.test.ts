@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseCli } from "../../src/machine/cli.ts";
 import { kernelCmdline } from "../../src/machine/cmdline.ts";
 import { shareMountOptions } from "../../src/machine/guest.ts";
-import { daxWindowAddresses, daxWindowSize } from "../../src/machine/virtiofs.ts";
+import { daxWindowAddress, daxWindowSize } from "../../src/machine/attach.ts";
 
 const MiB = 1 << 20;
 
@@ -14,24 +14,38 @@ describe("DAX window placement", () => {
     for (const bad of [0, 1, 3, 48, 512, 2.5, -2, NaN]) expect(() => daxWindowSize(bad)).toThrow(RangeError);
   });
 
+  /** Places windows one after another, as successive attachments do. */
+  const place = (sizes: number[], memoryBytes: number): (number | undefined)[] => {
+    const taken: [number, number][] = [];
+    return sizes.map((size) => {
+      const at = daxWindowAddress(size, memoryBytes, taken);
+      if (at !== undefined) taken.push([at, at + size]);
+      return at;
+    });
+  };
+
   it("puts the first window at 0xD0000000 and the next ones after it, each aligned to its size", () => {
-    expect(daxWindowAddresses([64 * MiB, undefined, 2 * MiB, 64 * MiB], 256 * MiB)).toEqual([0xd000_0000, undefined, 0xd400_0000, 0xd800_0000]);
+    expect(place([64 * MiB, 2 * MiB, 64 * MiB], 256 * MiB)).toEqual([0xd000_0000, 0xd400_0000, 0xd800_0000]);
+  });
+
+  it("fills a hole a detached window left", () => {
+    expect(daxWindowAddress(2 * MiB, 256 * MiB, [[0xd020_0000, 0xd400_0000]])).toBe(0xd000_0000);
+    expect(daxWindowAddress(4 * MiB, 256 * MiB, [[0xd000_0000, 0xd020_0000], [0xd080_0000, 0xd100_0000]])).toBe(0xd040_0000);
   });
 
   it("keeps clear of v86's VGA framebuffer at 0xE0000000 and of the I/O APIC at 0xFEC00000", () => {
-    const at = daxWindowAddresses([256 * MiB, 128 * MiB, 64 * MiB], 256 * MiB);
-    expect(at).toEqual([0xd000_0000, 0xf000_0000, 0xf800_0000]);
-    for (const [i, a] of at.entries()) {
+    const at = place([256 * MiB, 128 * MiB, 64 * MiB, 256 * MiB], 256 * MiB);
+    expect(at).toEqual([0xd000_0000, 0xf000_0000, 0xf800_0000, undefined]);
+    for (const [i, a] of at.slice(0, 3).entries()) {
       const size = [256, 128, 64][i]! * MiB;
       expect(a! + size <= 0xe000_0000 || a! >= 0xf000_0000).toBe(true);
       expect(a! + size).toBeLessThanOrEqual(0xfec0_0000);
     }
-    expect(() => daxWindowAddresses([256 * MiB, 256 * MiB], 256 * MiB)).toThrow(/no room/);
   });
 
   it("never puts a window inside guest RAM", () => {
-    expect(daxWindowAddresses([16 * MiB], 0xd080_0000)).toEqual([0xd100_0000]);
-    expect(() => daxWindowAddresses([256 * MiB], 0xd080_0000)).toThrow(RangeError);
+    expect(daxWindowAddress(16 * MiB, 0xd080_0000, [])).toBe(0xd100_0000);
+    expect(daxWindowAddress(256 * MiB, 0xd080_0000, [])).toBeUndefined();
   });
 });
 

@@ -22,7 +22,7 @@ import {
   type Fields,
   type EncodeInput,
 } from "../../src/fuse/abi.ts";
-import { describeRequest, errnoName, formatMode, formatOpenFlags } from "../../src/fuse/describe.ts";
+import { describeRequest, formatMode, formatOpenFlags, replyErrorName } from "../../src/fuse/describe.ts";
 
 const enc = new TextEncoder();
 
@@ -131,10 +131,10 @@ describe("describeRequest", () => {
 
 describe("formatting helpers", () => {
   it("names errnos, positive or negative", () => {
-    expect(errnoName(0)).toBe("OK");
-    expect(errnoName(-2)).toBe("ENOENT");
-    expect(errnoName(38)).toBe("ENOSYS");
-    expect(errnoName(-4242)).toBe("errno 4242");
+    expect(replyErrorName(0)).toBe("OK");
+    expect(replyErrorName(-2)).toBe("ENOENT");
+    expect(replyErrorName(38)).toBe("ENOSYS");
+    expect(replyErrorName(-4242)).toBe("errno 4242");
   });
 
   it("formats modes and open flags with unknown bits in octal", () => {

@@ -184,6 +184,36 @@ describe("request queues", () => {
     expect(errors).toEqual([]);
   });
 
+  it("device reset (the machine rebooted) drops in-flight requests and lowers the interrupt line", async () => {
+    const { device, driver, bus, resets } = echoDevice();
+    driver.probe();
+    await driver.post(1, [Uint8Array.of(0, 1)], [2]); // leaves INTx asserted until the ISR is read
+    driver.queues[1]!.add([Uint8Array.of(5, 1)], [2]);
+    driver.kick(1);
+    bus.memory.clearWrites();
+    const before = resets.length;
+    device.reset();
+    expect(bus.functions[0]!.irq).toBe(false);
+    expect(resets).toHaveLength(before + 1);
+    await settle();
+    expect(bus.memory.writes).toEqual([]); // the new kernel's memory is not touched by the old request
+    expect(driver.readIsr()).toBe(0);
+  });
+
+  it("remove() resets the device and takes its function off the bus", async () => {
+    const { device, driver, bus, resets } = echoDevice();
+    driver.probe();
+    driver.queues[1]!.add([Uint8Array.of(5, 1)], [2]);
+    driver.kick(1);
+    bus.memory.clearWrites();
+    const before = resets.length;
+    device.remove();
+    expect(bus.functions[0]!.removed).toBe(true);
+    expect(resets).toHaveLength(before + 1);
+    await settle();
+    expect(bus.memory.writes).toEqual([]);
+  });
+
   it("ignores kicks before DRIVER_OK and kicks of queues that do not exist", async () => {
     const { driver, handled } = echoDevice();
     driver.probe();

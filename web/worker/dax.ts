@@ -1,9 +1,7 @@
 // What the DAX window maps, for the page's inspector. The page reads the page tables live from their
 // SharedArrayBuffers; the mappings (which file range sits where) are polled here, named from the file
 // panel's last listing, and sent only when they changed, at most every POLL_MS, while the inspector is on.
-import type { DaxWindow } from "../../device/dax-window.ts";
-import type { Ino } from "../../src/vfs/filesystem.ts";
-import type { FuseServer } from "../../src/fuse/server.ts";
+import type { DaxWindow, FuseServer, Ino } from "../../src/index.ts";
 import type { DaxMapped } from "../protocol.ts";
 
 const POLL_MS = 250;

@@ -1,13 +1,9 @@
 // The file panel's operations on the share, from the host side, through the same FileSystem interface
 // the FUSE server uses: lookup/create/write/release to upload, open/read to download, unlink/rmdir to
 // delete. Every lookup here is paired with a forget, so the backend's reference counts stay the guest's.
-import { EISDIR, ENOENT } from "../../src/vfs/errno.ts";
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
-import { FsError, type FileAttr, type FileSystem, type Ino } from "../../src/vfs/filesystem.ts";
+import { EISDIR, ENOENT, FsError, O_TRUNC, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileAttr, type FileSystem, type Ino } from "../../src/index.ts";
 import type { TreeEntry } from "../protocol.ts";
 
-const O_WRONLY = 0o1;
-const O_TRUNC = 0o1000;
 const CHUNK = 1 << 20;
 const ROOT_CRED = { uid: 0, gid: 0 };
 

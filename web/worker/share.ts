@@ -1,8 +1,6 @@
 // The backends the demo can share as the guest's /mnt: the in-memory sample tree, OPFS (persistent across
 // reloads), or a folder the user picked. Runs in the emulator Worker.
-import type { FileSystem } from "../../src/vfs/filesystem.ts";
-import { createSampleTree, MemFs } from "../../src/fs/memfs/memfs.ts";
-import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
+import { createSampleTree, MemFs, OpfsFs, type FileSystem } from "../../src/index.ts";
 import type { Backend } from "../protocol.ts";
 import { writeFile } from "./files.ts";
 

@@ -1,10 +1,7 @@
 // The Worker's view of FUSE traffic, from the server's observer: counts every opcode (cheap, always),
 // tells the file panel when the guest changed the tree, and, only while the page shows the inspector,
 // decodes requests and sends them in batches, one per animation frame, at most MAX_BATCH events each.
-import type { QueueState } from "../../device/virtio-fs.ts";
-import { FuseOpcode as O, fuseOpcodeName } from "../../src/fuse/abi.ts";
-import { describeRequest, errnoName } from "../../src/fuse/describe.ts";
-import type { FuseObserver, RequestTrace } from "../../src/fuse/server.ts";
+import { describeRequest, FuseOpcode as O, fuseOpcodeName, replyErrorName, type FuseObserver, type QueueState, type RequestTrace } from "../../src/index.ts";
 import type { InspectBatch, TraceEvent } from "../protocol.ts";
 
 /** Replies to these change what the file panel shows. */
@@ -78,7 +75,7 @@ export class Tap implements FuseObserver {
     if (!e) return;
     this.open.delete(t);
     // A reply in the same batch as its request fills the request's event; a later one travels alone.
-    const reply = { error, errno: errnoName(error), bytes, ms };
+    const reply = { error, errno: replyErrorName(error), bytes, ms };
     if (this.batch.has(e)) e.reply = reply;
     else this.push({ ...e, reply });
   }

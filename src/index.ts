@@ -1,0 +1,29 @@
+// virtiofs-web's public API, for the browser and Node alike (Node adds the host-directory backend and the
+// Node Guest in ./node.ts). Everything a v86 embedder, the demo page and the benchmarks use comes from here.
+
+// Putting devices on a v86 PC.
+export { attachVirtioFs, daxWindowSize, DAX_MIB_MAX, DAX_MIB_MIN, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./machine/attach.ts";
+
+// A whole guest: boot, run commands over the serial console, reboot, shut down.
+export { Guest, GuestError, shareMountOptions, text, type GuestOptions, type GuestRuntime, type GuestShare, type RunResult } from "./machine/guest.ts";
+export { CmdlineError, kernelCmdline, type GuestMount } from "./machine/cmdline.ts";
+export { fetchImages as fetchGuestImages, type Progress } from "./machine/fetch-images.ts";
+export { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages, type ImageName, type Manifest } from "./machine/images.ts";
+
+// Backends, and the contract a backend of your own implements.
+export { MemFs, createSampleTree, type MemFsOptions } from "./fs/memfs/memfs.ts";
+export { OpfsFs, type OpfsOptions } from "./fs/opfs/opfs.ts";
+export { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "./vfs/filesystem.ts";
+export * from "./vfs/errno.ts";
+export * from "./vfs/linux.ts";
+
+// The FUSE side, for inspectors and custom wiring.
+export { FuseServer, type FuseObserver, type FuseServerOptions, type RequestChain, type RequestTrace } from "./fuse/server.ts";
+export { CACHE_MODES, type CacheMode } from "./fuse/session.ts";
+export { FuseOpcode, fuseOpcodeName } from "./fuse/abi.ts";
+export { describeRequest, formatMode, formatOpenFlags, replyErrorName, type ArgValue, type DescribedRequest } from "./fuse/describe.ts";
+export type { DaxSnapshot } from "./fuse/dax.ts";
+
+// The emulated hardware, for drawing it.
+export { VirtioFsDevice, type QueueState } from "../device/virtio-fs.ts";
+export { DAX_PAGE_MAPPED, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE, DaxWindow, type DaxExtent } from "../device/dax-window.ts";
