@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootGuest, text, type Guest } from "../../src/node.ts";
@@ -66,5 +66,39 @@ describe("virtiofs-web run --exec", () => {
 
   it("exits with the command's status", async () => {
     expect((await run("--exec", "exit 3")).code).toBe(3);
+  });
+});
+
+describe("virtiofs-web run (interactive console)", () => {
+  it("keeps working across a guest reboot: the share is mounted again", async () => {
+    const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+    const cli = spawn(process.execPath, [bin, "run"], { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    cli.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((resolve) => cli.on("exit", resolve));
+    /** Waits until the console shows `pattern` after what was seen so far. */
+    let seen = 0;
+    const expectOutput = async (pattern: RegExp) => {
+      for (let waited = 0; waited < 120_000; waited += 100) {
+        const m = pattern.exec(out.slice(seen));
+        if (m) {
+          seen += m.index + m[0].length;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no ${pattern} in the console:\n${out.slice(seen)}`);
+    };
+    try {
+      await expectOutput(/~ # /);
+      cli.stdin.write("reboot -f\n");
+      await expectOutput(/~ # /); // the prompt of the next boot
+      cli.stdin.write("cat /mnt/hello.txt; grep -c ' /mnt virtiofs' /proc/mounts\n");
+      await expectOutput(/Hello from the browser!\r?\n1\r?\n/);
+      cli.stdin.write("\x01x"); // Ctrl-A x quits
+      expect(await exited).toBe(0);
+    } finally {
+      cli.kill();
+    }
   });
 });
