@@ -9,10 +9,10 @@
 // window range also holds the range's locks (2 MiB each) and the lock of every inode the range shows; pages
 // are removed only by a holder of their owner's lock. Range keys are negative, inode numbers positive, and
 // keys are taken in ascending order: nobody waits on a holder that waits on them.
-import { DAX_PAGE_SIZE, type DaxExtent, type DaxSpan, type DaxWindow } from "../../device/dax-window.ts";
 import { EIO, EMFILE } from "../vfs/errno.ts";
 import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
 import { FsError, type FileSystem, type Handle, type Ino } from "../vfs/filesystem.ts";
+import { PAGE_SIZE, type FuseDaxWindow, type WindowExtent, type WindowSpan } from "./dax-window.ts";
 import { KeyedLocks, type Release } from "./keyed-locks.ts";
 import type { NodeTable } from "./nodes.ts";
 
@@ -64,14 +64,14 @@ export interface DaxSnapshot {
 
 /** The part of an extent that lies over a file or window range (byte-exact). */
 interface Piece {
-  extent: DaxExtent;
+  extent: WindowExtent;
   moffset: number;
   length: number;
 }
 
-const fileAt = (e: DaxExtent, moffset: number): number => e.fileOffset + (moffset - e.offset);
-const pageDown = (n: number): number => n - (n % DAX_PAGE_SIZE);
-const pageUp = (n: number): number => pageDown(n + DAX_PAGE_SIZE - 1);
+const fileAt = (e: WindowExtent, moffset: number): number => e.fileOffset + (moffset - e.offset);
+const pageDown = (n: number): number => n - (n % PAGE_SIZE);
+const pageUp = (n: number): number => pageDown(n + PAGE_SIZE - 1);
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 export class DaxMappings {
@@ -84,7 +84,7 @@ export class DaxMappings {
   private epoch = 0;
 
   constructor(
-    readonly window: DaxWindow,
+    readonly window: FuseDaxWindow,
     private readonly fs: FileSystem,
     private readonly log: (message: string) => void,
   ) {}
@@ -143,7 +143,7 @@ export class DaxMappings {
   }
 
   /** FUSE_REMOVEMAPPING: each range's stores reach the backend, then it is unmapped; a range with nothing mapped is fine, as for munmap(2). */
-  async remove(spans: DaxSpan[]): Promise<void> {
+  async remove(spans: WindowSpan[]): Promise<void> {
     const epoch = this.epoch;
     for (const span of spans) {
       const release = await this.lockRange(span);
@@ -246,7 +246,7 @@ export class DaxMappings {
   }
 
   /** The window range's locks, then the locks of `ino` and of every inode the range shows. */
-  private async lockRange(span: DaxSpan, ino?: Ino): Promise<Release> {
+  private async lockRange(span: WindowSpan, ino?: Ino): Promise<Release> {
     const ranges: number[] = [];
     for (let c = Math.floor(span.offset / CHUNK); c * CHUNK < span.offset + span.length; c++) ranges.push(-1 - c);
     const releaseRange = await this.locks.acquire(ranges);
@@ -283,7 +283,7 @@ export class DaxMappings {
   }
 
   /** The parts of `ino`'s extents over file range [from, to), and inside window span `win` if given. */
-  private pieces(ino: Ino, from: number, to: number, win?: DaxSpan): Piece[] {
+  private pieces(ino: Ino, from: number, to: number, win?: WindowSpan): Piece[] {
     const out: Piece[] = [];
     for (const extent of this.window.extentsOf(ino)) {
       let lo = Math.max(extent.offset, extent.offset + (from - extent.fileOffset));
@@ -302,7 +302,7 @@ export class DaxMappings {
    * end of file: the guest cannot extend a file through the window. Caller holds the inode's lock. A page
    * whose write fails stays dirty.
    */
-  private async writeback(ino: Ino, from = 0, to = END, win?: DaxSpan): Promise<void> {
+  private async writeback(ino: Ino, from = 0, to = END, win?: WindowSpan): Promise<void> {
     const runs = (): { moffset: number; foffset: number; length: number }[] =>
       this.pieces(ino, from, to, win).flatMap(({ extent, moffset, length }) => {
         const lo = pageDown(moffset);

@@ -2,11 +2,11 @@
 // arguments from a descriptor chain, runs one handler per opcode against a FileSystem, and writes
 // fuse_out_header + payload into the chain. Everything the guest sends is checked first; a bad request
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
-import type { DaxWindow } from "../../device/dax-window.ts";
 import { Errno } from "../vfs/errno.ts";
 import { FsError, type FileSystem } from "../vfs/filesystem.ts";
 import { FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
 import { DaxMappings, type DaxSnapshot } from "./dax.ts";
+import type { FuseDaxWindow } from "./dax-window.ts";
 import { InodeFiles } from "./inode-files.ts";
 import { NodeTable } from "./nodes.ts";
 import type { Handler } from "./ops/common.ts";
@@ -34,7 +34,7 @@ export interface FuseServerOptions {
   /** Sees every request and reply (the page's protocol inspector). */
   observer?: FuseObserver;
   /** The device's DAX window: FUSE_SETUPMAPPING and FUSE_REMOVEMAPPING map files into it. */
-  dax?: DaxWindow;
+  dax?: FuseDaxWindow;
 }
 
 /** One request as the inspector sees it; `args` are the bytes after fuse_in_header (do not keep a reference). */
