@@ -161,14 +161,17 @@ export class DaxMappings {
   }
 
   /**
-   * Runs a backend operation on file data: the dirty mapped pages over `read` are written back before it,
-   * the mapped bytes over `change` are refreshed after it (from the old end of file on, for an append).
+   * Runs a backend operation on file data: the dirty mapped pages over `read`, and every dirty page of the
+   * file `change` names, are written back before it; the mapped bytes over `change` are refreshed after it
+   * (from the old end of file on, for an append).
    */
   async io<T>(access: DataAccess, op: () => Promise<T>): Promise<T> {
     const read = access.read && this.guestFiles.get(access.read.fh);
     const change = access.change && this.guestFiles.get(access.change.fh);
     return this.locked([read?.ino, change?.ino], async () => {
       if (read && access.read) await this.writeback(read.ino, access.read.offset, access.read.offset + access.read.length);
+      // The refresh below copies the backend's bytes over a range that may hold stores not yet written back.
+      if (change) await this.writeback(change.ino);
       const before = change && this.window.hasOwner(change.ino) ? (await this.fs.getattr(change.ino)).size : undefined;
       const result = await op();
       if (change && access.change && before !== undefined) {

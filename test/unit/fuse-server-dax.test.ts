@@ -180,6 +180,50 @@ async function truncate(d: ReferenceDriver, nodeid: bigint, size: number): Promi
   return Number(r.view.getBigUint64(fuse_attr_out.attr + fuse_attr.size, true));
 }
 
+async function fallocate(d: ReferenceDriver, nodeid: bigint, fh: bigint, mode: number, offset: number, length: number): Promise<number> {
+  const f = fuse_fallocate_in;
+  const r = await d.fuse(
+    Op.FUSE_FALLOCATE,
+    nodeid,
+    args(f.SIZE, (v) => {
+      v.setBigUint64(f.fh, fh, true);
+      v.setBigUint64(f.offset, BigInt(offset), true);
+      v.setBigUint64(f.length, BigInt(length), true);
+      v.setUint32(f.mode, mode, true);
+    }),
+  );
+  return r.error;
+}
+
+interface CopyArgs {
+  nodeIn: bigint;
+  fhIn: bigint;
+  offIn?: number;
+  nodeOut: bigint;
+  fhOut: bigint;
+  offOut: number;
+  len: number;
+}
+
+async function copyRange(d: ReferenceDriver, c: CopyArgs): Promise<number> {
+  const f = fuse_copy_file_range_in;
+  const r = await d.fuse(
+    Op.FUSE_COPY_FILE_RANGE,
+    c.nodeIn,
+    args(f.SIZE, (v) => {
+      v.setBigUint64(f.fh_in, c.fhIn, true);
+      v.setBigUint64(f.off_in, BigInt(c.offIn ?? 0), true);
+      v.setBigUint64(f.nodeid_out, c.nodeOut, true);
+      v.setBigUint64(f.fh_out, c.fhOut, true);
+      v.setBigUint64(f.off_out, BigInt(c.offOut), true);
+      v.setBigUint64(f.len, BigInt(c.len), true);
+    }),
+  );
+  return r.error;
+}
+
+const fsync = async (d: ReferenceDriver, nodeid: bigint, fh: bigint): Promise<number> => (await d.fuse(Op.FUSE_FSYNC, nodeid, fhArgs(fuse_fsync_in.SIZE, fh))).error;
+
 /** Wraps a backend: `hook` may replace any of its methods. */
 function wrap(fs: FileSystem, hook: (name: string, call: (...a: unknown[]) => Promise<unknown>) => ((...a: unknown[]) => Promise<unknown>) | undefined): FileSystem {
   return new Proxy(fs, {
@@ -492,31 +536,9 @@ describe("coherence with the READ/WRITE path", () => {
     const fhF = await open(d, f);
     const fhG = await open(d, g);
     expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: R })).toBe(0);
-    const copy = await d.fuse(
-      Op.FUSE_COPY_FILE_RANGE,
-      g,
-      args(fuse_copy_file_range_in.SIZE, (v) => {
-        const c = fuse_copy_file_range_in;
-        v.setBigUint64(c.fh_in, fhG, true);
-        v.setBigUint64(c.nodeid_out, f, true);
-        v.setBigUint64(c.fh_out, fhF, true);
-        v.setBigUint64(c.off_out, 300n, true);
-        v.setBigUint64(c.len, 4n, true);
-      }),
-    );
-    expect(copy.error).toBe(0);
+    expect(await copyRange(d, { nodeIn: g, fhIn: fhG, nodeOut: f, fhOut: fhF, offOut: 300, len: 4 })).toBe(0);
     expect(load(bar, 300, 4)).toEqual(text("gee\n"));
-    const punch = await d.fuse(
-      Op.FUSE_FALLOCATE,
-      f,
-      args(fuse_fallocate_in.SIZE, (v) => {
-        v.setBigUint64(fuse_fallocate_in.fh, fhF, true);
-        v.setBigUint64(fuse_fallocate_in.offset, BigInt(PAGE), true);
-        v.setBigUint64(fuse_fallocate_in.length, BigInt(PAGE), true);
-        v.setUint32(fuse_fallocate_in.mode, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, true);
-      }),
-    );
-    expect(punch.error).toBe(0);
+    expect(await fallocate(d, f, fhF, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PAGE, PAGE)).toBe(0);
     expect(load(bar, PAGE, PAGE).every((b) => b === 0)).toBe(true);
     expect(load(bar, 2 * PAGE, 4)).toEqual(FILE.subarray(2 * PAGE, 2 * PAGE + 4));
   });
@@ -548,6 +570,54 @@ describe("coherence with the READ/WRITE path", () => {
     const used = q.getUsed();
     expect(used.map((u) => parseReply(u).error)).toEqual([0, 0]);
     expect(load(bar, 0, 4)).toEqual(text("race"));
+  });
+});
+
+describe("stores in the window survive a change behind it", () => {
+  // Page 2 of f holds a store not yet written back while a request changes f through the backend: the
+  // change refreshes mapped bytes from the backend, which must have the store first.
+  const KEPT = 2 * PAGE + 8;
+  it.each<[string, (d: ReferenceDriver, f: bigint, fh: bigint) => Promise<number>, (after: Uint8Array) => void]>([
+    ["WRITE", (d, f, fh) => write(d, f, fh, 100, text("new")), (after) => expect(after.subarray(100, 103)).toEqual(text("new"))],
+    ["FALLOCATE", (d, f, fh) => fallocate(d, f, fh, 0, 0, PAGE), (after) => expect(after).toHaveLength(FILE.length)],
+    ["FALLOCATE with FALLOC_FL_PUNCH_HOLE", (d, f, fh) => fallocate(d, f, fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PAGE), (after) => expect(after.subarray(0, PAGE).every((b) => b === 0)).toBe(true)],
+    [
+      "COPY_FILE_RANGE into it",
+      async (d, f, fh) => {
+        const g = await lookup(d, "g");
+        return copyRange(d, { nodeIn: g, fhIn: await open(d, g), nodeOut: f, fhOut: fh, offOut: 100, len: 4 });
+      },
+      (after) => expect(after.subarray(100, 104)).toEqual(text("gee\n")),
+    ],
+    ["COPY_FILE_RANGE within it, from the stored page", (d, f, fh) => copyRange(d, { nodeIn: f, fhIn: fh, offIn: KEPT, nodeOut: f, fhOut: fh, offOut: 100, len: 4 }), (after) => expect(after.subarray(100, 104)).toEqual(text("kept"))],
+    ["SETATTR of the size", async (d, f) => (await truncate(d, f, KEPT + 100), 0), (after) => expect(after).toHaveLength(KEPT + 100)],
+  ])("%s", async (_, change, check) => {
+    const { d, bar, vol } = await ready();
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, KEPT, text("kept"));
+    expect(await change(d, f, fh)).toBe(0);
+    expect(load(bar, KEPT, 4)).toEqual(text("kept"));
+    expect(await fsync(d, f, fh)).toBe(0);
+    const after = bytesOf(vol, "/f");
+    expect(after.subarray(KEPT, KEPT + 4)).toEqual(text("kept"));
+    check(after);
+    // The window shows the file as it now is, and zeros past its end.
+    expect(load(bar, 0, 4 * PAGE)).toEqual(Uint8Array.from({ length: 4 * PAGE }, (_, i) => after[i] ?? 0));
+  });
+
+  it("a WRITE to the page a store went to keeps both", async () => {
+    const { d, bar, vol } = await ready();
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 300, text("mine"));
+    expect(await write(d, f, fh, 100, text("new"))).toBe(0);
+    expect([load(bar, 100, 3), load(bar, 300, 4)]).toEqual([text("new"), text("mine")]);
+    expect(await fsync(d, f, fh)).toBe(0);
+    const after = bytesOf(vol, "/f");
+    expect([after.subarray(100, 103), after.subarray(300, 304)]).toEqual([text("new"), text("mine")]);
   });
 });
 
