@@ -1,8 +1,8 @@
 // The FUSE side of the DAX window. virtiofsd mmaps the host file into the window, so the guest's loads and
 // stores are the file; a browser can only copy. So: FUSE_SETUPMAPPING copies a file range into the window,
-// dirty pages are copied back (REMOVEMAPPING, FSYNC, FLUSH, RELEASE, SYNCFS, DESTROY, session end, and
-// before anything reads the file through the backend), and whatever changes a mapped file through the
-// backend (WRITE, FALLOCATE, COPY_FILE_RANGE, truncation) refreshes the mapped bytes it changed.
+// dirty pages are copied back (REMOVEMAPPING, FORGET, session end, and whenever src/fuse/dax-coherent-fs.ts
+// asks: before the backend reads or changes the file, on FSYNC, FLUSH, RELEASE, SYNCFS), and whatever
+// changes a mapped file through the backend refreshes the mapped bytes it changed.
 //
 // Locking (src/fuse/keyed-locks.ts): moving bytes between the window and an inode's file, and every data
 // operation on a file, hold that inode's lock, so a fill never interleaves with a write. Adding mappings to a
@@ -33,17 +33,17 @@ export interface Mapping {
   writable: boolean;
 }
 
-/** A byte range of an open file, by the guest's handle. */
-export interface FileSpan {
-  fh: Handle;
+/** A byte range of a file. */
+export interface FileRange {
+  ino: Ino;
   offset: number;
   length: number;
 }
 
-/** What a backend operation does to file data: reads a range (dirty pages go first), changes a range. */
+/** What a backend operation does to file data: reads a range, changes a range. */
 export interface DataAccess {
-  read?: FileSpan;
-  change?: FileSpan;
+  read?: FileRange;
+  change?: FileRange;
 }
 
 export interface DaxMappingState {
@@ -76,8 +76,6 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 
 export class DaxMappings {
   private readonly locks = new KeyedLocks();
-  /** The guest's open files: which inode, which open(2) flags. */
-  private readonly guestFiles = new Map<Handle, { ino: Ino; flags: number }>();
   /** One backend handle per mapped inode, for fills and write-backs (it outlives an unlink). */
   private readonly backendFiles = new Map<Ino, { fh: Handle; write: boolean }>();
   /** Bumped when a session ends: operations of the old session stop touching the window. */
@@ -88,19 +86,6 @@ export class DaxMappings {
     private readonly fs: FileSystem,
     private readonly log: (message: string) => void,
   ) {}
-
-  opened(fh: Handle, ino: Ino, flags: number): void {
-    this.guestFiles.set(fh, { ino, flags });
-  }
-
-  released(fh: Handle): void {
-    this.guestFiles.delete(fh);
-  }
-
-  /** The inode and open(2) flags of a guest handle this session opened. */
-  guestFile(fh: Handle): { ino: Ino; flags: number } | undefined {
-    return this.guestFiles.get(fh);
-  }
 
   /** FUSE_SETUPMAPPING: `ino`'s bytes from m.fileOffset appear at m.offset (zeros past end of file). */
   async setup(ino: Ino, m: Mapping): Promise<void> {
@@ -165,27 +150,28 @@ export class DaxMappings {
    * file `change` names, are written back before it; the mapped bytes over `change` are refreshed after it
    * (from the old end of file on, for an append).
    */
-  async io<T>(access: DataAccess, op: () => Promise<T>): Promise<T> {
-    const read = access.read && this.guestFiles.get(access.read.fh);
-    const change = access.change && this.guestFiles.get(access.change.fh);
+  async io<T>({ read, change }: DataAccess, op: () => Promise<T>): Promise<T> {
     return this.locked([read?.ino, change?.ino], async () => {
-      if (read && access.read) await this.writeback(read.ino, access.read.offset, access.read.offset + access.read.length);
+      if (read) await this.writeback(read.ino, read.offset, read.offset + read.length);
       // The refresh below copies the backend's bytes over a range that may hold stores not yet written back.
       if (change) await this.writeback(change.ino);
       const before = change && this.window.hasOwner(change.ino) ? (await this.fs.getattr(change.ino)).size : undefined;
       const result = await op();
-      if (change && access.change && before !== undefined) {
-        const { offset, length } = access.change;
-        await this.refresh(change.ino, Math.min(offset, before), Math.max(offset, before) + length);
+      if (change && before !== undefined) {
+        await this.refresh(change.ino, Math.min(change.offset, before), Math.max(change.offset, before) + change.length);
       }
       return result;
     });
   }
 
-  /** Runs an operation that may change the file's size: mapped bytes past the end read as zeros afterwards. */
+  /**
+   * Runs an operation that may change the file's size: the file's stores reach the backend first, and
+   * mapped bytes past the end read as zeros afterwards.
+   */
   async resize<T>(ino: Ino, op: () => Promise<T>): Promise<T> {
     return this.locked([ino], async () => {
       if (!this.window.hasOwner(ino)) return op();
+      await this.writeback(ino);
       const before = (await this.fs.getattr(ino)).size;
       const result = await op();
       this.cut(ino, Math.min(before, (await this.fs.getattr(ino)).size));
@@ -198,7 +184,6 @@ export class DaxMappings {
     return this.resize(ino, async () => undefined);
   }
 
-  /** FSYNC, FLUSH, RELEASE: the stores to the handle's file reach the backend. */
   /** Writes back the inode's dirty pages (FLUSH, FSYNC, RELEASE of one of its files). */
   async sync(ino: Ino): Promise<void> {
     await this.locked([ino], () => this.writeback(ino));
@@ -218,7 +203,6 @@ export class DaxMappings {
   /** The session ends (DESTROY, a new INIT, a device reset): every store reaches the backend, the window empties. */
   async end(): Promise<void> {
     this.epoch++;
-    this.guestFiles.clear();
     this.window.protect(0, this.window.size, false);
     // Each inode's lock is queued now, ahead of anything the next session asks.
     await Promise.allSettled(this.window.owners().map((ino) => this.locked([ino], () => this.retire(ino))));

@@ -25,20 +25,23 @@ export async function setupmapping(s: Session, r: FuseRequest): Promise<Reply> {
   const flags = u64(r, f.flags);
   if (flags & ~(FUSE_SETUPMAPPING_FLAG_READ | FUSE_SETUPMAPPING_FLAG_WRITE)) return Errno.EINVAL;
   const writable = (flags & FUSE_SETUPMAPPING_FLAG_WRITE) !== 0n;
-  const { offset, length } = windowSpan(s.dax.window.size, u64(r, f.moffset), u64(r, f.len));
+  const { offset, length } = windowSpan(s.dax.mappings.window.size, u64(r, f.moffset), u64(r, f.len));
   const foffset = u64(r, f.foffset);
   if (foffset % PAGE !== 0n || foffset + BigInt(length) > MAX_FILE_OFFSET) return Errno.EINVAL;
   const ino = nodeIno(s, r);
   const fh = u64(r, f.fh);
   if (fh !== FH_NONE) {
     // A handle must be the guest's, open on this node, and allow what the mapping allows (as mmap(2)).
-    const file = s.dax.guestFile(handleOf(s.openFiles, fh));
+    const file = s.dax.file(handleOf(s.openFiles, fh));
     if (file?.ino !== ino) return Errno.EBADF;
     const mode = file.flags & O_ACCMODE;
     if (mode === O_WRONLY || (writable && mode === O_RDONLY)) return Errno.EACCES;
   }
   if (writable && s.fs.capabilities.readOnly) return Errno.EROFS;
-  await s.dax.setup(ino, { offset, length, fileOffset: Number(foffset), writable });
+  // Zero-message open: FLUSH of fh 0 reaches the window's stores through the node's handle, so a mapped
+  // file needs one even if the guest never read or wrote it.
+  if (s.zeroOpen) await s.inodeFiles.get(ino, false);
+  await s.dax.mappings.setup(ino, { offset, length, fileOffset: Number(foffset), writable });
   return 0;
 }
 
@@ -51,8 +54,8 @@ export async function removemapping(s: Session, r: FuseRequest): Promise<Reply> 
   if (count === 0 || count > FUSE_REMOVEMAPPING_MAX_ENTRY || r.args.length !== fuse_removemapping_in.SIZE + count * one.SIZE) return Errno.EINVAL;
   const spans: WindowSpan[] = [];
   for (let i = 0, at = fuse_removemapping_in.SIZE; i < count; i++, at += one.SIZE) {
-    spans.push(windowSpan(s.dax.window.size, u64(r, at + one.moffset), u64(r, at + one.len)));
+    spans.push(windowSpan(s.dax.mappings.window.size, u64(r, at + one.moffset), u64(r, at + one.len)));
   }
-  await s.dax.remove(spans);
+  await s.dax.mappings.remove(spans);
   return 0;
 }

@@ -88,7 +88,6 @@ export async function statfs(s: Session, r: FuseRequest): Promise<Reply> {
 }
 
 export async function syncfs(s: Session): Promise<Reply> {
-  await s.dax?.syncAll();
   await s.fs.syncfs();
   return 0;
 }
