@@ -7,10 +7,10 @@ import { DAX_PAGE_SIZE, DaxWindow } from "../../device/dax-window.ts";
 import type { RegisterRegion } from "../../device/bus.ts";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import { VIRTIO_PCI_CAP_SHARED_MEMORY_CFG } from "../../device/virtio-pci.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from "../../src/vfs/linux.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, O_TRUNC, SEEK_DATA } from "../../src/vfs/linux.ts";
 import { FsError, type FileSystem } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
-import { FATTR_SIZE, FUSE_ATTR_DAX, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_fsync_in, fuse_init_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
+import { FATTR_SIZE, FUSE_ATTR_DAX, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_create_in, fuse_fsync_in, fuse_init_out, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import { MAX_MAPPED_INODES } from "../../src/fuse/dax.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
@@ -618,6 +618,74 @@ describe("stores in the window survive a change behind it", () => {
     expect(await fsync(d, f, fh)).toBe(0);
     const after = bytesOf(vol, "/f");
     expect([after.subarray(100, 103), after.subarray(300, 304)]).toEqual([text("new"), text("mine")]);
+  });
+});
+
+describe("the window and the backend agree whoever asks", () => {
+  it("LSEEK finds data stored through the window in a hole", async () => {
+    const { d, bar } = await ready();
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    expect(await fallocate(d, f, fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PAGE, PAGE)).toBe(0);
+    store(bar, PAGE + 8, text("data"));
+    const r = await d.fuse(
+      Op.FUSE_LSEEK,
+      f,
+      args(fuse_lseek_in.SIZE, (v) => {
+        v.setBigUint64(fuse_lseek_in.fh, fh, true);
+        v.setBigUint64(fuse_lseek_in.offset, BigInt(PAGE), true);
+        v.setUint32(fuse_lseek_in.whence, SEEK_DATA, true);
+      }),
+    );
+    expect(r.error).toBe(0);
+    expect(Number(r.view.getBigUint64(fuse_lseek_out.offset, true))).toBeLessThanOrEqual(PAGE + 8);
+  });
+
+  it.each([
+    ["OPEN", (d: ReferenceDriver, f: bigint) => open(d, f, O_RDWR | O_TRUNC)],
+    [
+      "CREATE of an existing name",
+      async (d: ReferenceDriver) => {
+        const r = await d.fuse(
+          Op.FUSE_CREATE,
+          FUSE_ROOT_ID,
+          args(
+            fuse_create_in.SIZE,
+            (v) => {
+              v.setUint32(fuse_create_in.flags, O_RDWR | O_TRUNC, true);
+              v.setUint32(fuse_create_in.mode, 0o100644, true);
+            },
+            cstr("f"),
+          ),
+        );
+        expect(r.error).toBe(0);
+        return r.view.getBigUint64(fuse_entry_out.SIZE + fuse_open_out.fh, true);
+      },
+    ],
+  ])("%s with O_TRUNC empties the mapped pages and drops their stores", async (_, truncating) => {
+    const { d, bar, vol, window } = await ready();
+    const f = await lookup(d, "f");
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 100, text("gone"));
+    const fh = await truncating(d, f);
+    expect(load(bar, 0, 4 * PAGE).every((b) => b === 0)).toBe(true);
+    expect(window.dirtyPages()).toBe(0);
+    expect(await fsync(d, f, fh)).toBe(0);
+    expect(bytesOf(vol, "/f")).toHaveLength(0);
+  });
+
+  it("READ and WRITE through fh 0 under zero-message open are coherent with the window", async () => {
+    const { d, bar, vol } = await ready({ initFlags: FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT | FUSE_NO_OPEN_SUPPORT });
+    const f = await lookup(d, "f");
+    expect((await d.fuse(Op.FUSE_OPEN, f, new Uint8Array(fuse_open_in.SIZE))).error).toBe(-Errno.ENOSYS);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 2 * PAGE + 8, text("kept"));
+    expect(await write(d, f, 0n, 100, text("new"))).toBe(0);
+    expect([load(bar, 100, 3), load(bar, 2 * PAGE + 8, 4)]).toEqual([text("new"), text("kept")]);
+    const r = await read(d, f, 0n, 2 * PAGE, 12);
+    expect(r.payload.subarray(8, 12)).toEqual(text("kept"));
+    expect(bytesOf(vol, "/f").subarray(2 * PAGE + 8, 2 * PAGE + 12)).toEqual(text("kept"));
   });
 });
 
