@@ -179,9 +179,11 @@ export class DaxMappings {
     });
   }
 
-  /** An existing file was truncated by CREATE with O_TRUNC. */
-  truncated(ino: Ino): Promise<void> {
-    return this.resize(ino, async () => undefined);
+  /** An existing file was truncated by CREATE with O_TRUNC: its stores went with its bytes. */
+  async truncated(ino: Ino): Promise<void> {
+    await this.locked([ino], async () => {
+      if (this.window.hasOwner(ino)) this.cut(ino, (await this.fs.getattr(ino)).size);
+    });
   }
 
   /** Writes back the inode's dirty pages (FLUSH, FSYNC, RELEASE of one of its files). */
