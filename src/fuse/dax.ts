@@ -1,18 +1,18 @@
 // The FUSE side of the DAX window. virtiofsd mmaps the host file into the window, so the guest's loads and
 // stores are the file; a browser can only copy. So: FUSE_SETUPMAPPING copies a file range into the window,
-// dirty pages are copied back (REMOVEMAPPING, FSYNC, FLUSH, RELEASE, SYNCFS, DESTROY, session end, and
-// before anything reads the file through the backend), and whatever changes a mapped file through the
-// backend (WRITE, FALLOCATE, COPY_FILE_RANGE, truncation) refreshes the mapped bytes it changed.
+// dirty pages are copied back (REMOVEMAPPING, FORGET, session end, and whenever src/fuse/dax-coherent-fs.ts
+// asks: before the backend reads or changes the file, on FSYNC, FLUSH, RELEASE, SYNCFS), and whatever
+// changes a mapped file through the backend refreshes the mapped bytes it changed.
 //
 // Locking (src/fuse/keyed-locks.ts): moving bytes between the window and an inode's file, and every data
 // operation on a file, hold that inode's lock, so a fill never interleaves with a write. Adding mappings to a
 // window range also holds the range's locks (2 MiB each) and the lock of every inode the range shows; pages
 // are removed only by a holder of their owner's lock. Range keys are negative, inode numbers positive, and
 // keys are taken in ascending order: nobody waits on a holder that waits on them.
-import { DAX_PAGE_SIZE, type DaxExtent, type DaxSpan, type DaxWindow } from "../../device/dax-window.ts";
 import { EIO, EMFILE } from "../vfs/errno.ts";
 import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
 import { FsError, type FileSystem, type Handle, type Ino } from "../vfs/filesystem.ts";
+import { PAGE_SIZE, type FuseDaxWindow, type WindowExtent, type WindowSpan } from "./dax-window.ts";
 import { KeyedLocks, type Release } from "./keyed-locks.ts";
 import type { NodeTable } from "./nodes.ts";
 
@@ -33,17 +33,17 @@ export interface Mapping {
   writable: boolean;
 }
 
-/** A byte range of an open file, by the guest's handle. */
-export interface FileSpan {
-  fh: Handle;
+/** A byte range of a file. */
+export interface FileRange {
+  ino: Ino;
   offset: number;
   length: number;
 }
 
-/** What a backend operation does to file data: reads a range (dirty pages go first), changes a range. */
+/** What a backend operation does to file data: reads a range, changes a range. */
 export interface DataAccess {
-  read?: FileSpan;
-  change?: FileSpan;
+  read?: FileRange;
+  change?: FileRange;
 }
 
 export interface DaxMappingState {
@@ -64,43 +64,28 @@ export interface DaxSnapshot {
 
 /** The part of an extent that lies over a file or window range (byte-exact). */
 interface Piece {
-  extent: DaxExtent;
+  extent: WindowExtent;
   moffset: number;
   length: number;
 }
 
-const fileAt = (e: DaxExtent, moffset: number): number => e.fileOffset + (moffset - e.offset);
-const pageDown = (n: number): number => n - (n % DAX_PAGE_SIZE);
-const pageUp = (n: number): number => pageDown(n + DAX_PAGE_SIZE - 1);
+const fileAt = (e: WindowExtent, moffset: number): number => e.fileOffset + (moffset - e.offset);
+const pageDown = (n: number): number => n - (n % PAGE_SIZE);
+const pageUp = (n: number): number => pageDown(n + PAGE_SIZE - 1);
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 export class DaxMappings {
   private readonly locks = new KeyedLocks();
-  /** The guest's open files: which inode, which open(2) flags. */
-  private readonly guestFiles = new Map<Handle, { ino: Ino; flags: number }>();
   /** One backend handle per mapped inode, for fills and write-backs (it outlives an unlink). */
   private readonly backendFiles = new Map<Ino, { fh: Handle; write: boolean }>();
   /** Bumped when a session ends: operations of the old session stop touching the window. */
   private epoch = 0;
 
   constructor(
-    readonly window: DaxWindow,
+    readonly window: FuseDaxWindow,
     private readonly fs: FileSystem,
     private readonly log: (message: string) => void,
   ) {}
-
-  opened(fh: Handle, ino: Ino, flags: number): void {
-    this.guestFiles.set(fh, { ino, flags });
-  }
-
-  released(fh: Handle): void {
-    this.guestFiles.delete(fh);
-  }
-
-  /** The inode and open(2) flags of a guest handle this session opened. */
-  guestFile(fh: Handle): { ino: Ino; flags: number } | undefined {
-    return this.guestFiles.get(fh);
-  }
 
   /** FUSE_SETUPMAPPING: `ino`'s bytes from m.fileOffset appear at m.offset (zeros past end of file). */
   async setup(ino: Ino, m: Mapping): Promise<void> {
@@ -143,7 +128,7 @@ export class DaxMappings {
   }
 
   /** FUSE_REMOVEMAPPING: each range's stores reach the backend, then it is unmapped; a range with nothing mapped is fine, as for munmap(2). */
-  async remove(spans: DaxSpan[]): Promise<void> {
+  async remove(spans: WindowSpan[]): Promise<void> {
     const epoch = this.epoch;
     for (const span of spans) {
       const release = await this.lockRange(span);
@@ -161,28 +146,32 @@ export class DaxMappings {
   }
 
   /**
-   * Runs a backend operation on file data: the dirty mapped pages over `read` are written back before it,
-   * the mapped bytes over `change` are refreshed after it (from the old end of file on, for an append).
+   * Runs a backend operation on file data: the dirty mapped pages over `read`, and every dirty page of the
+   * file `change` names, are written back before it; the mapped bytes over `change` are refreshed after it
+   * (from the old end of file on, for an append).
    */
-  async io<T>(access: DataAccess, op: () => Promise<T>): Promise<T> {
-    const read = access.read && this.guestFiles.get(access.read.fh);
-    const change = access.change && this.guestFiles.get(access.change.fh);
+  async io<T>({ read, change }: DataAccess, op: () => Promise<T>): Promise<T> {
     return this.locked([read?.ino, change?.ino], async () => {
-      if (read && access.read) await this.writeback(read.ino, access.read.offset, access.read.offset + access.read.length);
+      if (read) await this.writeback(read.ino, read.offset, read.offset + read.length);
+      // The refresh below copies the backend's bytes over a range that may hold stores not yet written back.
+      if (change) await this.writeback(change.ino);
       const before = change && this.window.hasOwner(change.ino) ? (await this.fs.getattr(change.ino)).size : undefined;
       const result = await op();
-      if (change && access.change && before !== undefined) {
-        const { offset, length } = access.change;
-        await this.refresh(change.ino, Math.min(offset, before), Math.max(offset, before) + length);
+      if (change && before !== undefined) {
+        await this.refresh(change.ino, Math.min(change.offset, before), Math.max(change.offset, before) + change.length);
       }
       return result;
     });
   }
 
-  /** Runs an operation that may change the file's size: mapped bytes past the end read as zeros afterwards. */
+  /**
+   * Runs an operation that may change the file's size: the file's stores reach the backend first, and
+   * mapped bytes past the end read as zeros afterwards.
+   */
   async resize<T>(ino: Ino, op: () => Promise<T>): Promise<T> {
     return this.locked([ino], async () => {
       if (!this.window.hasOwner(ino)) return op();
+      await this.writeback(ino);
       const before = (await this.fs.getattr(ino)).size;
       const result = await op();
       this.cut(ino, Math.min(before, (await this.fs.getattr(ino)).size));
@@ -190,12 +179,13 @@ export class DaxMappings {
     });
   }
 
-  /** An existing file was truncated by CREATE with O_TRUNC. */
-  truncated(ino: Ino): Promise<void> {
-    return this.resize(ino, async () => undefined);
+  /** An existing file was truncated by CREATE with O_TRUNC: its stores went with its bytes. */
+  async truncated(ino: Ino): Promise<void> {
+    await this.locked([ino], async () => {
+      if (this.window.hasOwner(ino)) this.cut(ino, (await this.fs.getattr(ino)).size);
+    });
   }
 
-  /** FSYNC, FLUSH, RELEASE: the stores to the handle's file reach the backend. */
   /** Writes back the inode's dirty pages (FLUSH, FSYNC, RELEASE of one of its files). */
   async sync(ino: Ino): Promise<void> {
     await this.locked([ino], () => this.writeback(ino));
@@ -215,7 +205,6 @@ export class DaxMappings {
   /** The session ends (DESTROY, a new INIT, a device reset): every store reaches the backend, the window empties. */
   async end(): Promise<void> {
     this.epoch++;
-    this.guestFiles.clear();
     this.window.protect(0, this.window.size, false);
     // Each inode's lock is queued now, ahead of anything the next session asks.
     await Promise.allSettled(this.window.owners().map((ino) => this.locked([ino], () => this.retire(ino))));
@@ -246,7 +235,7 @@ export class DaxMappings {
   }
 
   /** The window range's locks, then the locks of `ino` and of every inode the range shows. */
-  private async lockRange(span: DaxSpan, ino?: Ino): Promise<Release> {
+  private async lockRange(span: WindowSpan, ino?: Ino): Promise<Release> {
     const ranges: number[] = [];
     for (let c = Math.floor(span.offset / CHUNK); c * CHUNK < span.offset + span.length; c++) ranges.push(-1 - c);
     const releaseRange = await this.locks.acquire(ranges);
@@ -283,7 +272,7 @@ export class DaxMappings {
   }
 
   /** The parts of `ino`'s extents over file range [from, to), and inside window span `win` if given. */
-  private pieces(ino: Ino, from: number, to: number, win?: DaxSpan): Piece[] {
+  private pieces(ino: Ino, from: number, to: number, win?: WindowSpan): Piece[] {
     const out: Piece[] = [];
     for (const extent of this.window.extentsOf(ino)) {
       let lo = Math.max(extent.offset, extent.offset + (from - extent.fileOffset));
@@ -302,7 +291,7 @@ export class DaxMappings {
    * end of file: the guest cannot extend a file through the window. Caller holds the inode's lock. A page
    * whose write fails stays dirty.
    */
-  private async writeback(ino: Ino, from = 0, to = END, win?: DaxSpan): Promise<void> {
+  private async writeback(ino: Ino, from = 0, to = END, win?: WindowSpan): Promise<void> {
     const runs = (): { moffset: number; foffset: number; length: number }[] =>
       this.pieces(ino, from, to, win).flatMap(({ extent, moffset, length }) => {
         const lo = pageDown(moffset);

@@ -13,21 +13,12 @@ interface InodeFile {
   write: boolean;
 }
 
-export interface InodeFileHooks {
-  /** A backend handle now stands for the inode (the DAX window tracks which inode each handle reads). */
-  opened(fh: Handle, ino: Ino, flags: number): void;
-  released(fh: Handle): void;
-}
-
 export class InodeFiles {
   private readonly byIno = new Map<Ino, InodeFile>();
   /** Read-only handles replaced by a writable one; requests may still be using them until the inode goes. */
   private readonly retired = new Map<Ino, Promise<Handle>[]>();
 
-  constructor(
-    private readonly fs: FileSystem,
-    private readonly hooks?: InodeFileHooks,
-  ) {}
+  constructor(private readonly fs: FileSystem) {}
 
   get size(): number {
     return this.byIno.size;
@@ -40,7 +31,7 @@ export class InodeFiles {
     const entry: InodeFile = { fh: Promise.resolve(0), write: true };
     // A write through a read-only handle asks again: on a read-only export that fails with the errno
     // the guest should see, and the read-only handle stays.
-    entry.fh = have || write ? this.open(ino, O_RDWR) : this.openBest(ino, entry);
+    entry.fh = have || write ? this.fs.open(ino, O_RDWR) : this.openBest(ino, entry);
     this.byIno.set(ino, entry);
     entry.fh.then(
       () => have && this.retired.set(ino, [...(this.retired.get(ino) ?? []), have.fh]),
@@ -59,10 +50,9 @@ export class InodeFiles {
   }
 
   /** Takes a read-write handle CREATE opened as the inode's; false if the inode has one already. */
-  adopt(ino: Ino, fh: Handle, flags: number): boolean {
+  adopt(ino: Ino, fh: Handle): boolean {
     if (this.byIno.has(ino)) return false;
     this.byIno.set(ino, { fh: Promise.resolve(fh), write: true });
-    this.hooks?.opened(fh, ino, flags);
     return true;
   }
 
@@ -72,7 +62,7 @@ export class InodeFiles {
     const old = this.retired.get(ino) ?? [];
     this.byIno.delete(ino);
     this.retired.delete(ino);
-    await Promise.allSettled([...(entry ? [entry.fh] : []), ...old].map((p) => p.then((fh) => this.release(fh))));
+    await Promise.allSettled([...(entry ? [entry.fh] : []), ...old].map((p) => p.then((fh) => this.fs.release(fh))));
   }
 
   /** The session ended: every handle goes back. */
@@ -82,22 +72,11 @@ export class InodeFiles {
 
   private async openBest(ino: Ino, entry: InodeFile): Promise<Handle> {
     try {
-      return await this.open(ino, O_RDWR);
+      return await this.fs.open(ino, O_RDWR);
     } catch (e) {
       if (!(e instanceof FsError) || (e.errno !== EROFS && e.errno !== EACCES && e.errno !== EPERM)) throw e;
       entry.write = false;
-      return this.open(ino, O_RDONLY);
+      return this.fs.open(ino, O_RDONLY);
     }
-  }
-
-  private async open(ino: Ino, flags: number): Promise<Handle> {
-    const fh = await this.fs.open(ino, flags);
-    this.hooks?.opened(fh, ino, flags);
-    return fh;
-  }
-
-  private async release(fh: Handle): Promise<void> {
-    this.hooks?.released(fh);
-    await this.fs.release(fh);
   }
 }

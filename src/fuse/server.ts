@@ -2,11 +2,12 @@
 // arguments from a descriptor chain, runs one handler per opcode against a FileSystem, and writes
 // fuse_out_header + payload into the chain. Everything the guest sends is checked first; a bad request
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
-import type { DaxWindow } from "../../device/dax-window.ts";
 import { Errno } from "../vfs/errno.ts";
 import { FsError, type FileSystem } from "../vfs/filesystem.ts";
 import { FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
-import { DaxMappings, type DaxSnapshot } from "./dax.ts";
+import type { DaxSnapshot } from "./dax.ts";
+import { DaxCoherentFs } from "./dax-coherent-fs.ts";
+import type { FuseDaxWindow } from "./dax-window.ts";
 import { InodeFiles } from "./inode-files.ts";
 import { NodeTable } from "./nodes.ts";
 import type { Handler } from "./ops/common.ts";
@@ -33,8 +34,11 @@ export interface FuseServerOptions {
   log?(message: string): void;
   /** Sees every request and reply (the page's protocol inspector). */
   observer?: FuseObserver;
-  /** The device's DAX window: FUSE_SETUPMAPPING and FUSE_REMOVEMAPPING map files into it. */
-  dax?: DaxWindow;
+  /**
+   * The device's DAX window: FUSE_SETUPMAPPING and FUSE_REMOVEMAPPING map files into it, and the handlers
+   * see the backend through a DaxCoherentFs that keeps it coherent with the window.
+   */
+  dax?: FuseDaxWindow;
 }
 
 /** One request as the inspector sees it; `args` are the bytes after fuse_in_header (do not keep a reference). */
@@ -60,9 +64,10 @@ export class FuseServer {
   private readonly logged = new Set<string>();
 
   constructor(private readonly o: FuseServerOptions) {
-    const dax = o.dax && new DaxMappings(o.dax, o.fs, (m) => this.logOnce(m));
+    const dax = o.dax && new DaxCoherentFs(o.fs, o.dax, (m) => this.logOnce(m));
+    const fs = dax ?? o.fs;
     this.session = {
-      fs: o.fs,
+      fs,
       cache: cachePolicy(o.cache ?? "auto"),
       writeback: o.writeback ?? false,
       maxWrite: o.maxWrite ?? DEFAULT_MAX_WRITE,
@@ -73,7 +78,7 @@ export class FuseServer {
       dax,
       inodeDax: false,
       zeroOpen: false,
-      inodeFiles: new InodeFiles(o.fs, dax),
+      inodeFiles: new InodeFiles(fs),
     };
   }
 
@@ -84,7 +89,7 @@ export class FuseServer {
 
   /** What the DAX window maps now (for the inspector); undefined without a window. */
   daxSnapshot(): DaxSnapshot | undefined {
-    return this.session.dax?.snapshot(this.session.nodes);
+    return this.session.dax?.mappings.snapshot(this.session.nodes);
   }
 
   /** The RequestHandler of the virtio-fs device. */

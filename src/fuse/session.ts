@@ -1,7 +1,7 @@
 // The state one FUSE session shares with every opcode handler (src/fuse/ops/), from INIT to DESTROY or
 // device reset, and the request and reply types that pass between the server and the handlers.
 import type { FileSystem } from "../vfs/filesystem.ts";
-import type { DaxMappings } from "./dax.ts";
+import type { DaxCoherentFs } from "./dax-coherent-fs.ts";
 import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
 import type { InodeFiles } from "./inode-files.ts";
 import type { NodeTable } from "./nodes.ts";
@@ -63,8 +63,8 @@ export interface Session {
   readonly openDirs: Set<number>;
   /** Negotiated minor version; 0 before INIT. */
   minor: number;
-  /** What the DAX window maps, when the device has one. */
-  readonly dax?: DaxMappings;
+  /** With a DAX window: the backend kept coherent with it (`fs` is this too), and what it maps. */
+  readonly dax?: DaxCoherentFs;
   /** dax=inode was agreed (FUSE_HAS_INODE_DAX): attributes say which files use the window. */
   inodeDax: boolean;
   /** Zero-message open is on: no OPEN or RELEASE, fh 0 is the node's handle in `inodeFiles`. */
@@ -84,7 +84,7 @@ export async function endSession(s: Session): Promise<void> {
   s.zeroOpen = false;
   s.inodeDax = false;
   // Stores in the DAX window reach the backend while the inodes they belong to are still referenced.
-  await s.dax?.end();
+  await s.dax?.mappings.end();
   // Best effort: a backend that fails to release has nothing more to lose.
   await Promise.allSettled([
     s.inodeFiles.clear(),

@@ -1,6 +1,7 @@
 // The DAX window on its own: the BAR's loads and stores, dirty pages, and the mapping table's MAP_FIXED rules.
 import { describe, expect, it } from "vitest";
-import { DAX_PAGE_MAPPED, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE, DaxWindow } from "../../device/dax-window.ts";
+import { DAX_PAGE_MAPPED, DAX_PAGE_SHIFT, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE, DaxWindow } from "../../device/dax-window.ts";
+import { PAGE_SHIFT, PAGE_SIZE, type FuseDaxWindow } from "../../src/fuse/dax-window.ts";
 
 const PAGE = DAX_PAGE_SIZE;
 const SIZE = 1 << 20;
@@ -21,6 +22,13 @@ describe("DaxWindow", () => {
     expect(w.memory).toBeInstanceOf(SharedArrayBuffer);
     expect(w.pageState.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(w.dirty.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it("is the window the FUSE server takes, with the guest's page size", () => {
+    // Compile-time: src/fuse declares what it needs of a window without importing the device.
+    const w: FuseDaxWindow = new DaxWindow(SIZE);
+    expect(w.size).toBe(SIZE);
+    expect([DAX_PAGE_SHIFT, DAX_PAGE_SIZE]).toEqual([PAGE_SHIFT, PAGE_SIZE]);
   });
 
   it("serves loads of width 1, 2 and 4, little-endian, at any alignment", () => {

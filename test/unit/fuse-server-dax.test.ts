@@ -7,10 +7,10 @@ import { DAX_PAGE_SIZE, DaxWindow } from "../../device/dax-window.ts";
 import type { RegisterRegion } from "../../device/bus.ts";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import { VIRTIO_PCI_CAP_SHARED_MEMORY_CFG } from "../../device/virtio-pci.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from "../../src/vfs/linux.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, O_TRUNC, SEEK_DATA } from "../../src/vfs/linux.ts";
 import { FsError, type FileSystem } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
-import { FATTR_SIZE, FUSE_ATTR_DAX, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_fsync_in, fuse_init_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
+import { FATTR_SIZE, FUSE_ATTR_DAX, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_create_in, fuse_fsync_in, fuse_init_out, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import { MAX_MAPPED_INODES } from "../../src/fuse/dax.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
@@ -179,6 +179,50 @@ async function truncate(d: ReferenceDriver, nodeid: bigint, size: number): Promi
   expect(r.error).toBe(0);
   return Number(r.view.getBigUint64(fuse_attr_out.attr + fuse_attr.size, true));
 }
+
+async function fallocate(d: ReferenceDriver, nodeid: bigint, fh: bigint, mode: number, offset: number, length: number): Promise<number> {
+  const f = fuse_fallocate_in;
+  const r = await d.fuse(
+    Op.FUSE_FALLOCATE,
+    nodeid,
+    args(f.SIZE, (v) => {
+      v.setBigUint64(f.fh, fh, true);
+      v.setBigUint64(f.offset, BigInt(offset), true);
+      v.setBigUint64(f.length, BigInt(length), true);
+      v.setUint32(f.mode, mode, true);
+    }),
+  );
+  return r.error;
+}
+
+interface CopyArgs {
+  nodeIn: bigint;
+  fhIn: bigint;
+  offIn?: number;
+  nodeOut: bigint;
+  fhOut: bigint;
+  offOut: number;
+  len: number;
+}
+
+async function copyRange(d: ReferenceDriver, c: CopyArgs): Promise<number> {
+  const f = fuse_copy_file_range_in;
+  const r = await d.fuse(
+    Op.FUSE_COPY_FILE_RANGE,
+    c.nodeIn,
+    args(f.SIZE, (v) => {
+      v.setBigUint64(f.fh_in, c.fhIn, true);
+      v.setBigUint64(f.off_in, BigInt(c.offIn ?? 0), true);
+      v.setBigUint64(f.nodeid_out, c.nodeOut, true);
+      v.setBigUint64(f.fh_out, c.fhOut, true);
+      v.setBigUint64(f.off_out, BigInt(c.offOut), true);
+      v.setBigUint64(f.len, BigInt(c.len), true);
+    }),
+  );
+  return r.error;
+}
+
+const fsync = async (d: ReferenceDriver, nodeid: bigint, fh: bigint): Promise<number> => (await d.fuse(Op.FUSE_FSYNC, nodeid, fhArgs(fuse_fsync_in.SIZE, fh))).error;
 
 /** Wraps a backend: `hook` may replace any of its methods. */
 function wrap(fs: FileSystem, hook: (name: string, call: (...a: unknown[]) => Promise<unknown>) => ((...a: unknown[]) => Promise<unknown>) | undefined): FileSystem {
@@ -492,31 +536,9 @@ describe("coherence with the READ/WRITE path", () => {
     const fhF = await open(d, f);
     const fhG = await open(d, g);
     expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: R })).toBe(0);
-    const copy = await d.fuse(
-      Op.FUSE_COPY_FILE_RANGE,
-      g,
-      args(fuse_copy_file_range_in.SIZE, (v) => {
-        const c = fuse_copy_file_range_in;
-        v.setBigUint64(c.fh_in, fhG, true);
-        v.setBigUint64(c.nodeid_out, f, true);
-        v.setBigUint64(c.fh_out, fhF, true);
-        v.setBigUint64(c.off_out, 300n, true);
-        v.setBigUint64(c.len, 4n, true);
-      }),
-    );
-    expect(copy.error).toBe(0);
+    expect(await copyRange(d, { nodeIn: g, fhIn: fhG, nodeOut: f, fhOut: fhF, offOut: 300, len: 4 })).toBe(0);
     expect(load(bar, 300, 4)).toEqual(text("gee\n"));
-    const punch = await d.fuse(
-      Op.FUSE_FALLOCATE,
-      f,
-      args(fuse_fallocate_in.SIZE, (v) => {
-        v.setBigUint64(fuse_fallocate_in.fh, fhF, true);
-        v.setBigUint64(fuse_fallocate_in.offset, BigInt(PAGE), true);
-        v.setBigUint64(fuse_fallocate_in.length, BigInt(PAGE), true);
-        v.setUint32(fuse_fallocate_in.mode, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, true);
-      }),
-    );
-    expect(punch.error).toBe(0);
+    expect(await fallocate(d, f, fhF, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PAGE, PAGE)).toBe(0);
     expect(load(bar, PAGE, PAGE).every((b) => b === 0)).toBe(true);
     expect(load(bar, 2 * PAGE, 4)).toEqual(FILE.subarray(2 * PAGE, 2 * PAGE + 4));
   });
@@ -548,6 +570,122 @@ describe("coherence with the READ/WRITE path", () => {
     const used = q.getUsed();
     expect(used.map((u) => parseReply(u).error)).toEqual([0, 0]);
     expect(load(bar, 0, 4)).toEqual(text("race"));
+  });
+});
+
+describe("stores in the window survive a change behind it", () => {
+  // Page 2 of f holds a store not yet written back while a request changes f through the backend: the
+  // change refreshes mapped bytes from the backend, which must have the store first.
+  const KEPT = 2 * PAGE + 8;
+  it.each<[string, (d: ReferenceDriver, f: bigint, fh: bigint) => Promise<number>, (after: Uint8Array) => void]>([
+    ["WRITE", (d, f, fh) => write(d, f, fh, 100, text("new")), (after) => expect(after.subarray(100, 103)).toEqual(text("new"))],
+    ["FALLOCATE", (d, f, fh) => fallocate(d, f, fh, 0, 0, PAGE), (after) => expect(after).toHaveLength(FILE.length)],
+    ["FALLOCATE with FALLOC_FL_PUNCH_HOLE", (d, f, fh) => fallocate(d, f, fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PAGE), (after) => expect(after.subarray(0, PAGE).every((b) => b === 0)).toBe(true)],
+    [
+      "COPY_FILE_RANGE into it",
+      async (d, f, fh) => {
+        const g = await lookup(d, "g");
+        return copyRange(d, { nodeIn: g, fhIn: await open(d, g), nodeOut: f, fhOut: fh, offOut: 100, len: 4 });
+      },
+      (after) => expect(after.subarray(100, 104)).toEqual(text("gee\n")),
+    ],
+    ["COPY_FILE_RANGE within it, from the stored page", (d, f, fh) => copyRange(d, { nodeIn: f, fhIn: fh, offIn: KEPT, nodeOut: f, fhOut: fh, offOut: 100, len: 4 }), (after) => expect(after.subarray(100, 104)).toEqual(text("kept"))],
+    ["SETATTR of the size", async (d, f) => (await truncate(d, f, KEPT + 100), 0), (after) => expect(after).toHaveLength(KEPT + 100)],
+  ])("%s", async (_, change, check) => {
+    const { d, bar, vol } = await ready();
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, KEPT, text("kept"));
+    expect(await change(d, f, fh)).toBe(0);
+    expect(load(bar, KEPT, 4)).toEqual(text("kept"));
+    expect(await fsync(d, f, fh)).toBe(0);
+    const after = bytesOf(vol, "/f");
+    expect(after.subarray(KEPT, KEPT + 4)).toEqual(text("kept"));
+    check(after);
+    // The window shows the file as it now is, and zeros past its end.
+    expect(load(bar, 0, 4 * PAGE)).toEqual(Uint8Array.from({ length: 4 * PAGE }, (_, i) => after[i] ?? 0));
+  });
+
+  it("a WRITE to the page a store went to keeps both", async () => {
+    const { d, bar, vol } = await ready();
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 300, text("mine"));
+    expect(await write(d, f, fh, 100, text("new"))).toBe(0);
+    expect([load(bar, 100, 3), load(bar, 300, 4)]).toEqual([text("new"), text("mine")]);
+    expect(await fsync(d, f, fh)).toBe(0);
+    const after = bytesOf(vol, "/f");
+    expect([after.subarray(100, 103), after.subarray(300, 304)]).toEqual([text("new"), text("mine")]);
+  });
+});
+
+describe("the window and the backend agree whoever asks", () => {
+  it("LSEEK finds data stored through the window in a hole", async () => {
+    const { d, bar } = await ready();
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    expect(await fallocate(d, f, fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PAGE, PAGE)).toBe(0);
+    store(bar, PAGE + 8, text("data"));
+    const r = await d.fuse(
+      Op.FUSE_LSEEK,
+      f,
+      args(fuse_lseek_in.SIZE, (v) => {
+        v.setBigUint64(fuse_lseek_in.fh, fh, true);
+        v.setBigUint64(fuse_lseek_in.offset, BigInt(PAGE), true);
+        v.setUint32(fuse_lseek_in.whence, SEEK_DATA, true);
+      }),
+    );
+    expect(r.error).toBe(0);
+    expect(Number(r.view.getBigUint64(fuse_lseek_out.offset, true))).toBeLessThanOrEqual(PAGE + 8);
+  });
+
+  it.each([
+    ["OPEN", (d: ReferenceDriver, f: bigint) => open(d, f, O_RDWR | O_TRUNC)],
+    [
+      "CREATE of an existing name",
+      async (d: ReferenceDriver) => {
+        const r = await d.fuse(
+          Op.FUSE_CREATE,
+          FUSE_ROOT_ID,
+          args(
+            fuse_create_in.SIZE,
+            (v) => {
+              v.setUint32(fuse_create_in.flags, O_RDWR | O_TRUNC, true);
+              v.setUint32(fuse_create_in.mode, 0o100644, true);
+            },
+            cstr("f"),
+          ),
+        );
+        expect(r.error).toBe(0);
+        return r.view.getBigUint64(fuse_entry_out.SIZE + fuse_open_out.fh, true);
+      },
+    ],
+  ])("%s with O_TRUNC empties the mapped pages and drops their stores", async (_, truncating) => {
+    const { d, bar, vol, window } = await ready();
+    const f = await lookup(d, "f");
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 100, text("gone"));
+    const fh = await truncating(d, f);
+    expect(load(bar, 0, 4 * PAGE).every((b) => b === 0)).toBe(true);
+    expect(window.dirtyPages()).toBe(0);
+    expect(await fsync(d, f, fh)).toBe(0);
+    expect(bytesOf(vol, "/f")).toHaveLength(0);
+  });
+
+  it("READ and WRITE through fh 0 under zero-message open are coherent with the window", async () => {
+    const { d, bar, vol } = await ready({ initFlags: FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT | FUSE_NO_OPEN_SUPPORT });
+    const f = await lookup(d, "f");
+    expect((await d.fuse(Op.FUSE_OPEN, f, new Uint8Array(fuse_open_in.SIZE))).error).toBe(-Errno.ENOSYS);
+    expect(await setup(d, f, { moffset: 0, len: 2 * MiB, flags: RW })).toBe(0);
+    store(bar, 2 * PAGE + 8, text("kept"));
+    expect(await write(d, f, 0n, 100, text("new"))).toBe(0);
+    expect([load(bar, 100, 3), load(bar, 2 * PAGE + 8, 4)]).toEqual([text("new"), text("kept")]);
+    const r = await read(d, f, 0n, 2 * PAGE, 12);
+    expect(r.payload.subarray(8, 12)).toEqual(text("kept"));
+    expect(bytesOf(vol, "/f").subarray(2 * PAGE + 8, 2 * PAGE + 12)).toEqual(text("kept"));
   });
 });
 

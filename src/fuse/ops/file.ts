@@ -12,11 +12,10 @@ export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   if (s.zeroOpen) return Errno.ENOSYS; // Linux takes this as success, and sends no OPEN or RELEASE again
   const flags = u32(r, fuse_open_in.flags);
   // Linux leaves truncation to SETATTR (no FUSE_ATOMIC_O_TRUNC); a guest that sends O_TRUNC anyway gets
-  // what open(2) does: set-id bits go as KILL_SUIDGID asks, and mapped pages show the shorter file.
+  // what open(2) does: set-id bits go as KILL_SUIDGID asks.
   if (flags & O_TRUNC && u32(r, fuse_open_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) await killPriv(s, ino);
-  const fh = s.dax && flags & O_TRUNC ? await s.dax.resize(ino, () => s.fs.open(ino, flags)) : await s.fs.open(ino, flags);
+  const fh = await s.fs.open(ino, flags);
   s.openFiles.add(fh);
-  s.dax?.opened(fh, ino, flags);
   return openReply(fh, s.cache.openFlags);
 }
 
@@ -33,18 +32,15 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
   }
   const { attr, fh } = tmpfile ? await s.fs.tmpfile(parent, mode, flags, cred(r)) : await s.fs.create(parent, name, mode, flags, cred(r));
   let guestFh = fh;
-  if (!s.zeroOpen) {
-    s.openFiles.add(fh);
-    s.dax?.opened(fh, attr.ino, flags);
-  } else {
+  if (!s.zeroOpen) s.openFiles.add(fh);
+  else {
     // The guest uses fh 0: a read-write handle becomes the node's own unless it has one already.
     guestFh = 0;
-    if ((flags & O_ACCMODE) !== O_RDWR || !s.inodeFiles.adopt(attr.ino, fh, flags)) {
+    if ((flags & O_ACCMODE) !== O_RDWR || !s.inodeFiles.adopt(attr.ino, fh)) {
       await s.inodeFiles.get(attr.ino, true); // first: an O_TMPFILE file lives only while open
       await s.fs.release(fh);
     }
   }
-  if (s.dax && flags & O_TRUNC) await s.dax.truncated(attr.ino);
   const entry = entryReply(s, attr);
   const out = new Uint8Array(fuse_entry_out.SIZE + 16);
   out.set(entry);
@@ -60,8 +56,7 @@ export async function read(s: Session, r: FuseRequest): Promise<Reply> {
   const size = u32(r, fuse_read_in.size);
   if (size > s.maxWrite) return Errno.EINVAL;
   const offset = sizeArg(u64(r, fuse_read_in.offset));
-  const op = () => s.fs.read(fh, offset, size);
-  return s.dax ? s.dax.io({ read: { fh, offset, length: size } }, op) : op();
+  return s.fs.read(fh, offset, size);
 }
 
 export async function write(s: Session, r: FuseRequest): Promise<Reply> {
@@ -74,8 +69,7 @@ export async function write(s: Session, r: FuseRequest): Promise<Reply> {
   const offset = sizeArg(u64(r, fuse_write_in.offset));
   // FUSE_HANDLE_KILLPRIV_V2: a writer without CAP_FSETID; write_flags is inside even the 24-byte form.
   if (u32(r, fuse_write_in.write_flags) & FUSE_WRITE_KILL_SUIDGID) await killPriv(s, nodeIno(s, r));
-  const op = () => s.fs.write(fh, offset, r.args.subarray(header));
-  const n = s.dax ? await s.dax.io({ change: { fh, offset, length: size } }, op) : await op();
+  const n = await s.fs.write(fh, offset, r.args.subarray(header));
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;
@@ -87,17 +81,14 @@ function guestFileOf(s: Session, r: FuseRequest, fh: bigint): Handle | Promise<H
 }
 
 /**
- * close(2) of one descriptor: stores in the DAX window and what the backend buffers are made durable.
- * With neither, there is nothing to do on close: ENOSYS, and Linux sends no FLUSH again (fc->no_flush),
- * which saves a round trip on every close. Locks need no FLUSH: the guest kernel keeps them.
+ * close(2) of one descriptor: what the backend buffers (and, with a DAX window, the stores in it) is made
+ * durable. A backend with nothing to do on close has no flush: ENOSYS, and Linux sends no FLUSH again
+ * (fc->no_flush), which saves a round trip on every close. Locks need no FLUSH: the guest kernel keeps them.
  */
 export async function flush(s: Session, r: FuseRequest): Promise<Reply> {
-  if (!s.dax && !s.fs.flush) return Errno.ENOSYS;
-  const ino = nodeIno(s, r);
+  if (!s.fs.flush) return Errno.ENOSYS;
   const fh = await guestFileOf(s, r, u64(r, fuse_flush_in.fh));
-  // Stores through the DAX window need no handle: a file only mapped has none in zero-message open.
-  await s.dax?.sync(ino);
-  if (fh !== undefined) await s.fs.flush?.(fh); // fh 0 of a file never read or written: nothing buffered
+  if (fh !== undefined) await s.fs.flush(fh); // fh 0 of a file never read, written or mapped: nothing buffered
   return 0;
 }
 
@@ -106,21 +97,14 @@ export async function release(s: Session, r: FuseRequest): Promise<Reply> {
   // Before the first OPEN met ENOSYS, Linux still releases what CREATE opened: fh 0, the node's own.
   const fh = isNodeFh(s, guestFh) ? undefined : handleOf(s.openFiles, guestFh);
   if (fh === undefined) return 0;
-  try {
-    const ino = s.dax?.guestFile(fh)?.ino;
-    if (ino !== undefined) await s.dax?.sync(ino);
-  } finally {
-    s.openFiles.delete(fh);
-    s.dax?.released(fh);
-    await s.fs.release(fh);
-  }
+  s.openFiles.delete(fh);
+  await s.fs.release(fh);
   return 0;
 }
 
 export async function fsync(s: Session, r: FuseRequest): Promise<Reply> {
-  // fh 0 of a file only stored to through the DAX window opens the node's handle: fsync must reach the backend.
+  // fh 0 of a file never read or written opens the node's handle: fsync must reach the backend.
   const fh = await fileOf(s, u64(r, fuse_fsync_in.fh), r.nodeid);
-  await s.dax?.sync(nodeIno(s, r));
   await s.fs.fsync(fh, (u32(r, fuse_fsync_in.fsync_flags) & FUSE_FSYNC_FDATASYNC) !== 0);
   return 0;
 }
@@ -130,8 +114,7 @@ export async function fallocate(s: Session, r: FuseRequest): Promise<Reply> {
   const fh = await fileOf(s, u64(r, f.fh), r.nodeid, true);
   const offset = sizeArg(u64(r, f.offset));
   const length = sizeArg(u64(r, f.length));
-  const op = () => s.fs.fallocate(fh, u32(r, f.mode), offset, length);
-  await (s.dax ? s.dax.io({ change: { fh, offset, length } }, op) : op());
+  await s.fs.fallocate(fh, u32(r, f.mode), offset, length);
   return 0;
 }
 
@@ -141,9 +124,7 @@ export async function lseek(s: Session, r: FuseRequest): Promise<Reply> {
   // The kernel handles SEEK_SET/CUR/END itself; only the questions about holes come here.
   if (whence !== SEEK_DATA && whence !== SEEK_HOLE) return Errno.EINVAL;
   const offset = sizeArg(u64(r, fuse_lseek_in.offset));
-  const op = () => s.fs.lseek(fh, offset, whence);
-  // Where data lies depends on stores still in the DAX window.
-  const pos = s.dax ? await s.dax.io({ read: { fh, offset, length: Number.MAX_SAFE_INTEGER - offset } }, op) : await op();
+  const pos = await s.fs.lseek(fh, offset, whence);
   const out = struct(fuse_lseek_out.SIZE);
   out.view.setBigUint64(fuse_lseek_out.offset, BigInt(pos), true);
   return out.bytes;
@@ -160,8 +141,7 @@ export async function copyFileRange(s: Session, r: FuseRequest): Promise<Reply> 
   const len = Math.min(sizeArg(u64(r, f.len)), s.maxWrite);
   const offIn = sizeArg(u64(r, f.off_in));
   const offOut = sizeArg(u64(r, f.off_out));
-  const op = () => s.fs.copyFileRange(fhIn, offIn, fhOut, offOut, len);
-  const n = s.dax ? await s.dax.io({ read: { fh: fhIn, offset: offIn, length: len }, change: { fh: fhOut, offset: offOut, length: len } }, op) : await op();
+  const n = await s.fs.copyFileRange(fhIn, offIn, fhOut, offOut, len);
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;

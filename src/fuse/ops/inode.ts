@@ -19,7 +19,7 @@ async function forgetOne(s: Session, nodeid: bigint, nlookup: bigint): Promise<v
   if (!gone || gone.dropped === 0) return;
   // Linux unmaps an inode before it forgets it; a guest that does not loses no stores either.
   if (s.nodes.nodeid(gone.ino) === undefined) {
-    if (s.dax) await s.dax.forgotten(gone.ino);
+    await s.dax?.mappings.forgotten(gone.ino);
     await s.inodeFiles.drop(gone.ino);
   }
   await s.fs.forget(gone.ino, gone.dropped);
@@ -70,8 +70,7 @@ export async function setattr(s: Session, r: FuseRequest): Promise<Reply> {
     if (killSuidSgid(mode) !== mode) a.mode = killSuidSgid(mode);
   }
   const fh = valid & FATTR_FH ? await fileOf(s, u64(r, f.fh), r.nodeid, (valid & FATTR_SIZE) !== 0) : undefined;
-  const op = () => s.fs.setattr(ino, a, fh);
-  return attrReply(s, s.dax && a.size !== undefined ? await s.dax.resize(ino, op) : await op());
+  return attrReply(s, await s.fs.setattr(ino, a, fh));
 }
 
 export async function readlink(s: Session, r: FuseRequest): Promise<Reply> {

@@ -1,11 +1,10 @@
 // INIT, DESTROY, STATFS, SYNCFS: the session and the filesystem as a whole.
 import { FOPEN_DIRECT_IO, FUSE_ASYNC_DIO, FUSE_ASYNC_READ, FUSE_AUTO_INVAL_DATA, FUSE_BIG_WRITES, FUSE_CACHE_SYMLINKS, FUSE_COMPAT_22_INIT_OUT_SIZE, FUSE_COMPAT_INIT_OUT_SIZE, FUSE_DO_READDIRPLUS, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MAP_ALIGNMENT, FUSE_MAX_PAGES, FUSE_NO_OPEN_SUPPORT, FUSE_PARALLEL_DIROPS, FUSE_POSIX_ACL, FUSE_WRITEBACK_CACHE, encode, fuse_init_in, fuse_init_out, fuse_kstatfs, initFlags, splitInitFlags } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
-import { DAX_PAGE_SHIFT } from "../../../device/dax-window.ts";
+import { PAGE_SHIFT, PAGE_SIZE } from "../dax-window.ts";
 import { endSession, type FuseRequest, type Reply, type Session } from "../session.ts";
 import { nodeIno, struct, u32 } from "./common.ts";
 
-const PAGE_SIZE = 4096;
 const MAX_BACKGROUND = 64;
 
 /** What this server can do, as INIT flags; the reply carries those the kernel offered too. */
@@ -67,7 +66,7 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
     max_write: s.maxWrite,
     time_gran: 1,
     max_pages: s.maxWrite / PAGE_SIZE,
-    map_alignment: agreed & FUSE_MAP_ALIGNMENT ? DAX_PAGE_SHIFT : 0,
+    map_alignment: agreed & FUSE_MAP_ALIGNMENT ? PAGE_SHIFT : 0,
     flags2,
   });
   // Older minors expect a shorter fuse_init_out.
@@ -89,7 +88,6 @@ export async function statfs(s: Session, r: FuseRequest): Promise<Reply> {
 }
 
 export async function syncfs(s: Session): Promise<Reply> {
-  await s.dax?.syncAll();
   await s.fs.syncfs();
   return 0;
 }

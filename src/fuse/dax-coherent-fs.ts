@@ -1,0 +1,188 @@
+// The backend as the handlers see it when the device has a DAX window: every call goes to the backend, and
+// the ones that touch file bytes keep the window coherent with it (src/fuse/dax.ts moves the bytes). The
+// guest's stores live in the window until written back, so before the backend reads a file (READ, LSEEK,
+// the source of COPY_FILE_RANGE) the dirty pages over the range reach it, and before anything changes the
+// file behind the window (WRITE, FALLOCATE, COPY_FILE_RANGE, truncation) all of the file's dirty pages do;
+// afterwards the mapped bytes it changed are copied in again. FSYNC, FLUSH, RELEASE and SYNCFS write back
+// first. Handles learn their inode when opened here, whoever opens them (OPEN, CREATE, zero-message open).
+import { O_TRUNC } from "../vfs/linux.ts";
+import type { Cred, DirEntry, FileAttr, FileSystem, FsCapabilities, Handle, Ino, SetAttr, StatFs } from "../vfs/filesystem.ts";
+import { DaxMappings, type FileRange } from "./dax.ts";
+import type { FuseDaxWindow } from "./dax-window.ts";
+
+/** An open file: its inode, and the open(2) flags SETUPMAPPING checks a mapping's access against. */
+export interface OpenFile {
+  ino: Ino;
+  flags: number;
+}
+
+export class DaxCoherentFs implements FileSystem {
+  readonly mappings: DaxMappings;
+  readonly rootIno: Ino;
+  readonly capabilities: FsCapabilities;
+  private readonly files = new Map<Handle, OpenFile>();
+
+  constructor(
+    private readonly fs: FileSystem,
+    window: FuseDaxWindow,
+    log: (message: string) => void,
+  ) {
+    this.mappings = new DaxMappings(window, fs, log);
+    this.rootIno = fs.rootIno;
+    this.capabilities = fs.capabilities;
+  }
+
+  /** The file a handle opened here is open on, until it is released. */
+  file(fh: Handle): OpenFile | undefined {
+    return this.files.get(fh);
+  }
+
+  async open(ino: Ino, flags: number): Promise<Handle> {
+    const op = () => this.fs.open(ino, flags);
+    const fh = flags & O_TRUNC ? await this.mappings.resize(ino, op) : await op();
+    this.files.set(fh, { ino, flags });
+    return fh;
+  }
+
+  async create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+    const created = await this.fs.create(parent, name, mode, flags, cred);
+    this.files.set(created.fh, { ino: created.attr.ino, flags });
+    // An existing file, truncated: its stores went with its bytes.
+    if (flags & O_TRUNC) await this.mappings.truncated(created.attr.ino);
+    return created;
+  }
+
+  async tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+    const created = await this.fs.tmpfile(parent, mode, flags, cred);
+    this.files.set(created.fh, { ino: created.attr.ino, flags });
+    return created;
+  }
+
+  async release(fh: Handle): Promise<void> {
+    try {
+      await this.sync(fh);
+    } finally {
+      this.files.delete(fh);
+      await this.fs.release(fh);
+    }
+  }
+
+  read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
+    return this.mappings.io({ read: this.range(fh, offset, length) }, () => this.fs.read(fh, offset, length));
+  }
+
+  write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
+    return this.mappings.io({ change: this.range(fh, offset, data.length) }, () => this.fs.write(fh, offset, data));
+  }
+
+  fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
+    return this.mappings.io({ change: this.range(fh, offset, length) }, () => this.fs.fallocate(fh, mode, offset, length));
+  }
+
+  copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
+    const access = { read: this.range(fhIn, offIn, length), change: this.range(fhOut, offOut, length) };
+    return this.mappings.io(access, () => this.fs.copyFileRange(fhIn, offIn, fhOut, offOut, length));
+  }
+
+  /** Where data lies depends on stores still in the window. */
+  lseek(fh: Handle, offset: number, whence: number): Promise<number> {
+    return this.mappings.io({ read: this.range(fh, offset, Number.MAX_SAFE_INTEGER - offset) }, () => this.fs.lseek(fh, offset, whence));
+  }
+
+  setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
+    const op = () => this.fs.setattr(ino, a, fh);
+    return a.size === undefined ? op() : this.mappings.resize(ino, op);
+  }
+
+  async fsync(fh: Handle, datasync: boolean): Promise<void> {
+    await this.sync(fh);
+    await this.fs.fsync(fh, datasync);
+  }
+
+  /** Always there: close(2) makes the window's stores durable even when the backend has nothing to do. */
+  async flush(fh: Handle): Promise<void> {
+    await this.sync(fh);
+    await this.fs.flush?.(fh);
+  }
+
+  async syncfs(): Promise<void> {
+    await this.mappings.syncAll();
+    await this.fs.syncfs();
+  }
+
+  /** The file range of a handle opened here; a handle that is not (EBADF from the backend) touches no window. */
+  private range(fh: Handle, offset: number, length: number): FileRange | undefined {
+    const file = this.files.get(fh);
+    return file && { ino: file.ino, offset, length };
+  }
+
+  private async sync(fh: Handle): Promise<void> {
+    const file = this.files.get(fh);
+    if (file) await this.mappings.sync(file.ino);
+  }
+
+  // Names, attributes, directories and extended attributes: no file bytes, straight to the backend.
+  lookup(parent: Ino, name: string): Promise<FileAttr> {
+    return this.fs.lookup(parent, name);
+  }
+  forget(ino: Ino, nlookup: number): Promise<void> {
+    return this.fs.forget(ino, nlookup);
+  }
+  getattr(ino: Ino): Promise<FileAttr> {
+    return this.fs.getattr(ino);
+  }
+  readlink(ino: Ino): Promise<string> {
+    return this.fs.readlink(ino);
+  }
+  access(ino: Ino, mask: number): Promise<void> {
+    return this.fs.access(ino, mask);
+  }
+  statfs(ino: Ino): Promise<StatFs> {
+    return this.fs.statfs(ino);
+  }
+  opendir(ino: Ino): Promise<Handle> {
+    return this.fs.opendir(ino);
+  }
+  readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
+    return this.fs.readdir(dh, cookie, maxEntries);
+  }
+  releasedir(dh: Handle): Promise<void> {
+    return this.fs.releasedir(dh);
+  }
+  fsyncdir(dh: Handle, datasync: boolean): Promise<void> {
+    return this.fs.fsyncdir(dh, datasync);
+  }
+  mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
+    return this.fs.mknod(parent, name, mode, rdev, cred);
+  }
+  mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr> {
+    return this.fs.mkdir(parent, name, mode, cred);
+  }
+  symlink(parent: Ino, name: string, target: string, cred: Cred): Promise<FileAttr> {
+    return this.fs.symlink(parent, name, target, cred);
+  }
+  link(ino: Ino, newParent: Ino, newName: string): Promise<FileAttr> {
+    return this.fs.link(ino, newParent, newName);
+  }
+  unlink(parent: Ino, name: string): Promise<void> {
+    return this.fs.unlink(parent, name);
+  }
+  rmdir(parent: Ino, name: string): Promise<void> {
+    return this.fs.rmdir(parent, name);
+  }
+  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+    return this.fs.rename(parent, name, newParent, newName, flags);
+  }
+  getxattr(ino: Ino, name: string): Promise<Uint8Array> {
+    return this.fs.getxattr(ino, name);
+  }
+  setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void> {
+    return this.fs.setxattr(ino, name, value, flags);
+  }
+  listxattr(ino: Ino): Promise<string[]> {
+    return this.fs.listxattr(ino);
+  }
+  removexattr(ino: Ino, name: string): Promise<void> {
+    return this.fs.removexattr(ino, name);
+  }
+}
