@@ -9,6 +9,7 @@ import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
 import { opfsError } from "../../src/fs/opfs/data.ts";
 import { decodeSnapshot } from "../../src/fs/opfs/meta.ts";
 import { fsConformance, type FixtureFactory } from "../unit/fs-conformance.ts";
+import type { RemoteInfo } from "../../src/fs/remote.ts";
 import { remote } from "./fs-rpc.ts";
 import type { OpenShare } from "./opfs.worker.ts";
 
@@ -34,7 +35,7 @@ const onPage: Opener = async (tree, meta, readOnly) => {
 
 const inWorker: Opener = async (tree, meta, readOnly) => {
   const worker = new Worker(new URL("./opfs.worker.ts", import.meta.url), { type: "module" });
-  const ready = new Promise<{ ready: boolean; rootIno: Ino; readOnly: boolean; message?: string }>((resolve) =>
+  const ready = new Promise<{ ready: true; info: RemoteInfo } | { ready: false; message: string }>((resolve) =>
     worker.addEventListener("message", (e) => resolve(e.data), { once: true }),
   );
   worker.postMessage({ tree, meta, readOnly } satisfies OpenShare);
@@ -43,7 +44,7 @@ const inWorker: Opener = async (tree, meta, readOnly) => {
     worker.terminate();
     throw new Error(r.message);
   }
-  return { fs: remote(worker, { rootIno: r.rootIno, capabilities: { readOnly: r.readOnly } }), kill: () => worker.terminate() };
+  return { fs: remote(worker, r.info), kill: () => worker.terminate() };
 };
 
 async function dirAt(root: FileSystemDirectoryHandle, parts: string[], create = false): Promise<FileSystemDirectoryHandle> {

@@ -1,7 +1,8 @@
 // Hosts one OpfsFs in a dedicated Worker for the browser tests: the first message names the OPFS
 // directories, every later one is a call (see fs-rpc.ts).
 import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
-import { serve, type RpcCall } from "./fs-rpc.ts";
+import { serveFileSystem } from "../../src/fs/remote.ts";
+import type { RpcCall, RpcResult } from "./fs-rpc.ts";
 
 export interface OpenShare {
   tree: string;
@@ -17,8 +18,9 @@ onmessage = async (e: MessageEvent<OpenShare | RpcCall>) => {
   try {
     const root = await navigator.storage.getDirectory();
     const fs = await OpfsFs.open(await root.getDirectoryHandle(tree), { meta: await root.getDirectoryHandle(meta, { create: true }), readOnly });
-    handle = serve(fs, (r) => postMessage(r));
-    postMessage({ ready: true, rootIno: fs.rootIno, readOnly: fs.capabilities.readOnly });
+    const server = serveFileSystem(fs, ["close"]);
+    handle = ({ id, ...call }) => void server.answer(call).then((a) => postMessage({ id, ...a } satisfies RpcResult));
+    postMessage({ ready: true, info: server.info });
   } catch (err) {
     postMessage({ ready: false, message: err instanceof Error ? err.message : String(err) });
   }

@@ -4,19 +4,8 @@ import { describe, expect, it } from "vitest";
 import { O_CREAT, O_RDWR, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
 import type { FileAttr } from "../../src/vfs/filesystem.ts";
 import { createSampleTree, MemFs, SparseData } from "../../src/fs/memfs/memfs.ts";
-import { errnoOf, fsConformance, type FixtureItem } from "./fs-conformance.ts";
-
-function buildVolume(items: readonly FixtureItem[]): Volume {
-  const vol = new Volume();
-  for (const item of items) {
-    const path = `/${item.path}`;
-    if (item.kind === "dir") vol.mkdirSync(path, { mode: item.mode });
-    else if (item.kind === "file") vol.writeFileSync(path, item.data, { mode: item.mode });
-    else if (item.kind === "symlink") vol.symlinkSync(item.target, path);
-    else vol.linkSync(`/${item.existing}`, path);
-  }
-  return vol;
-}
+import { buildVolume } from "../support/memfs-fixture.ts";
+import { errnoOf, fsConformance } from "./fs-conformance.ts";
 
 fsConformance(
   "memfs",
