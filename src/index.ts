@@ -8,11 +8,13 @@ export { attachVirtioFs, daxWindowSize, DAX_MIB_MAX, DAX_MIB_MIN, type AttachedS
 export { Guest, GuestError, shareMountOptions, text, type GuestOptions, type GuestRuntime, type GuestShare, type RunResult } from "./machine/guest.ts";
 export { CmdlineError, kernelCmdline, type GuestMount } from "./machine/cmdline.ts";
 export { fetchImages as fetchGuestImages, type Progress } from "./machine/fetch-images.ts";
+export type { HeadlessEvent, HeadlessSettings } from "./machine/headless-protocol.ts";
 export { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages, type ImageName, type Manifest } from "./machine/images.ts";
 
 // Backends, and the contract a backend of your own implements.
 export { MemFs, createSampleTree, type MemFsOptions } from "./fs/memfs/memfs.ts";
 export { OpfsFs, type OpfsOptions } from "./fs/opfs/opfs.ts";
+export { decodeRemote, encodeRemote, remoteFileSystem, serveFileSystem, type FsServer, type RemoteAnswer, type RemoteCall, type RemoteInfo } from "./fs/remote.ts";
 export { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "./vfs/filesystem.ts";
 export * from "./vfs/errno.ts";
 export * from "./vfs/linux.ts";

@@ -11,8 +11,8 @@ import { ImageError } from "./images.ts";
 import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./attach.ts";
 
 const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
-                        [--dax [MiB]] [--exec "<cmd>"] [--memory <MiB>] [--append "<kernel args>"] [--images <dir>]
-                        [--verbose]
+                        [--dax [MiB]] [--exec "<cmd>"] [--browser] [--memory <MiB>] [--append "<kernel args>"]
+                        [--images <dir>] [--verbose]
 
   --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
   --memfs           export the embedded sample tree instead (the default)
@@ -25,6 +25,9 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
                     every file without an execute bit instead of reading it (programs stay out:
                     v86 cannot run code from the window). Needs the kernel built from guest/patches
   --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
+  --browser         run the guest in headless Chromium (as the demo page does, in a Worker) instead of
+                    in this process; needs --exec. The share is served to the page read-write.
+                    Chromium: /usr/bin/chromium, or CHROMIUM_PATH
   --memory <MiB>    guest RAM, 96 to 3072 (default 256)
   --append <args>   extra kernel command-line parameters
   --images <dir>    guest images and their manifest.json (default: public/guest)
@@ -42,6 +45,7 @@ interface RunArgs {
   /** Size of the DAX window; undefined without --dax. */
   daxMiB?: number;
   exec?: string;
+  browser: boolean;
   memoryMiB: number;
   append?: string;
   imagesDir?: string;
@@ -68,6 +72,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         readonly: { type: "boolean", default: false },
         dax: { type: "string" },
         exec: { type: "string" },
+        browser: { type: "boolean", default: false },
         memory: { type: "string" },
         append: { type: "string" },
         images: { type: "string" },
@@ -80,6 +85,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   }
   if (values.help) return "help";
   if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
+  if (values.browser && values.exec === undefined) throw new UsageError("--browser needs --exec: the console of a headless browser is not this terminal");
   const cache = values.cache as CacheMode;
   if (!CACHE_MODES.includes(cache)) throw new UsageError(`--cache takes ${CACHE_MODES.join(", ")}, not '${values.cache}'`);
   const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
@@ -94,6 +100,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     readonly: values.readonly,
     daxMiB: values.dax === undefined ? undefined : daxMiB(values.dax, memoryMiB),
     exec: values.exec,
+    browser: values.browser,
     memoryMiB,
     append: values.append,
     imagesDir: values.images,
@@ -159,6 +166,27 @@ async function runExec(a: RunArgs & { exec: string }): Promise<number> {
   return r.status;
 }
 
+async function runExecInBrowser(a: RunArgs & { exec: string }): Promise<number> {
+  const { runInBrowser } = await import("./cli-browser.ts");
+  return runInBrowser({
+    settings: {
+      exec: a.exec,
+      memoryMiB: a.memoryMiB,
+      append: a.append,
+      tag: a.tag,
+      cache: a.cache,
+      writeback: a.writeback,
+      daxMiB: a.daxMiB,
+      remoteShare: a.share !== undefined,
+      readOnly: a.readonly,
+      verbose: a.verbose,
+    },
+    fs: a.share === undefined ? undefined : await shareFs(a),
+    imagesDir: a.imagesDir,
+    out: (stream, bytes) => (stream === "stdout" ? process.stdout : process.stderr).write(bytes),
+  });
+}
+
 const CTRL_A = 0x01;
 
 async function runInteractive(a: RunArgs): Promise<number> {
@@ -201,9 +229,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + "\n");
       return 0;
     }
-    return args.exec !== undefined ? await runExec({ ...args, exec: args.exec }) : await runInteractive(args);
+    if (args.exec === undefined) return await runInteractive(args);
+    return args.browser ? await runExecInBrowser({ ...args, exec: args.exec }) : await runExec({ ...args, exec: args.exec });
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ImageError || e instanceof CmdlineError || e instanceof GuestError) {
+    if (e instanceof UsageError || e instanceof ImageError || e instanceof CmdlineError || e instanceof GuestError || (e instanceof Error && e.name === "BrowserRunError")) {
       process.stderr.write(`virtiofs-web: ${e.message}\n`);
       return e instanceof UsageError ? 2 : 1;
     }

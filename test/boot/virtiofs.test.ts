@@ -2,7 +2,7 @@
 // from a host directory; the host side checks what the guest saw against the backend.
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -162,6 +162,17 @@ describe("virtiofs-web run --share", () => {
     const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
     const { stdout } = await promisify(execFile)(process.execPath, [bin, "run", "--share", d, "--exec", "cat /mnt/hello"]);
     expect(stdout).toBe("hi\n");
+  });
+
+  it("--browser: the guest runs in headless Chromium's Worker, on the same directory, with the command's status", async () => {
+    const d = await mkdtemp(join(tmpdir(), "vfsw-b-"));
+    await writeFile(join(d, "x"), "from the host\n");
+    const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+    const r = await promisify(execFile)(process.execPath, [bin, "run", "--browser", "--share", d, "--exec", "cat /mnt/x; echo from the guest > /mnt/y; echo oops >&2; exit 7"]).catch(
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(r).toMatchObject({ code: 7, stdout: "from the host\n", stderr: "oops\n" });
+    expect(await readFile(join(d, "y"), "utf8")).toBe("from the guest\n");
   });
 
   it("a missing directory is one clear error", async () => {

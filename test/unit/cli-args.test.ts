@@ -36,11 +36,13 @@ describe("parseCli", () => {
       writeback: false,
       readonly: false,
       exec: "ls /",
+      browser: false,
       memoryMiB: 128,
       append: "loglevel=7",
       imagesDir: undefined,
       verbose: true,
     });
+    expect(parseCli(["run", "--browser", "--share", "d", "--exec", "true"])).toMatchObject({ browser: true, share: "d", exec: "true" });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
@@ -53,6 +55,7 @@ describe("parseCli", () => {
     [["run", "stray"], /positional/],
     [["run", "--cache", "sometimes"], /--cache takes never, metadata, auto, always/],
     [["run", "--share", "/tmp", "--memfs"], /exclude each other/],
+    [["run", "--browser"], /--browser needs --exec/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseCli(argv)).toThrow(msg);
   });
