@@ -4,7 +4,7 @@
 import { chromium, type Page } from "@playwright/test";
 import { fileURLToPath } from "node:url";
 import { createServer, type InlineConfig } from "vite";
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/support/chromium.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../src/node.ts";
 import type { FsBenchWindow } from "./browser/protocol.ts";
 import type { FsResults, Workload } from "./fs.ts";
 

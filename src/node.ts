@@ -5,3 +5,4 @@ export { HostDirFs, STORE_DIR, type HostDirOptions } from "./fs/hostdir/hostdir.
 export { bootGuest, nodeRuntime, type NodeGuestOptions } from "./machine/node-guest.ts";
 export { DEFAULT_IMAGES_DIR, guestImagePaths, loadImages, V86_WASM_PATH } from "./machine/node-images.ts";
 export { main as runCli } from "./machine/cli.ts";
+export { CHROMIUM_ARGS, CHROMIUM_PATH } from "./machine/chromium.ts";

@@ -36,7 +36,8 @@ export function utf8Base64(s: string): string {
 export function kernelCmdline(o: CmdlineOptions): string {
   const parts = [BASE, `vfsw.nonce=${o.nonce}`];
   for (const m of o.mounts ?? []) {
-    for (const [what, v] of [["tag", m.tag], ["mount point", m.dir], ["mount options", m.options ?? ""]]) {
+    const fields: [string, string][] = [["tag", m.tag], ["mount point", m.dir], ["mount options", m.options ?? ""]];
+    for (const [what, v] of fields) {
       if (/[\s:]/.test(v)) throw new CmdlineError(`${what} ${JSON.stringify(v)} may not contain spaces or ':'`);
     }
     const key = m.fstype === "virtiofs" ? "vfsw.fs" : "vfsw.9p";

@@ -60,7 +60,7 @@ class V86Memory implements GuestMemory {
   private view: Uint8Array;
 
   constructor(private readonly cpu: V86Cpu) {
-    this.size = cpu.memory_size[0];
+    this.size = cpu.memory_size[0]!;
     this.view = this.fresh();
   }
 

@@ -77,7 +77,7 @@ describe("virtiofs-web command errors", () => {
     const dir = await mkdtemp(join(tmpdir(), "vfsw-"));
     for (const f of ["manifest.json", "bios.bin", "initramfs.cpio"]) await copyFile(join(DEFAULT_IMAGES_DIR, f), join(dir, f));
     const kernel = await readFile(join(DEFAULT_IMAGES_DIR, "bzImage"));
-    kernel[4096] ^= 1;
+    kernel[4096]! ^= 1;
     await writeFile(join(dir, "bzImage"), kernel);
     const r = await cli("run", "--images", dir, "--exec", "true");
     expectOneLineError(r, /guest image bzImage has sha256 .* the manifest says/);

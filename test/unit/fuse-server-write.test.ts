@@ -180,7 +180,7 @@ describe("FUSE_HANDLE_KILLPRIV_V2: set-id bits go where Linux would drop them", 
 
   it("WRITE with FUSE_WRITE_KILL_SUIDGID: S_ISUID always, S_ISGID only when the group may execute", async () => {
     const { d } = await ready();
-    for (const [mode, left] of [[0o6755, 0o755], [0o6745, 0o2745], [0o2710, 0o710], [0o644, 0o644]]) {
+    for (const [mode, left] of [[0o6755, 0o755], [0o6745, 0o2745], [0o2710, 0o710], [0o644, 0o644]] as const) {
       const { nodeid, fh } = await create(d, FUSE_ROOT_ID, `f${mode.toString(8)}`, O_RDWR | O_CREAT, S_IFREG | mode);
       expect((await d.fuse(Op.FUSE_WRITE, nodeid, writeIn(fh, 0, new Uint8Array(4)))).error).toBe(0);
       expect(await modeOf(d, nodeid)).toBe(mode); // without the flag (a writer with CAP_FSETID): kept

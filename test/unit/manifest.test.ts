@@ -34,7 +34,7 @@ describe("guest image manifest", () => {
 
   it("rejects a corrupted image with its name, sizes equal", async () => {
     const buf = new Uint8Array(await readFile(join(DEFAULT_IMAGES_DIR, "bzImage")));
-    buf[1000] ^= 0xff;
+    buf[1000]! ^= 0xff;
     await expect(verifyImage(manifest, "bzImage", buf.buffer)).rejects.toThrow(/bzImage has sha256 [0-9a-f]{64}, the manifest says/);
   });
 

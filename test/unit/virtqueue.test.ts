@@ -240,7 +240,7 @@ describe("SplitQueue: normal chains", () => {
       const used = drv.getUsed();
       [2, 0, 1].forEach((i, k) => {
         const u = used[k];
-        if (u?.id !== heads[i] || u.len !== 4 || new DataView(u.data.buffer).getUint32(0, true) !== ~(base + i) >>> 0) {
+        if (u === undefined || u.id !== heads[i] || u.len !== 4 || new DataView(u.data.buffer).getUint32(0, true) !== ~(base + i) >>> 0) {
           wrong.push(`used ${k} at ${base}: ${JSON.stringify(u)}`);
         }
       });

@@ -87,7 +87,7 @@ export function decodeSnapshot(bytes: Uint8Array): { snapshot: MetaSnapshot; gen
 /** The two slots in the metadata directory, and the lock file that keeps a second tab out. */
 export class MetaStore {
   private generation = 0;
-  private next = 0;
+  private next: 0 | 1 = 0;
 
   private constructor(
     private readonly dir: FileSystemDirectoryHandle,
@@ -117,7 +117,7 @@ export class MetaStore {
     }
     if (best) {
       store.generation = best.generation;
-      store.next = 1 - best.slot;
+      store.next = best.slot === 0 ? 1 : 0;
     }
     return { store, snapshot: best?.snapshot };
   }
@@ -141,7 +141,7 @@ export class MetaStore {
       await w.close();
     }
     this.generation++;
-    this.next = 1 - this.next;
+    this.next = this.next === 0 ? 1 : 0;
   }
 
   close(): void {
