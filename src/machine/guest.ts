@@ -5,7 +5,7 @@ import { kernelCmdline, randomNonce, utf8Base64, type GuestMount } from "./cmdli
 import type { GuestImages } from "./images.ts";
 import { startMachine, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
-import { attachVirtioFs, type AttachedShare, type VirtioFsShare } from "./attach.ts";
+import { attachVirtioFs, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
 
 /** A virtio-fs share and where the guest mounts it (with dax=inode when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
@@ -80,6 +80,7 @@ export class Guest {
   /** Resolves when the guest halts (its shell or exec command ended). */
   readonly halted: Promise<void>;
   private machine: Machine | undefined;
+  private attachment: VirtioFsAttachment | undefined;
   private current: PendingRun | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private markHalted!: () => void;
@@ -131,7 +132,8 @@ export class Guest {
       ninep: opts.ninep,
       onSerial: (b) => frames.push(b),
       beforeRun: async (emulator) => {
-        guest.shares = [...(await attachVirtioFs(emulator, shares)).shares];
+        guest.attachment = await attachVirtioFs(emulator, shares);
+        guest.shares = [...guest.attachment.shares];
         await opts.beforeRun?.(emulator, guest.shares);
       },
     });
@@ -207,10 +209,12 @@ export class Guest {
     this.machine?.send(data);
   }
 
+  /** Stops the machine and ends the devices' FUSE sessions: the backends get every handle back. */
   async shutdown(): Promise<void> {
     const m = this.machine;
     this.machine = undefined;
     await m?.destroy();
+    await this.attachment?.detach();
   }
 }
 

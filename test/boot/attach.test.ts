@@ -105,4 +105,11 @@ describe("devices from several attach calls in a booted guest", () => {
     await second.detach();
     expect(second.shares[0]!.server.nodeCount).toBe(1);
   });
+
+  it("Guest.shutdown() ends the sessions of the devices it attached", async () => {
+    await sh(guest, "ls -R /mnt > /dev/null");
+    expect(guest.shares[0]!.server.nodeCount).toBeGreaterThan(1);
+    await guest.shutdown();
+    expect(guest.shares[0]!.server.nodeCount).toBe(1);
+  });
 });
