@@ -72,10 +72,10 @@ import {
   utimes,
   type FileHandle,
 } from "node:fs/promises";
-import { EACCES, EBADF, EEXIST, EILSEQ, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE, errnoFromCode } from "../../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { EACCES, EBADF, EILSEQ, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, ESTALE, errnoFromCode } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import { MetadataStore, type InodeMeta, type JournalStorage } from "./metadata.ts";
 
@@ -300,8 +300,7 @@ export class HostDirFs implements FileSystem {
     return this.onObject(ino, async (fd, st) => {
       const path = fdPath(fd);
       const type = this.typeOf(st);
-      if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
-      if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+      checkSetAttrType(type, a, ino);
       if (a.mode !== undefined || a.uid !== undefined || a.gid !== undefined) {
         const mode = a.mode === undefined ? undefined : type | (a.mode & S_IALLUGO);
         st = await this.settle(fd, st, { mode, uid: a.uid, gid: a.gid });
@@ -325,15 +324,13 @@ export class HostDirFs implements FileSystem {
 
   async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
     checkWritable(this.capabilities);
-    const type = mknodType(mode);
-    if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+    const made = mknodAttr(mode, rdev);
     return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
-      const owner = newOwner(this.guestView(dirSt), cred, type | (mode & S_IALLUGO));
+      const owner = newOwner(this.guestView(dirSt), cred, made.mode);
       // Every type is an empty regular file on the host; the store says what it is.
       const file = await open(at(fd.fd, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | FILE_FLAGS, 0o600).catch(rethrowHost);
       try {
-        const device = type === S_IFCHR || type === S_IFBLK;
-        const st = await this.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), { ...owner, rdev: device ? rdev : 0 });
+        const st = await this.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), { ...owner, rdev: made.rdev });
         return this.entryOf(parent, dir, name, st);
       } finally {
         await file.close();
@@ -385,7 +382,7 @@ export class HostDirFs implements FileSystem {
     if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
     await this.withDir(parent, async (fd, dir) => {
       const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
-      if (hostType(st) === S_IFDIR) throw new FsError(EISDIR, `unlink of directory ${name}`);
+      checkUnlink({ type: this.typeOf(st) }, name);
       await unlink(at(fd.fd, name)).catch(rethrowHost);
       this.dirty.set(parent, dir);
       if (st.nlink === 1n) await this.dropMeta(st);
@@ -398,7 +395,7 @@ export class HostDirFs implements FileSystem {
     if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
     await this.withDir(parent, async (fd, dir) => {
       const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
-      if (hostType(st) !== S_IFDIR) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+      checkRmdir({ type: this.typeOf(st) }, name); // the host's rmdir refuses a non-empty directory itself
       await rmdir(at(fd.fd, name)).catch(rethrowHost);
       this.dirty.set(parent, dir);
       await this.dropMeta(st);
@@ -416,22 +413,25 @@ export class HostDirFs implements FileSystem {
       this.withDir(newParent, async (to, toDir) => {
         const src = await lstat(at(from.fd, name), { bigint: true }).catch(rethrowHost);
         const dst = await lstat(at(to.fd, newName), { bigint: true }).catch(absentIfENOENT);
-        // The checks in do_renameat2's order; the type checks of a plain rename are the host's own.
-        if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, newName);
-        if ((flags & RENAME_EXCHANGE) !== 0 && dst === undefined) throw new FsError(ENOENT, newName);
         const srcPath = [...fromDir.path, name];
         const dstPath = [...toDir.path, newName];
-        if (hostType(src) === S_IFDIR && startsWith(toDir.path, srcPath)) throw new FsError(EINVAL, `${name} into itself`);
-        if (dst !== undefined && hostType(dst) === S_IFDIR && startsWith(fromDir.path, dstPath)) {
-          throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
-        }
-        if (dst !== undefined && keyOf(dst) === keyOf(src)) return;
-        if (dst !== undefined && (flags & RENAME_EXCHANGE) !== 0) await exchange(from, name, to, newName);
+        // The host's rename refuses a non-empty directory as the target itself.
+        const plan = renamePlan({
+          flags,
+          from: fromDir.path,
+          to: toDir.path,
+          src: { type: this.typeOf(src), at: srcPath },
+          dst: dst && { type: this.typeOf(dst), at: dstPath },
+          same: dst !== undefined && keyOf(dst) === keyOf(src),
+          within: startsWith,
+        });
+        if (plan === "none") return;
+        if (plan === "exchange") await exchange(from, name, to, newName);
         else {
           await rename(at(from.fd, name), at(to.fd, newName)).catch(rethrowHost);
           if (dst !== undefined && (hostType(dst) === S_IFDIR || dst.nlink === 1n)) await this.dropMeta(dst);
         }
-        this.moved(srcPath, dstPath, newParent, (flags & RENAME_EXCHANGE) !== 0 ? parent : undefined);
+        this.moved(srcPath, dstPath, newParent, plan === "exchange" ? parent : undefined);
         this.dirty.set(parent, fromDir);
         this.dirty.set(newParent, toDir);
       }),

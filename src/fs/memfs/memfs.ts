@@ -25,10 +25,10 @@
 
 import { Buffer } from "node:buffer";
 import { Volume } from "memfs";
-import { EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM } from "../../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { EBADF, EEXIST, EINVAL, ENOENT, ENOSPC, ENOTDIR, ENXIO, EPERM } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, utf8Length, type OpenMode, type XattrMap } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode, type XattrMap } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 
 type Superblock = Volume["_core"];
@@ -177,8 +177,7 @@ export class MemFs implements FileSystem {
     const node = inode.node;
     if (fh !== undefined && this.fileHandle(fh).node !== node) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
     const type = node.mode & S_IFMT;
-    if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
-    if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+    checkSetAttrType(type, a, ino);
     const now = timespec(new Date());
     if (a.mode !== undefined) node.mode = type | (a.mode & S_IALLUGO);
     if (a.uid !== undefined) node.uid = a.uid;
@@ -195,11 +194,10 @@ export class MemFs implements FileSystem {
 
   async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
     checkWritable(this.capabilities);
-    const type = mknodType(mode);
-    if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+    const made = mknodAttr(mode, rdev);
     const dir = this.newEntry(parent, name);
-    const node = this.newNode(dir, cred, type | (mode & S_IALLUGO));
-    if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
+    const node = this.newNode(dir, cred, made.mode);
+    node.rdev = made.rdev;
     return this.entry(dir.createChild(name, node));
   }
 
@@ -234,7 +232,7 @@ export class MemFs implements FileSystem {
     checkWritable(this.capabilities);
     const dir = this.dirOf(parent);
     const link = this.child(dir, name);
-    if (link.node.isDirectory()) throw new FsError(EISDIR, `unlink of directory ${name}`);
+    checkUnlink(nameEntry(link), name);
     this.removeEntry(dir, link);
   }
 
@@ -242,8 +240,7 @@ export class MemFs implements FileSystem {
     checkWritable(this.capabilities);
     const dir = this.dirOf(parent);
     const link = this.child(dir, name);
-    if (!link.node.isDirectory()) throw new FsError(ENOTDIR, `rmdir of ${name}`);
-    if (hasEntries(link)) throw new FsError(ENOTEMPTY, name);
+    checkRmdir(nameEntry(link), name);
     this.removeEntry(dir, link);
   }
 
@@ -255,32 +252,24 @@ export class MemFs implements FileSystem {
     checkName(newName);
     const to = this.liveDir(newParent);
     const dst = to.children.get(newName);
-    // The checks in do_renameat2's order.
-    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, newName);
-    if ((flags & RENAME_EXCHANGE) !== 0 && dst === undefined) throw new FsError(ENOENT, newName);
-    if (src.node.isDirectory() && within(to, src)) throw new FsError(EINVAL, `${name} into itself`);
-    if (dst?.node.isDirectory() && within(from, dst)) {
-      throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
-    }
-    if (dst?.node === src.node) return;
+    const plan = renamePlan({
+      flags,
+      from,
+      to,
+      src: { type: src.node.mode & S_IFMT, at: src },
+      dst: dst && { ...nameEntry(dst), at: dst },
+      same: dst?.node === src.node,
+      within,
+    });
+    if (plan === "none") return;
     const now = new Date();
-    if (dst !== undefined && (flags & RENAME_EXCHANGE) !== 0) {
-      from.deleteChild(src);
+    from.deleteChild(src);
+    if (dst !== undefined && plan === "exchange") {
       to.deleteChild(dst);
-      attach(to, newName, src);
       attach(from, name, dst);
       dst.node.ctime = now;
-    } else {
-      if (dst !== undefined) {
-        if (src.node.isDirectory() !== dst.node.isDirectory()) {
-          throw new FsError(src.node.isDirectory() ? ENOTDIR : EISDIR, `${name} over ${newName}`);
-        }
-        if (hasEntries(dst)) throw new FsError(ENOTEMPTY, newName);
-        this.removeEntry(to, dst);
-      }
-      from.deleteChild(src);
-      attach(to, newName, src);
-    }
+    } else if (dst !== undefined) this.removeEntry(to, dst);
+    attach(to, newName, src);
     src.node.ctime = now;
   }
 
@@ -601,9 +590,11 @@ function within(dir: Link, ancestor: Link): boolean {
   }
 }
 
-function hasEntries(dir: Link): boolean {
-  for (const name of dir.children.keys()) if (name !== "." && name !== "..") return true;
-  return false;
+/** What the posix.ts rules need of the object behind `link`. */
+function nameEntry(link: Link): NameEntry {
+  if (!link.node.isDirectory()) return { type: link.node.mode & S_IFMT };
+  for (const name of link.children.keys()) if (name !== "." && name !== "..") return { type: S_IFDIR, hasEntries: true };
+  return { type: S_IFDIR, hasEntries: false };
 }
 
 /** Puts a detached `link` into `dir` as `name`, the way memfs's own rename does. */

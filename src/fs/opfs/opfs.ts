@@ -23,10 +23,10 @@
 // Requests run one at a time: OPFS calls are asynchronous, and interleaving two of them (say, two creates
 // of one name) would race on the tree.
 
-import { EBADF, EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE } from "../../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { EBADF, EEXIST, EINVAL, EMLINK, ENOENT, ENOTDIR, EPERM, ESTALE } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, utf8Length, type OpenMode } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./data.ts";
 import { MetaStore, type InodeRecord, type MetaSnapshot } from "./meta.ts";
@@ -259,11 +259,8 @@ export class OpfsFs implements FileSystem {
       checkSetAttr(a);
       const node = fh === undefined ? this.inodes.get(ino) : this.fileHandle(fh).node;
       if (node.ino !== ino) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
-      if (a.mode !== undefined && (node.mode & S_IFMT) === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+      checkSetAttrType(node.mode & S_IFMT, a, ino);
       if (a.size !== undefined) {
-        if (isDir(node)) throw new FsError(EISDIR, "truncate of a directory");
-        if (!isReg(node)) throw new FsError(EINVAL, "truncate of a special file");
-        checkWriteRange(a.size, 0);
         await this.withData(node, (d) => d.truncate(a.size!));
         node.mtime = now();
       }
@@ -280,11 +277,11 @@ export class OpfsFs implements FileSystem {
 
   mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
     return this.change(async () => {
-      const type = mknodType(mode);
+      const made = mknodAttr(mode, rdev);
       const { dir, dirHandle } = await this.createPrelude(parent, name);
       await dirHandle.getFileHandle(name, { create: true });
-      const node = this.addChild(dir, name, type | (mode & S_IALLUGO), cred);
-      if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
+      const node = this.addChild(dir, name, made.mode, cred);
+      node.rdev = made.rdev;
       return this.referenced(node);
     });
   }
@@ -337,7 +334,7 @@ export class OpfsFs implements FileSystem {
       const dir = this.dirNode(parent);
       const node = await this.child(dir, name);
       if (!node) throw new FsError(ENOENT, name);
-      if (isDir(node)) throw new FsError(EISDIR, `unlink of directory ${name}`);
+      checkUnlink(await this.nameEntry(node), name);
       await this.removeName(dir, name, node);
       this.touchDir(dir);
     });
@@ -349,7 +346,7 @@ export class OpfsFs implements FileSystem {
       const dir = this.dirNode(parent);
       const node = await this.child(dir, name);
       if (!node) throw new FsError(ENOENT, name);
-      if (!isDir(node)) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+      checkRmdir(await this.nameEntry(node), name);
       await this.removeDir(dir, name, node);
       this.touchDir(dir);
     });
@@ -365,25 +362,22 @@ export class OpfsFs implements FileSystem {
       const node = await this.child(from, name);
       if (!node) throw new FsError(ENOENT, name);
       const target = await this.child(to, newName);
-      if (flags === RENAME_NOREPLACE && target) throw new FsError(EEXIST, newName);
-      if (flags === RENAME_EXCHANGE && !target) throw new FsError(ENOENT, newName);
-      if (target === node) return; // two names of one inode, or a name onto itself
-      // Linux's order: the source may not be an ancestor of the target (EINVAL), nor the target of the
-      // source (ENOTEMPTY, or EINVAL for an exchange).
-      if (isDir(node) && this.isWithin(to, node)) throw new FsError(EINVAL, "a directory cannot move below itself");
-      if (target && isDir(target) && this.isWithin(from, target)) {
-        throw new FsError(flags === RENAME_EXCHANGE ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
-      }
-      if (flags === RENAME_EXCHANGE) {
-        await this.exchange(from, name, node, to, newName, target!);
-        target!.ctime = now();
-      } else if (target) {
-        if (isDir(node) && !isDir(target)) throw new FsError(ENOTDIR, newName);
-        if (!isDir(node) && isDir(target)) throw new FsError(EISDIR, newName);
-        if (isDir(target)) await this.removeDir(to, newName, target);
-        else await this.removeName(to, newName, target);
-        await this.moveEntry(from, name, node, to, newName);
+      const plan = renamePlan({
+        flags,
+        from,
+        to,
+        src: { type: node.mode & S_IFMT, at: node },
+        dst: target && { ...(await this.nameEntry(target)), at: target },
+        same: target === node,
+        within: (dir, ancestor) => this.isWithin(dir, ancestor),
+      });
+      if (plan === "none") return;
+      if (target && plan === "exchange") {
+        await this.exchange(from, name, node, to, newName, target);
+        target.ctime = now();
       } else {
+        if (target && isDir(target)) await this.removeDir(to, newName, target);
+        else if (target) await this.removeName(to, newName, target);
         await this.moveEntry(from, name, node, to, newName);
       }
       node.ctime = now();
@@ -751,8 +745,15 @@ export class OpfsFs implements FileSystem {
     this.dirty = true;
   }
 
+  /** What the posix.ts rules need of `node`; a directory's entries are the directory's own say. */
+  private async nameEntry(node: Node): Promise<NameEntry> {
+    if (!isDir(node)) return { type: node.mode & S_IFMT };
+    for await (const _ of (await this.dirHandle(node)).keys()) return { type: S_IFDIR, hasEntries: true };
+    return { type: S_IFDIR, hasEntries: false };
+  }
+
+  /** Removes the empty directory `node`, named `name` in `dir`. */
   private async removeDir(dir: Node, name: string, node: Node): Promise<void> {
-    for await (const _ of (await this.dirHandle(node)).keys()) throw new FsError(ENOTEMPTY, name);
     await (await this.dirHandle(dir)).removeEntry(name);
     dir.children!.delete(name);
     if (dir.subdirs !== undefined) dir.subdirs--;
