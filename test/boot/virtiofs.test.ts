@@ -9,7 +9,8 @@ import { promisify } from "node:util";
 import type { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostDirFs, STORE_DIR } from "../../src/fs/hostdir/hostdir.ts";
-import { MemFs, createSampleTree } from "../../src/fs/memfs/memfs.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
+import { createSampleTree } from "../../src/fs/sample-tree.ts";
 import type { FileSystem } from "../../src/vfs/filesystem.ts";
 import { Guest, text } from "../../src/machine/guest.ts";
 
@@ -47,8 +48,10 @@ const backends: Backend[] = [
   {
     name: "memfs",
     make: async () => {
-      const vol = createSampleTree();
-      return { fs: new MemFs(vol), paths: async () => memfsPaths(vol), read: (p) => vol.readFileSync(p) as Uint8Array };
+      const fs = new MemFs();
+      await createSampleTree(fs);
+      const vol = fs.vol;
+      return { fs, paths: async () => memfsPaths(vol), read: (p) => vol.readFileSync(p) as Uint8Array };
     },
   },
   {

@@ -1,7 +1,8 @@
 // The backends the demo can share as the guest's /mnt: the in-memory sample tree, OPFS (persistent across
 // reloads), or a folder the user picked. Runs in the emulator Worker.
 import type { FileSystem } from "../../src/vfs/filesystem.ts";
-import { createSampleTree, MemFs } from "../../src/fs/memfs/memfs.ts";
+import { MemFs } from "../../src/fs/memfs/memfs.ts";
+import { createSampleTree } from "../../src/fs/sample-tree.ts";
 import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
 import type { Backend } from "../protocol.ts";
 import { writeFile } from "./files.ts";
@@ -21,8 +22,11 @@ modes, owners, symlinks, hard links and xattrs are kept in a metadata file besid
 
 export async function openShare(backend: Backend, folder: FileSystemDirectoryHandle | undefined): Promise<Share> {
   switch (backend) {
-    case "memfs":
-      return { fs: new MemFs(createSampleTree()), label: "memfs: the sample tree, in memory (a reload starts afresh)" };
+    case "memfs": {
+      const fs = new MemFs();
+      await createSampleTree(fs);
+      return { fs, label: "memfs: the sample tree, in memory (a reload starts afresh)" };
+    }
     case "opfs": {
       const root = await navigator.storage.getDirectory();
       const tree = await root.getDirectoryHandle("share", { create: true });
