@@ -12,7 +12,8 @@ export type { HeadlessEvent, HeadlessSettings } from "./machine/headless-protoco
 export { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages, type ImageName, type Manifest } from "./machine/images.ts";
 
 // Backends, and the contract a backend of your own implements.
-export { MemFs, createSampleTree, type MemFsOptions } from "./fs/memfs/memfs.ts";
+export { MemFs, type MemFsOptions } from "./fs/memfs/memfs.ts";
+export { createSampleTree } from "./fs/sample-tree.ts";
 export { OpfsFs, type OpfsOptions } from "./fs/opfs/opfs.ts";
 export { decodeRemote, encodeRemote, remoteFileSystem, serveFileSystem, type FsServer, type RemoteAnswer, type RemoteCall, type RemoteInfo } from "./fs/remote.ts";
 export { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "./vfs/filesystem.ts";

@@ -1,8 +1,10 @@
 // The checks and POSIX rules every backend applies the same way (argument checks, open modes, owner
-// inheritance, xattr maps), so that the backends differ only in how they store things.
+// inheritance, xattr maps, the type rules of setattr, mknod, unlink, rmdir and rename), so that the backends
+// differ only in how they store things. Pure functions: each backend passes what it knows and acts on the
+// answer.
 
-import { E2BIG, EBADF, EEXIST, EFBIG, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENODATA, ENOENT, ENXIO, EOPNOTSUPP, ERANGE, EROFS } from "../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_ACCMODE, O_APPEND, O_RDONLY, O_TRUNC, O_WRONLY, PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, W_OK, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX } from "../vfs/linux.ts";
+import { E2BIG, EBADF, EEXIST, EFBIG, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENODATA, ENOENT, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, ERANGE, EROFS } from "../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_ACCMODE, O_APPEND, O_RDONLY, O_TRUNC, O_WRONLY, PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, W_OK, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX } from "../vfs/linux.ts";
 import { type Cred, type FsCapabilities, FsError, type Handle, type Ino, type SetAttr, type Timespec } from "../vfs/filesystem.ts";
 
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -135,11 +137,82 @@ export function checkRenameFlags(flags: number): void {
   if (flags !== 0 && flags !== RENAME_NOREPLACE && flags !== RENAME_EXCHANGE) throw new FsError(EINVAL, `rename flags ${flags}`);
 }
 
-/** The file type `mknod` makes: a regular file, FIFO, socket or device (EINVAL for anything else). */
-export function mknodType(mode: number): number {
+/**
+ * What `mknod` makes: the new inode's mode (a regular file, FIFO, socket or device; EINVAL for other types)
+ * and its rdev, kept for devices only; an rdev that is no 32-bit dev_t is EINVAL whatever the type.
+ */
+export function mknodAttr(mode: number, rdev: number): { mode: number; rdev: number } {
   const type = mode & S_IFMT;
-  if (type === S_IFREG || type === S_IFIFO || type === S_IFSOCK || type === S_IFCHR || type === S_IFBLK) return type;
-  throw new FsError(EINVAL, `mknod of type 0o${type.toString(8)}`);
+  if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFCHR && type !== S_IFBLK) {
+    throw new FsError(EINVAL, `mknod of type 0o${type.toString(8)}`);
+  }
+  if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+  return { mode: type | (mode & S_IALLUGO), rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0 };
+}
+
+/** What the rules of unlink, rmdir and rename need to know of the object at a name. */
+export interface NameEntry {
+  /** File type (S_IFMT bits), as the guest sees it. */
+  type: number;
+  /**
+   * A directory's: whether it holds entries besides "." and "..". Left out where the storage's own removal
+   * refuses a non-empty directory atomically (a host directory), so that a check beforehand would only race.
+   */
+  hasEntries?: boolean;
+}
+
+/** unlink(2) removes anything but a directory. */
+export function checkUnlink(entry: NameEntry, name: string): void {
+  if (entry.type === S_IFDIR) throw new FsError(EISDIR, `unlink of directory ${name}`);
+}
+
+/** rmdir(2) removes empty directories only. */
+export function checkRmdir(entry: NameEntry, name: string): void {
+  if (entry.type !== S_IFDIR) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+  if (entry.hasEntries === true) throw new FsError(ENOTEMPTY, name);
+}
+
+/**
+ * One rename, as the backend knows it. `T` is whatever places a directory in the backend's tree (a node, a
+ * path) and `within(dir, ancestor)` says whether `dir` is `ancestor` or lies below it.
+ */
+export interface RenameCase<T> {
+  flags: number;
+  /** The directories of the old and the new name. */
+  from: T;
+  to: T;
+  /** What the old name holds; `at` is its place, looked at only for a directory. */
+  src: NameEntry & { at: T };
+  /** What the new name holds, if anything. */
+  dst: (NameEntry & { at: T }) | undefined;
+  /** Both names lead to one inode. */
+  same: boolean;
+  within(dir: T, ancestor: T): boolean;
+}
+
+/**
+ * What a rename does: nothing (two names of one inode), a move to a free name, a move replacing the target,
+ * or an exchange of the two. Throws as do_renameat2 and vfs_rename would, in their order: EEXIST
+ * (NOREPLACE), ENOENT (EXCHANGE without a target), EINVAL (a directory into itself or below), ENOTEMPTY
+ * (EINVAL for an exchange) when the target is an ancestor of the source, then the type rules of a
+ * replacement: ENOTDIR, EISDIR, ENOTEMPTY. `flags` must have passed `checkRenameFlags`.
+ */
+export function renamePlan<T>(c: RenameCase<T>): "none" | "move" | "replace" | "exchange" {
+  const { src, dst } = c;
+  const exchange = (c.flags & RENAME_EXCHANGE) !== 0;
+  if ((c.flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, "rename target exists");
+  if (exchange && dst === undefined) throw new FsError(ENOENT, "rename exchange with no target");
+  if (src.type === S_IFDIR && c.within(c.to, src.at)) throw new FsError(EINVAL, "a directory cannot move into itself or below");
+  if (dst?.type === S_IFDIR && c.within(c.from, dst.at)) {
+    throw new FsError(exchange ? EINVAL : ENOTEMPTY, "the rename target is an ancestor of the source");
+  }
+  if (c.same) return "none";
+  if (dst === undefined) return "move";
+  if (exchange) return "exchange";
+  if (src.type === S_IFDIR && dst.type !== S_IFDIR) throw new FsError(ENOTDIR, "a directory over a non-directory");
+  if (src.type !== S_IFDIR && dst.type === S_IFDIR) throw new FsError(EISDIR, "a non-directory over a directory");
+  if (dst.hasEntries === true) throw new FsError(ENOTEMPTY, "rename over a non-empty directory");
+  return "replace";
 }
 
 const isId = (n: number): boolean => Number.isInteger(n) && n >= 0 && n < 0xffffffff; // (uid_t)-1 means "unchanged"
@@ -160,6 +233,12 @@ export function checkSetAttr(a: SetAttr): void {
     (a.mtime === undefined || a.mtime === "now" || isTimespec(a.mtime)) &&
     (a.ctime === undefined || isTimespec(a.ctime));
   if (!ok) throw new FsError(EINVAL, `bad setattr ${JSON.stringify(a)}`);
+}
+
+/** setattr's rules by file type: a size for regular files only (EISDIR for a directory), no chmod of a symlink. */
+export function checkSetAttrType(type: number, a: SetAttr, ino: Ino): void {
+  if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
+  if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
 }
 
 /**

@@ -6,7 +6,8 @@ import { bootGuest, type NodeGuestOptions } from "./node-guest.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { CACHE_MODES, type CacheMode } from "../fuse/session.ts";
 import { HostDirFs } from "../fs/hostdir/hostdir.ts";
-import { MemFs, createSampleTree } from "../fs/memfs/memfs.ts";
+import { MemFs } from "../fs/memfs/memfs.ts";
+import { createSampleTree } from "../fs/sample-tree.ts";
 import { ImageError } from "./images.ts";
 import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./attach.ts";
 
@@ -136,7 +137,12 @@ function daxMiB(value: string, memoryMiB: number): number {
 /** The backend behind --share / --memfs. */
 async function shareFs(a: RunArgs): Promise<FileSystem> {
   const options = { readOnly: a.readonly };
-  if (a.share === undefined) return new MemFs(createSampleTree(), options);
+  if (a.share === undefined) {
+    // Written through a writable MemFs; a read-only share then serves the same Volume.
+    const sample = new MemFs();
+    await createSampleTree(sample);
+    return a.readonly ? new MemFs(sample.vol, options) : sample;
+  }
   try {
     return await HostDirFs.open(a.share, options);
   } catch (e) {

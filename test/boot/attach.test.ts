@@ -66,8 +66,10 @@ describe("devices from several attach calls in a booted guest", () => {
   let second: VirtioFsAttachment;
   const secondFs = new MemFs();
   beforeAll(async () => {
+    const sample = new MemFs();
+    await createSampleTree(sample);
     guest = await bootGuest({
-      shares: [{ tag: "share", fs: new MemFs(createSampleTree()), mountPoint: "/mnt" }],
+      shares: [{ tag: "share", fs: sample, mountPoint: "/mnt" }],
       mounts: [{ fstype: "virtiofs", tag: "second", dir: "/second" }],
       beforeRun: async (emulator) => {
         second = await attachVirtioFs(emulator, { tag: "second", fs: secondFs });

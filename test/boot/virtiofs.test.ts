@@ -44,8 +44,10 @@ const backends: Backend[] = [
   {
     name: "memfs",
     make: async () => {
-      const vol = createSampleTree();
-      return { fs: new MemFs(vol), paths: async () => memfsPaths(vol), read: (p) => vol.readFileSync(p) as Uint8Array };
+      const fs = new MemFs();
+      await createSampleTree(fs);
+      const vol = fs.vol;
+      return { fs, paths: async () => memfsPaths(vol), read: (p) => vol.readFileSync(p) as Uint8Array };
     },
   },
   {

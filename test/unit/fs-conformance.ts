@@ -709,6 +709,15 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         expect(await errnoOf(fs.mknod(fs.rootIno, "plain", S_IFIFO | 0o600, 0, CRED))).toBe("EEXIST");
       });
 
+      it("refuses a device number that is no dev_t, and keeps one only for devices", async () => {
+        for (const rdev of [-1, 0.5, 2 ** 32, Number.NaN]) {
+          for (const mode of [S_IFCHR | 0o600, S_IFIFO | 0o600]) expect(await errnoOf(fs.mknod(fs.rootIno, "bad", mode, rdev, CRED))).toBe("EINVAL");
+        }
+        expect(await names(fs.rootIno)).not.toContain("bad");
+        expect(await fs.mknod(fs.rootIno, "fifo", S_IFIFO | 0o600, makedev(1, 3), CRED)).toMatchObject({ rdev: 0 });
+        expect(await fs.getattr((await resolve("fifo")).ino)).toMatchObject({ rdev: 0 });
+      });
+
       it("makes directories, counted in their parent's nlink", async () => {
         const attr = await fs.mkdir(fs.rootIno, "made", 0o750, CRED);
         expect(attr).toMatchObject({ mode: S_IFDIR | 0o750, nlink: 2, uid: CRED.uid, gid: CRED.gid });

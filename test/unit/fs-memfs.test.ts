@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { Volume } from "memfs";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { O_CREAT, O_RDWR, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
 import type { FileAttr } from "../../src/vfs/filesystem.ts";
-import { createSampleTree, MemFs, SparseData } from "../../src/fs/memfs/memfs.ts";
+import { MemFs, SparseData } from "../../src/fs/memfs/memfs.ts";
+import { createSampleTree } from "../../src/fs/sample-tree.ts";
 import { buildVolume } from "../support/memfs-fixture.ts";
 import { errnoOf, fsConformance } from "./fs-conformance.ts";
 
@@ -157,7 +158,8 @@ describe("SparseData", () => {
 });
 
 describe("createSampleTree", () => {
-  const fs = new MemFs(createSampleTree());
+  const fs = new MemFs();
+  beforeAll(() => createSampleTree(fs));
 
   async function resolve(path: string): Promise<FileAttr> {
     let attr = await fs.getattr(fs.rootIno);

@@ -29,7 +29,11 @@ let events: Promise<unknown> = Promise.resolve();
 const send = (e: HeadlessEvent): Promise<unknown> => (events = events.then(() => request("event", encodeRemote(e))));
 
 async function share(s: HeadlessSettings): Promise<FileSystem> {
-  if (!s.remoteShare) return new MemFs(createSampleTree(), { readOnly: s.readOnly });
+  if (!s.remoteShare) {
+    const sample = new MemFs();
+    await createSampleTree(sample);
+    return new MemFs(sample.vol, { readOnly: s.readOnly });
+  }
   const info = decodeRemote(await request("fs-info")) as RemoteInfo;
   return remoteFileSystem(info, async (call) => decodeRemote(await request("fs", encodeRemote(call))) as RemoteAnswer);
 }

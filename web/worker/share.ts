@@ -19,8 +19,11 @@ modes, owners, symlinks, hard links and xattrs are kept in a metadata file besid
 
 export async function openShare(backend: Backend, folder: FileSystemDirectoryHandle | undefined): Promise<Share> {
   switch (backend) {
-    case "memfs":
-      return { fs: new MemFs(createSampleTree()), label: "memfs: the sample tree, in memory (a reload starts afresh)" };
+    case "memfs": {
+      const fs = new MemFs();
+      await createSampleTree(fs);
+      return { fs, label: "memfs: the sample tree, in memory (a reload starts afresh)" };
+    }
     case "opfs": {
       const root = await navigator.storage.getDirectory();
       const tree = await root.getDirectoryHandle("share", { create: true });

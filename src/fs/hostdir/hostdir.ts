@@ -1,18 +1,9 @@
 // A Node backend serving a host directory, confined to it; read-write unless opened with
 // `{ readOnly: true }`.
 //
-// Confinement: Node has no openat(), so every path is resolved as a chain of directory file descriptors.
-// The root is held open; each step opens "/proc/self/fd/<dir fd>/<name>" with O_DIRECTORY|O_NOFOLLOW,
-// which Linux resolves relative to exactly the directory that fd holds, whatever was renamed meanwhile,
-// and fails on a symlink instead of following it. The last component is then reached the same way, by
-// calls that never follow it (lstat, readlink, open with O_NOFOLLOW, mkdir, symlink, link, unlink, rmdir,
-// rename), and the object found must still be the (st_dev, st_ino) that `lookup` recorded, or the inode is
-// stale. Calls that would follow a last component (chmod, chown, utimes, truncate) go through an O_PATH
-// descriptor of the checked object instead: "/proc/self/fd/<fd>" names exactly that object, a symlink
-// included. A host symlink is only ever read with readlink; the guest sees it as a symlink and resolves it
-// in its own namespace. Names are single components (`checkName`): never "..", never "/". This needs
-// Linux's /proc. The price is one open per path component per call; caching directory descriptors is the
-// next step if measurements ask for it.
+// Confinement: every path is resolved one directory descriptor at a time, never following a host
+// symlink (host.ts), and the object found must still be the (st_dev, st_ino) that `lookup` recorded, or
+// the inode is stale.
 //
 // Inode numbers are the backend's own, one per host (st_dev, st_ino), kept for the backend's lifetime:
 // host inode numbers alone would collide across mount points inside the tree. Each referenced inode
@@ -20,23 +11,15 @@
 // no longer leads to it is served through one of its open handles while it has any (an unlinked file
 // stays readable, writable and stat-able through them).
 //
-// What the host cannot hold for this process lives in a metadata store (src/fs/hostdir/metadata.ts) in the hidden
-// directory STORE_DIR at the root: extended attributes (Node has no xattr calls), device nodes, FIFOs and
-// sockets (kept as empty regular files plus their type and rdev: never made on the host), set-id and sticky
-// bits (a guest's set-uid file must not become one on the host), and, when the process may not chown,
-// owners and modes. The store is keyed by the host inode (st_ino, with st_dev only for objects on another
-// filesystem than the root's, since a device number may change across reboots), guarded by the birth time
-// against reused numbers, and dropped with the inode's last link. Changes reach the store's journal before
-// the request completes and are made durable (fdatasync) by fsync, flush and fsyncdir of the inodes they
-// concern, and by syncfs. The guest can neither see STORE_DIR nor create, remove or rename anything by
-// that name at the root.
-//
-// Owners (`ownership`): as root (the default when running as root), the guest's uid and gid are given to
-// host objects with chown, and modes are applied with chmod. Otherwise owners are kept in the store and
-// reported from there (host objects stay owned by this process), and host permission bits always keep the
-// owner's read and write (and search, for directories) so that this process can still serve what the
-// guest's own permission checks allow; the guest's mode is kept in the store when it differs. Without
-// the store, host objects show their host owners and modes unchanged.
+// What the host cannot hold for this process lives in a metadata store (metadata.ts) in the hidden
+// directory STORE_DIR at the root (store-dir.ts): extended attributes (Node has no xattr calls), device
+// nodes, FIFOs and sockets (kept as empty regular files plus their type and rdev: never made on the host),
+// set-id and sticky bits, and, when the process may not chown, owners and modes (owners.ts says how the
+// guest's view is made of the host's stat and the store). A record is dropped with the inode's last link.
+// Changes reach the store's journal before the request completes and are made durable (fdatasync) by
+// fsync, flush and fsyncdir of the inodes they concern, and by syncfs. The guest can neither see STORE_DIR
+// nor create, remove or rename anything by that name at the root. Without the store, host objects show
+// their host owners and modes unchanged.
 //
 // What Node cannot do (it has no renameat2, fallocate, SEEK_DATA or xattr calls, and no syncfs):
 // - RENAME_NOREPLACE checks that the target is absent, then renames: a host process racing in between can
@@ -54,8 +37,6 @@
 import { randomBytes } from "node:crypto";
 import { constants, type BigIntStats } from "node:fs";
 import {
-  chmod,
-  chown,
   link,
   lstat,
   mkdir,
@@ -72,29 +53,19 @@ import {
   utimes,
   type FileHandle,
 } from "node:fs/promises";
-import { EACCES, EBADF, EEXIST, EILSEQ, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE, errnoFromCode } from "../../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { EACCES, EBADF, EILSEQ, EINVAL, ENOENT, ENOTDIR, EPERM, ESTALE } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
-import { MetadataStore, type InodeMeta, type JournalStorage } from "./metadata.ts";
+import { absentIfENOENT, at, DIR_FLAGS, fdPath, FILE_FLAGS, hostType, PATH_FLAGS, rethrowGone, rethrowHost, walk, writeAll } from "./host.ts";
+import { MetadataStore } from "./metadata.ts";
+import { Owners, type Wanted } from "./owners.ts";
+import { StoreDir, STORE_DIR, TMPFILE_PREFIX } from "./store-dir.ts";
 
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-/**
- * Linux's O_PATH (its value on x86 and Arm; Node's fs.constants leave it out): a descriptor that names an
- * object without opening it, whatever its type and permissions.
- */
-const O_PATH = 0o10000000;
-const PATH_FLAGS = O_PATH | constants.O_NOFOLLOW;
-// O_NONBLOCK: a FIFO swapped in for a regular file must not hang the open (the identity check then rejects it).
-const FILE_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
+export { STORE_DIR } from "./store-dir.ts";
 
-/** The hidden directory at the root: the metadata journal and the files of unnamed O_TMPFILE inodes. */
-export const STORE_DIR = ".virtiofs-web";
-const JOURNAL = "metadata.jsonl";
-const JOURNAL_TMP = "metadata.jsonl.tmp";
-/** Names in STORE_DIR of O_TMPFILE inodes not linked yet; gone with their last handle, or at the next open. */
-const TMPFILE_PREFIX = "tmpfile-";
+
 /** RENAME_EXCHANGE's temporary name for the source, next to it. */
 const EXCHANGE_PREFIX = ".virtiofs-web-exchange-";
 /** Reads and writes of copies and hole punching go through buffers of at most this size. */
@@ -117,14 +88,6 @@ type HostHandle =
   | { kind: "dir"; dir: FileHandle; stream: DirStream };
 
 type FileHandleState = Extract<HostHandle, { kind: "file" }>;
-
-/** What the guest asks an object to look like. */
-interface Wanted {
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  rdev?: number;
-}
 
 export interface HostDirOptions {
   /** Every change fails with EROFS, and nothing is ever written in the directory. */
@@ -152,7 +115,7 @@ export class HostDirFs implements FileSystem {
   private readonly unnamed = new Map<Ino, { name: string; linkable: boolean }>();
   /** Inodes changed since the last syncfs: files written, directories whose entries changed. */
   private readonly dirty = new Map<Ino, HostInode>();
-  private readonly rootDev: bigint;
+  private readonly owners: Owners;
 
   /** Serves the directory at `rootPath` (symlinks in `rootPath` itself are the host's choice and are followed). */
   static async open(rootPath: string, options: HostDirOptions = {}): Promise<HostDirFs> {
@@ -180,11 +143,10 @@ export class HostDirFs implements FileSystem {
     private readonly storeDir: StoreDir,
     private readonly store: MetadataStore,
     readOnly: boolean,
-    /** Whether guest owners go to the host with chown (see the top of this file). */
-    private readonly chownHost: boolean,
+    chownHost: boolean,
   ) {
     this.capabilities = { readOnly };
-    this.rootDev = rootSt.dev;
+    this.owners = new Owners(store, rootSt.dev, chownHost);
     const rootKey = keyOf(rootSt);
     this.numbers.set(rootKey, this.rootIno);
     this.inodes = new InodeTable(this.rootIno, { path: [], key: rootKey, type: S_IFDIR, parent: this.rootIno });
@@ -299,12 +261,11 @@ export class HostDirFs implements FileSystem {
     if (handle !== undefined && handle.ino !== ino) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
     return this.onObject(ino, async (fd, st) => {
       const path = fdPath(fd);
-      const type = this.typeOf(st);
-      if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
-      if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+      const type = this.owners.typeOf(st);
+      checkSetAttrType(type, a, ino);
       if (a.mode !== undefined || a.uid !== undefined || a.gid !== undefined) {
         const mode = a.mode === undefined ? undefined : type | (a.mode & S_IALLUGO);
-        st = await this.settle(fd, st, { mode, uid: a.uid, gid: a.gid });
+        st = await this.owners.settle(fd, st, { mode, uid: a.uid, gid: a.gid });
       }
       if (a.size !== undefined) {
         await (handle?.file.truncate(a.size) ?? truncate(path, a.size)).catch(rethrowHost);
@@ -325,15 +286,13 @@ export class HostDirFs implements FileSystem {
 
   async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
     checkWritable(this.capabilities);
-    const type = mknodType(mode);
-    if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+    const made = mknodAttr(mode, rdev);
     return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
-      const owner = newOwner(this.guestView(dirSt), cred, type | (mode & S_IALLUGO));
+      const owner = newOwner(this.owners.dirView(dirSt), cred, made.mode);
       // Every type is an empty regular file on the host; the store says what it is.
       const file = await open(at(fd.fd, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | FILE_FLAGS, 0o600).catch(rethrowHost);
       try {
-        const device = type === S_IFCHR || type === S_IFBLK;
-        const st = await this.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), { ...owner, rdev: device ? rdev : 0 });
+        const st = await this.owners.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), { ...owner, rdev: made.rdev });
         return this.entryOf(parent, dir, name, st);
       } finally {
         await file.close();
@@ -344,7 +303,7 @@ export class HostDirFs implements FileSystem {
   async mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr> {
     checkWritable(this.capabilities);
     return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
-      const owner = newOwner(this.guestView(dirSt), cred, S_IFDIR | (mode & S_IALLUGO));
+      const owner = newOwner(this.owners.dirView(dirSt), cred, S_IFDIR | (mode & S_IALLUGO));
       await mkdir(at(fd.fd, name), 0o700).catch(rethrowHost);
       return this.settleNew(fd, name, parent, dir, owner);
     });
@@ -354,7 +313,7 @@ export class HostDirFs implements FileSystem {
     checkWritable(this.capabilities);
     checkSymlinkTarget(target);
     return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
-      const { uid, gid } = newOwner(this.guestView(dirSt), cred, S_IFLNK | 0o777);
+      const { uid, gid } = newOwner(this.owners.dirView(dirSt), cred, S_IFLNK | 0o777);
       await symlink(target, at(fd.fd, name)).catch(rethrowHost);
       return this.settleNew(fd, name, parent, dir, { uid, gid });
     });
@@ -385,7 +344,7 @@ export class HostDirFs implements FileSystem {
     if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
     await this.withDir(parent, async (fd, dir) => {
       const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
-      if (hostType(st) === S_IFDIR) throw new FsError(EISDIR, `unlink of directory ${name}`);
+      checkUnlink({ type: this.owners.typeOf(st) }, name);
       await unlink(at(fd.fd, name)).catch(rethrowHost);
       this.dirty.set(parent, dir);
       if (st.nlink === 1n) await this.dropMeta(st);
@@ -398,7 +357,7 @@ export class HostDirFs implements FileSystem {
     if (this.hidden(parent, name)) throw new FsError(ENOENT, name);
     await this.withDir(parent, async (fd, dir) => {
       const st = await lstat(at(fd.fd, name), { bigint: true }).catch(rethrowHost);
-      if (hostType(st) !== S_IFDIR) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+      checkRmdir({ type: this.owners.typeOf(st) }, name); // the host's rmdir refuses a non-empty directory itself
       await rmdir(at(fd.fd, name)).catch(rethrowHost);
       this.dirty.set(parent, dir);
       await this.dropMeta(st);
@@ -416,22 +375,25 @@ export class HostDirFs implements FileSystem {
       this.withDir(newParent, async (to, toDir) => {
         const src = await lstat(at(from.fd, name), { bigint: true }).catch(rethrowHost);
         const dst = await lstat(at(to.fd, newName), { bigint: true }).catch(absentIfENOENT);
-        // The checks in do_renameat2's order; the type checks of a plain rename are the host's own.
-        if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, newName);
-        if ((flags & RENAME_EXCHANGE) !== 0 && dst === undefined) throw new FsError(ENOENT, newName);
         const srcPath = [...fromDir.path, name];
         const dstPath = [...toDir.path, newName];
-        if (hostType(src) === S_IFDIR && startsWith(toDir.path, srcPath)) throw new FsError(EINVAL, `${name} into itself`);
-        if (dst !== undefined && hostType(dst) === S_IFDIR && startsWith(fromDir.path, dstPath)) {
-          throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
-        }
-        if (dst !== undefined && keyOf(dst) === keyOf(src)) return;
-        if (dst !== undefined && (flags & RENAME_EXCHANGE) !== 0) await exchange(from, name, to, newName);
+        // The host's rename refuses a non-empty directory as the target itself.
+        const plan = renamePlan({
+          flags,
+          from: fromDir.path,
+          to: toDir.path,
+          src: { type: this.owners.typeOf(src), at: srcPath },
+          dst: dst && { type: this.owners.typeOf(dst), at: dstPath },
+          same: dst !== undefined && keyOf(dst) === keyOf(src),
+          within: startsWith,
+        });
+        if (plan === "none") return;
+        if (plan === "exchange") await exchange(from, name, to, newName);
         else {
           await rename(at(from.fd, name), at(to.fd, newName)).catch(rethrowHost);
           if (dst !== undefined && (hostType(dst) === S_IFDIR || dst.nlink === 1n)) await this.dropMeta(dst);
         }
-        this.moved(srcPath, dstPath, newParent, (flags & RENAME_EXCHANGE) !== 0 ? parent : undefined);
+        this.moved(srcPath, dstPath, newParent, plan === "exchange" ? parent : undefined);
         this.dirty.set(parent, fromDir);
         this.dirty.set(newParent, toDir);
       }),
@@ -442,7 +404,7 @@ export class HostDirFs implements FileSystem {
     checkWritable(this.capabilities);
     const how = openMode(flags);
     return this.withNewEntry(parent, name, async (fd, dir, dirSt) => {
-      const owner = newOwner(this.guestView(dirSt), cred, S_IFREG | (mode & S_IALLUGO));
+      const owner = newOwner(this.owners.dirView(dirSt), cred, S_IFREG | (mode & S_IALLUGO));
       let file: FileHandle;
       let created = true;
       try {
@@ -454,9 +416,9 @@ export class HostDirFs implements FileSystem {
       }
       try {
         let st = await file.stat({ bigint: true }).catch(rethrowHost);
-        if (created) st = await this.settle(file, st, owner);
+        if (created) st = await this.owners.settle(file, st, owner);
         else {
-          checkOpenType(this.typeOf(st), this.number(st));
+          checkOpenType(this.owners.typeOf(st), this.number(st));
           if ((flags & O_TRUNC) !== 0) {
             await truncate(fdPath(file), 0).catch(rethrowHost);
             st = await file.stat({ bigint: true }).catch(rethrowHost);
@@ -476,14 +438,14 @@ export class HostDirFs implements FileSystem {
     const how = openMode(flags);
     if (!how.write) throw new FsError(EINVAL, "O_TMPFILE without write access");
     return this.withDir(parent, async (_, __, dirSt) => {
-      const owner = newOwner(this.guestView(dirSt), cred, S_IFREG | (mode & S_IALLUGO));
+      const owner = newOwner(this.owners.dirView(dirSt), cred, S_IFREG | (mode & S_IALLUGO));
       // Node cannot link an O_TMPFILE descriptor (linkat AT_EMPTY_PATH), so the inode gets a name in the
       // store until `link` gives it one of the guest's, and reports the nlink of 0 it has for the guest.
       const name = TMPFILE_PREFIX + randomBytes(8).toString("hex");
       const store = await this.storeDir.directory();
       const file = await open(at(store.fd, name), hostFlags(how) | FILE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600).catch(rethrowHost);
       try {
-        const st = await this.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), owner);
+        const st = await this.owners.settle(file, await file.stat({ bigint: true }).catch(rethrowHost), owner);
         const ino = this.number(st);
         this.inodes.ref(ino, { path: [STORE_DIR, name], key: keyOf(st), type: S_IFREG, parent });
         this.unnamed.set(ino, { name, linkable: (flags & O_EXCL) === 0 });
@@ -581,7 +543,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async getxattr(ino: Ino, name: string): Promise<Uint8Array> {
-    return getXattr(this.meta(await this.stat(ino))?.xattrs, name);
+    return getXattr(this.owners.get(await this.stat(ino))?.xattrs, name);
   }
 
   async setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void> {
@@ -590,7 +552,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async listxattr(ino: Ino): Promise<string[]> {
-    return [...(this.meta(await this.stat(ino))?.xattrs?.keys() ?? [])];
+    return [...(this.owners.get(await this.stat(ino))?.xattrs?.keys() ?? [])];
   }
 
   async removexattr(ino: Ino, name: string): Promise<void> {
@@ -599,14 +561,9 @@ export class HostDirFs implements FileSystem {
   }
 
   private changeXattrs(ino: Ino, change: (xattrs: XattrMap) => void): Promise<void> {
-    return this.onObject(ino, async (fd, st) => {
-      const meta = this.meta(st) ?? {};
-      const xattrs = new Map(meta.xattrs);
-      change(xattrs);
-      await this.store.set(this.metaKey(st), generation(st), { ...meta, xattrs });
-      await touchCtime(fd, st);
-    });
+    return this.onObject(ino, (fd, st) => this.owners.changeXattrs(fd, st, change));
   }
+
 
   /** Names that are not UTF-8 cannot cross the interface and are left out; so are entries gone before their lstat. */
   private async list(dir: FileHandle, ino: Ino, parent: Ino): Promise<DirListing> {
@@ -631,19 +588,19 @@ export class HostDirFs implements FileSystem {
     }
     if (this.hidden(ino, name)) return undefined;
     const st = await lstat(at(dir.fd, name), { bigint: true }).catch(absentIfENOENT);
-    return st === undefined ? undefined : { name, ino: this.number(st), type: this.typeOf(st) };
+    return st === undefined ? undefined : { name, ino: this.number(st), type: this.owners.typeOf(st) };
   }
 
   /** The attributes of `name` in `dir`, counting one reference to its inode. */
   private entryOf(parent: Ino, dir: HostInode, name: string, st: BigIntStats): FileAttr {
     const ino = this.number(st);
-    this.inodes.ref(ino, { path: [...dir.path, name], key: keyOf(st), type: this.typeOf(st), parent });
+    this.inodes.ref(ino, { path: [...dir.path, name], key: keyOf(st), type: this.owners.typeOf(st), parent });
     return this.attr(ino, st);
   }
 
   /** What the guest sees: the host's stat overlaid with the store's record. */
   private attr(ino: Ino, st: BigIntStats): FileAttr {
-    const meta = this.meta(st);
+    const meta = this.owners.get(st);
     let nlink = Number(st.nlink);
     if (ino === this.rootIno && this.storeDir.exists) nlink--; // STORE_DIR's ".."
     if (this.unnamed.has(ino)) nlink--; // its name in the store
@@ -663,76 +620,11 @@ export class HostDirFs implements FileSystem {
     };
   }
 
-  private guestView(st: BigIntStats): { mode: number; gid: number } {
-    const meta = this.meta(st);
-    return { mode: meta?.mode ?? Number(st.mode), gid: meta?.gid ?? Number(st.gid) };
-  }
-
-  private typeOf(st: BigIntStats): number {
-    return (this.meta(st)?.mode ?? Number(st.mode)) & S_IFMT;
-  }
-
-  private meta(st: BigIntStats): InodeMeta | undefined {
-    return this.store.get(this.metaKey(st), generation(st));
-  }
-
-  private metaKey(st: BigIntStats): string {
-    return st.dev === this.rootDev ? String(st.ino) : `${st.dev}:${st.ino}`;
-  }
-
-  /**
-   * Makes the object open as `fd` (O_PATH or not) look as `want` says to the guest: permission bits and
-   * owners on the host where this process can set them (see the top of this file), the rest in the store.
-   * Returns its new stat. A change only the store sees still moves the host's ctime, as any change must.
-   */
-  private async settle(fd: FileHandle, st: BigIntStats, want: Wanted): Promise<BigIntStats> {
-    const path = fdPath(fd);
-    const old = this.meta(st) ?? {};
-    const next: InodeMeta = { ...old };
-    let hostChanged = false;
-    if (want.mode !== undefined) {
-      let hostMode = Number(st.mode);
-      const perm = this.hostPerm(want.mode);
-      if ((hostMode & S_IALLUGO) !== perm && (await chmod(path, perm).then(() => true, unlessRefused))) {
-        hostMode = (hostMode & S_IFMT) | perm;
-        hostChanged = true;
-      }
-      next.mode = want.mode === hostMode ? undefined : want.mode;
-    }
-    if (want.uid !== undefined || want.gid !== undefined) {
-      let uid = Number(st.uid);
-      let gid = Number(st.gid);
-      const [u, g] = [want.uid ?? uid, want.gid ?? gid];
-      if (this.chownHost && (u !== uid || g !== gid) && (await chown(path, u, g).then(() => true, unlessRefused))) {
-        [uid, gid] = [u, g];
-        hostChanged = true;
-      }
-      if (want.uid !== undefined) next.uid = want.uid === uid ? undefined : want.uid;
-      if (want.gid !== undefined) next.gid = want.gid === gid ? undefined : want.gid;
-    }
-    if (want.rdev !== undefined) next.rdev = want.rdev === 0 ? undefined : want.rdev;
-    if (!sameMeta(old, next)) {
-      await this.store.set(this.metaKey(st), generation(st), next);
-      if (!hostChanged) await touchCtime(fd, st);
-    }
-    return fd.stat({ bigint: true }).catch(rethrowHost);
-  }
-
-  /**
-   * The permission bits a host object gets for the guest's `mode`: never set-id or sticky bits, and without
-   * chown rights always the owner's read and write (and search, for a directory).
-   */
-  private hostPerm(mode: number): number {
-    const perm = mode & 0o777;
-    if (this.chownHost) return perm;
-    return perm | ((mode & S_IFMT) === S_IFDIR ? 0o700 : 0o600);
-  }
-
   /** Finishes a directory or symlink just made as `name` in `fd`: its guest owner and mode, its reference. */
   private async settleNew(fd: FileHandle, name: string, parent: Ino, dir: HostInode, want: Wanted): Promise<FileAttr> {
     const obj = await open(at(fd.fd, name), PATH_FLAGS).catch(rethrowHost);
     try {
-      const st = await this.settle(obj, await obj.stat({ bigint: true }).catch(rethrowHost), want);
+      const st = await this.owners.settle(obj, await obj.stat({ bigint: true }).catch(rethrowHost), want);
       return this.entryOf(parent, dir, name, st);
     } finally {
       await obj.close();
@@ -747,7 +639,7 @@ export class HostDirFs implements FileSystem {
     const ino = this.numbers.get(keyOf(st));
     this.numbers.delete(keyOf(st));
     if (ino !== undefined && this.opened.has(ino)) return;
-    await this.store.delete(this.metaKey(st));
+    await this.store.delete(this.owners.key(st));
   }
 
   /** After a rename of `from` to `to` (or their exchange), the referenced inodes below them follow. */
@@ -811,7 +703,7 @@ export class HostDirFs implements FileSystem {
     let open = this.opened.get(ino);
     if (open === undefined) this.opened.set(ino, (open = new Set()));
     open.add(file);
-    return this.handles.add({ kind: "file", file, ino, how, metaKey: this.metaKey(st) });
+    return this.handles.add({ kind: "file", file, ino, how, metaKey: this.owners.key(st) });
   }
 
   /** One of the inode's open descriptors, if it has any. */
@@ -890,7 +782,7 @@ export class HostDirFs implements FileSystem {
   /** Runs `use` on the directory inode `parent`, checked to still be itself, with its stat. */
   private withDir<R>(parent: Ino, use: (fd: FileHandle, dir: HostInode, st: BigIntStats) => Promise<R>): Promise<R> {
     const dir = this.dirInode(parent);
-    return this.inDir(dir.path, async (fd) => {
+    return walk(this.root, dir.path, async (fd) => {
       const st = await fd.stat({ bigint: true }).catch(rethrowHost);
       checkKey(st, dir);
       return use(fd, dir, st);
@@ -912,26 +804,7 @@ export class HostDirFs implements FileSystem {
   private inParent<R>(node: HostInode, use: (dir: FileHandle, name: string) => Promise<R>): Promise<R> {
     const name = node.path.at(-1);
     if (name === undefined) throw new FsError(EINVAL, "the root has no parent");
-    return this.inDir(node.path.slice(0, -1), (dir) => use(dir, name));
-  }
-
-  /**
-   * Walks `path` from the root one directory fd at a time (see the top of this file) and runs `use` on the
-   * last one, closing the walk's descriptors afterwards. A component that is missing, not a directory or a
-   * symlink means the path no longer leads where it did: ESTALE.
-   */
-  private async inDir<R>(path: readonly string[], use: (dir: FileHandle) => Promise<R>): Promise<R> {
-    let dir: FileHandle | undefined; // undefined while still at the root, which stays open
-    try {
-      for (const name of path) {
-        const next = await open(at((dir ?? this.root).fd, name), DIR_FLAGS).catch(rethrowGone);
-        await dir?.close();
-        dir = next;
-      }
-      return await use(dir ?? this.root);
-    } finally {
-      await dir?.close();
-    }
+    return walk(this.root, node.path.slice(0, -1), (dir) => use(dir, name));
   }
 
   private fileHandle(fh: Handle): FileHandleState {
@@ -944,102 +817,6 @@ export class HostDirFs implements FileSystem {
     const h = this.handles.get(dh);
     if (h.kind !== "dir") throw new FsError(EBADF, `handle ${dh} is not a directory`);
     return h;
-  }
-}
-
-/**
- * STORE_DIR and the metadata journal in it, made on first need (a read-only or never-written export stays
- * untouched). Replacing the journal writes a temporary file, syncs it, renames it over the journal and
- * syncs the directory.
- */
-class StoreDir implements JournalStorage {
-  private journal: FileHandle | undefined;
-  /** The directory, once it exists or is being made. */
-  private dir: Promise<FileHandle> | undefined;
-
-  private constructor(
-    private readonly root: FileHandle,
-    found: FileHandle | undefined,
-  ) {
-    this.dir = found === undefined ? undefined : Promise.resolve(found);
-  }
-
-  static async open(root: FileHandle): Promise<StoreDir> {
-    return new StoreDir(root, await open(at(root.fd, STORE_DIR), DIR_FLAGS).catch(absentIfENOENT));
-  }
-
-  get exists(): boolean {
-    return this.dir !== undefined;
-  }
-
-  /** The directory, made (once, however many ask at the same time) if it does not exist yet. */
-  directory(): Promise<FileHandle> {
-    this.dir ??= this.make().catch((e: unknown) => {
-      this.dir = undefined; // the next call tries again
-      throw e;
-    });
-    return this.dir;
-  }
-
-  private async make(): Promise<FileHandle> {
-    await mkdir(at(this.root.fd, STORE_DIR), 0o700).catch(rethrowHost);
-    const dir = await open(at(this.root.fd, STORE_DIR), DIR_FLAGS).catch(rethrowHost);
-    await this.root.sync().catch(rethrowHost); // the directory's name must survive a crash
-    return dir;
-  }
-
-  async read(): Promise<Uint8Array | undefined> {
-    if (this.dir === undefined) return undefined;
-    const file = await open(at((await this.dir).fd, JOURNAL), constants.O_RDONLY | constants.O_NOFOLLOW).catch(absentIfENOENT);
-    if (file === undefined) return undefined;
-    try {
-      return await file.readFile();
-    } finally {
-      await file.close();
-    }
-  }
-
-  async append(bytes: Uint8Array): Promise<void> {
-    if (this.journal === undefined) {
-      const dir = await this.directory();
-      this.journal = await open(at(dir.fd, JOURNAL), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600).catch(rethrowHost);
-      await dir.sync().catch(rethrowHost); // the journal's own name must survive a crash too
-    }
-    await writeAll(this.journal, bytes, null);
-  }
-
-  async sync(): Promise<void> {
-    await this.journal?.datasync().catch(rethrowHost);
-  }
-
-  async replace(bytes: Uint8Array): Promise<void> {
-    const dir = await this.directory();
-    const tmp = await open(at(dir.fd, JOURNAL_TMP), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600).catch(rethrowHost);
-    try {
-      await writeAll(tmp, bytes, 0);
-      await tmp.sync().catch(rethrowHost);
-    } finally {
-      await tmp.close();
-    }
-    await rename(at(dir.fd, JOURNAL_TMP), at(dir.fd, JOURNAL)).catch(rethrowHost);
-    await dir.sync().catch(rethrowHost);
-    await this.journal?.close(); // it holds the replaced file: reopen on the next append
-    this.journal = undefined;
-  }
-
-  /** Unnamed O_TMPFILE inodes of an earlier run are gone, as Linux's are after a crash. */
-  async removeTmpfiles(): Promise<void> {
-    if (this.dir === undefined) return;
-    const dir = await this.dir;
-    for (const name of await readdir(at(dir.fd, ".")).catch(rethrowHost)) {
-      if (name.startsWith(TMPFILE_PREFIX)) await unlink(at(dir.fd, name)).catch(rethrowHost);
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.journal?.close();
-    const dir = await this.dir?.catch(() => undefined); // one that could not be made has nothing to close
-    await dir?.close();
   }
 }
 
@@ -1056,29 +833,6 @@ async function exchange(from: FileHandle, name: string, to: FileHandle, newName:
   await rename(at(from.fd, tmp), at(to.fd, newName)).catch(rethrowHost);
 }
 
-/** `name` inside the directory open as `fd`, as a path Linux resolves through that very directory. */
-function at(fd: number, name: string): string {
-  return `/proc/self/fd/${fd}/${name}`;
-}
-
-/** The object a descriptor holds, as a path (following it leads to exactly that object, named or not). */
-function fdPath(file: FileHandle): string {
-  return `/proc/self/fd/${file.fd}`;
-}
-
-async function writeAll(file: FileHandle, data: Uint8Array, position: number | null): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await file.write(data, done, data.length - done, position === null ? null : position + done).catch(rethrowHost);
-    done += bytesWritten;
-  }
-}
-
-/** Moves the object's ctime to now without changing it: a chmod to its own mode (chown would drop set-id bits). */
-async function touchCtime(fd: FileHandle, st: BigIntStats): Promise<void> {
-  if (hostType(st) === S_IFLNK) return; // symlinks take no chmod
-  await chmod(fdPath(fd), Number(st.mode) & S_IALLUGO).catch(unlessRefused);
-}
-
 /**
  * A host object's identity: device and inode number, and the birth time where the host filesystem keeps
  * one, so that an inode number the host reuses for a new object is a new identity.
@@ -1087,55 +841,12 @@ function keyOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
 }
 
-/** Tells a reused host inode number apart: its birth time, where the host filesystem records one. */
-function generation(st: BigIntStats): string | undefined {
-  return st.birthtimeNs > 0n ? String(st.birthtimeNs) : undefined;
-}
-
-function hostType(st: BigIntStats): number {
-  return Number(st.mode) & S_IFMT;
-}
-
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
   return prefix.length <= path.length && prefix.every((c, i) => path[i] === c);
 }
 
-function sameMeta(a: InodeMeta, b: InodeMeta): boolean {
-  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.rdev === b.rdev && a.xattrs === b.xattrs;
-}
-
 function checkKey(st: BigIntStats, node: HostInode): void {
   if (keyOf(st) !== node.key) throw new FsError(ESTALE, `/${node.path.join("/")} was replaced`);
-}
-
-/** Node's names for errnos errno.ts spells otherwise. */
-const CODE_ALIASES: Record<string, number> = { ENOTSUP: EOPNOTSUPP };
-
-/** A host error with a Linux errno becomes an FsError; anything else stays a backend failure (EIO). */
-function rethrowHost(e: unknown): never {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  const errno = typeof code === "string" ? (errnoFromCode(code) ?? CODE_ALIASES[code]) : undefined;
-  if (errno === undefined) throw e;
-  throw new FsError(errno, (e as Error).message);
-}
-
-/** For a recorded path: if it no longer resolves, the inode behind it is stale, not absent. */
-function rethrowGone(e: unknown): never {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP") throw new FsError(ESTALE, (e as Error).message);
-  return rethrowHost(e);
-}
-
-function absentIfENOENT(e: unknown): undefined {
-  if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-  return rethrowHost(e);
-}
-
-/** For chmod and chown the host may refuse (EPERM; EINVAL for ids outside a user namespace): false, the store keeps the value. */
-function unlessRefused(e: unknown): false {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "EPERM" || code === "EINVAL") return false;
-  return rethrowHost(e);
 }
 
 function timespec(ns: bigint): Timespec {

@@ -10,12 +10,7 @@
 // `Node` object, never recycled. Changes go through the same `Link` methods memfs's own calls use, so the
 // `Volume` stays a faithful view of the tree (the boot tests read the guest's writes through it).
 //
-// File contents: memfs keeps a file in one Buffer, so one byte written at 4 GiB would allocate 4 GiB. The
-// first time the backend changes a regular file (or creates one), its contents move into a `SparseData`,
-// 4 KiB chunks of which only those ever written or allocated exist, and the node's content methods
-// (read, write, truncate, getSize, getBuffer, setBuffer, setString: all memfs itself calls) are redirected
-// to it, so the Volume API still reads and writes the same bytes. The chunks also give SEEK_DATA/SEEK_HOLE
-// and st_blocks their exact answers.
+// File contents live in sparse chunks (sparse.ts), so that a byte written at 4 GiB does not allocate 4 GiB.
 //
 // What memfs nodes cannot hold lives in a per-node side table: extended attributes, the open count that
 // keeps an unlinked file's node alive, the O_TMPFILE "may still be linked" mark, and the exact nanoseconds
@@ -23,17 +18,18 @@
 //
 // In the browser, memfs needs polyfills for node:buffer, node:events, node:path, node:stream and node:url.
 
-import { Buffer } from "node:buffer";
 import { Volume } from "memfs";
-import { EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM } from "../../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { EBADF, EEXIST, EINVAL, ENOENT, ENOSPC, ENOTDIR, ENXIO, EPERM } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, utf8Length, type OpenMode, type XattrMap } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode, type XattrMap } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
+import { BLOCK_SIZE, blocksOf, sparseData, type Node } from "./sparse.ts";
+
+export { SparseData } from "./sparse.ts";
 
 type Superblock = Volume["_core"];
 type Link = Superblock["root"];
-type Node = Link["node"];
 
 /** A referenced inode: its node and, for a directory, its entry (a directory's only one). */
 interface MemInode {
@@ -65,9 +61,6 @@ export interface MemFsOptions {
   readOnly?: boolean;
 }
 
-const BLOCK_SIZE = 4096;
-/** Copies go through buffers of at most this size. */
-const COPY_CHUNK = 1 << 20;
 
 export class MemFs implements FileSystem {
   readonly rootIno: Ino = 1;
@@ -177,8 +170,7 @@ export class MemFs implements FileSystem {
     const node = inode.node;
     if (fh !== undefined && this.fileHandle(fh).node !== node) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
     const type = node.mode & S_IFMT;
-    if (a.size !== undefined && type !== S_IFREG) throw new FsError(type === S_IFDIR ? EISDIR : EINVAL, `truncate of inode ${ino}`);
-    if (a.mode !== undefined && type === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+    checkSetAttrType(type, a, ino);
     const now = timespec(new Date());
     if (a.mode !== undefined) node.mode = type | (a.mode & S_IALLUGO);
     if (a.uid !== undefined) node.uid = a.uid;
@@ -195,11 +187,10 @@ export class MemFs implements FileSystem {
 
   async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
     checkWritable(this.capabilities);
-    const type = mknodType(mode);
-    if (!Number.isInteger(rdev) || rdev < 0 || rdev > 0xffffffff) throw new FsError(EINVAL, `bad rdev ${rdev}`);
+    const made = mknodAttr(mode, rdev);
     const dir = this.newEntry(parent, name);
-    const node = this.newNode(dir, cred, type | (mode & S_IALLUGO));
-    if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
+    const node = this.newNode(dir, cred, made.mode);
+    node.rdev = made.rdev;
     return this.entry(dir.createChild(name, node));
   }
 
@@ -234,7 +225,7 @@ export class MemFs implements FileSystem {
     checkWritable(this.capabilities);
     const dir = this.dirOf(parent);
     const link = this.child(dir, name);
-    if (link.node.isDirectory()) throw new FsError(EISDIR, `unlink of directory ${name}`);
+    checkUnlink(nameEntry(link), name);
     this.removeEntry(dir, link);
   }
 
@@ -242,8 +233,7 @@ export class MemFs implements FileSystem {
     checkWritable(this.capabilities);
     const dir = this.dirOf(parent);
     const link = this.child(dir, name);
-    if (!link.node.isDirectory()) throw new FsError(ENOTDIR, `rmdir of ${name}`);
-    if (hasEntries(link)) throw new FsError(ENOTEMPTY, name);
+    checkRmdir(nameEntry(link), name);
     this.removeEntry(dir, link);
   }
 
@@ -255,32 +245,24 @@ export class MemFs implements FileSystem {
     checkName(newName);
     const to = this.liveDir(newParent);
     const dst = to.children.get(newName);
-    // The checks in do_renameat2's order.
-    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError(EEXIST, newName);
-    if ((flags & RENAME_EXCHANGE) !== 0 && dst === undefined) throw new FsError(ENOENT, newName);
-    if (src.node.isDirectory() && within(to, src)) throw new FsError(EINVAL, `${name} into itself`);
-    if (dst?.node.isDirectory() && within(from, dst)) {
-      throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
-    }
-    if (dst?.node === src.node) return;
+    const plan = renamePlan({
+      flags,
+      from,
+      to,
+      src: { type: src.node.mode & S_IFMT, at: src },
+      dst: dst && { ...nameEntry(dst), at: dst },
+      same: dst?.node === src.node,
+      within,
+    });
+    if (plan === "none") return;
     const now = new Date();
-    if (dst !== undefined && (flags & RENAME_EXCHANGE) !== 0) {
-      from.deleteChild(src);
+    from.deleteChild(src);
+    if (dst !== undefined && plan === "exchange") {
       to.deleteChild(dst);
-      attach(to, newName, src);
       attach(from, name, dst);
       dst.node.ctime = now;
-    } else {
-      if (dst !== undefined) {
-        if (src.node.isDirectory() !== dst.node.isDirectory()) {
-          throw new FsError(src.node.isDirectory() ? ENOTDIR : EISDIR, `${name} over ${newName}`);
-        }
-        if (hasEntries(dst)) throw new FsError(ENOTEMPTY, newName);
-        this.removeEntry(to, dst);
-      }
-      from.deleteChild(src);
-      attach(to, newName, src);
-    }
+    } else if (dst !== undefined) this.removeEntry(to, dst);
+    attach(to, newName, src);
     src.node.ctime = now;
   }
 
@@ -601,9 +583,11 @@ function within(dir: Link, ancestor: Link): boolean {
   }
 }
 
-function hasEntries(dir: Link): boolean {
-  for (const name of dir.children.keys()) if (name !== "." && name !== "..") return true;
-  return false;
+/** What the posix.ts rules need of the object behind `link`. */
+function nameEntry(link: Link): NameEntry {
+  if (!link.node.isDirectory()) return { type: link.node.mode & S_IFMT };
+  for (const name of link.children.keys()) if (name !== "." && name !== "..") return { type: S_IFDIR, hasEntries: true };
+  return { type: S_IFDIR, hasEntries: false };
 }
 
 /** Puts a detached `link` into `dir` as `name`, the way memfs's own rename does. */
@@ -611,270 +595,4 @@ function attach(dir: Link, name: string, link: Link): void {
   link.name = name;
   link.steps = [...dir.steps, name];
   dir.setChild(name, link);
-}
-
-/** Blocks of BLOCK_SIZE a node's contents take. */
-function blocksOf(node: Node): number {
-  return sparse.get(node)?.chunkCount ?? Math.ceil(node.getSize() / BLOCK_SIZE);
-}
-
-const sparse = new WeakMap<Node, SparseData>();
-
-/**
- * The chunked contents of a regular file, made on first need from memfs's buffer; from then on memfs's
- * own content methods on the node read and write the chunks too (see the top of this file).
- */
-function sparseData(node: Node): SparseData {
-  let data = sparse.get(node);
-  if (data !== undefined) return data;
-  const content = new SparseData();
-  content.write(node.buf.subarray(0, node.getSize()), 0); // buf directly: getBuffer would touch atime
-  node.buf = Buffer.alloc(0);
-  const methods: Pick<Node, "getSize" | "read" | "write" | "truncate" | "getBuffer" | "setBuffer" | "setString"> = {
-    getSize: () => content.size,
-    read(buf, off = 0, len = buf.byteLength, pos = 0) {
-      node.atime = new Date();
-      const n = Math.max(0, Math.min(len, buf.byteLength - off));
-      return content.read(new Uint8Array(buf.buffer, buf.byteOffset + off, n), pos);
-    },
-    write(buf, off = 0, len = buf.length, pos = 0) {
-      const bytes = buf.subarray(off, off + len);
-      if (bytes.length === 0) return 0;
-      content.write(bytes, pos);
-      node.touch();
-      return bytes.length;
-    },
-    truncate(len = 0) {
-      content.setSize(Math.max(0, len));
-      node.touch();
-    },
-    getBuffer() {
-      node.atime = new Date();
-      const out = Buffer.alloc(content.size);
-      content.read(out, 0);
-      return out;
-    },
-    setBuffer(buf) {
-      content.setSize(0);
-      content.write(buf, 0);
-      node.touch();
-    },
-    setString(str) {
-      methods.setBuffer(Buffer.from(str, "utf8"));
-    },
-  };
-  Object.assign(node, methods);
-  sparse.set(node, content);
-  return content;
-}
-
-/**
- * A file's bytes as CHUNK-sized chunks, present only where written or allocated; the rest reads as zeros.
- * Bytes at or past `size` are always zero (truncation clears them), so growing the file needs no work.
- */
-export class SparseData {
-  static readonly CHUNK = BLOCK_SIZE;
-  size = 0;
-  private readonly chunks = new Map<number, Uint8Array>();
-
-  get chunkCount(): number {
-    return this.chunks.size;
-  }
-
-  /** Fills `out` from `pos` up to the end of the file; returns the bytes read. */
-  read(out: Uint8Array, pos: number): number {
-    const n = Math.max(0, Math.min(out.length, this.size - pos));
-    out.fill(0, 0, n);
-    this.forEachPiece(pos, n, (chunk, inChunk, done, len) => {
-      if (chunk !== undefined) out.set(chunk.subarray(inChunk, inChunk + len), done);
-    });
-    return n;
-  }
-
-  write(data: Uint8Array, pos: number): void {
-    this.forEachPiece(pos, data.length, (_, inChunk, done, len, index) => {
-      this.chunk(index).set(data.subarray(done, done + len), inChunk);
-    });
-    this.size = Math.max(this.size, pos + data.length);
-  }
-
-  /** Truncates (dropping and clearing what lies past the new end) or extends with a hole. */
-  setSize(size: number): void {
-    if (size < this.size) {
-      const keep = Math.ceil(size / SparseData.CHUNK);
-      for (const index of this.chunks.keys()) if (index >= keep) this.chunks.delete(index);
-      this.chunks.get(keep - 1)?.fill(0, size - (keep - 1) * SparseData.CHUNK);
-    }
-    this.size = size;
-  }
-
-  /** Chunks `allocate` would add for this range. */
-  missingChunks(pos: number, length: number): number {
-    const first = Math.floor(pos / SparseData.CHUNK);
-    const last = Math.floor((pos + length - 1) / SparseData.CHUNK);
-    let present = 0;
-    for (const index of this.chunks.keys()) if (index >= first && index <= last) present++;
-    return last - first + 1 - present;
-  }
-
-  /** Backs the range with chunks (zeros where there were none); the size stays. */
-  allocate(pos: number, length: number): void {
-    const last = Math.floor((pos + length - 1) / SparseData.CHUNK);
-    for (let index = Math.floor(pos / SparseData.CHUNK); index <= last; index++) this.chunk(index);
-  }
-
-  /** Zeros the part of the range inside the file, dropping the chunks it covers whole. */
-  punch(pos: number, length: number): void {
-    const end = Math.min(pos + length, this.size);
-    for (const [index, chunk] of this.chunks) {
-      const start = index * SparseData.CHUNK;
-      const from = Math.max(pos, start);
-      const to = Math.min(end, start + SparseData.CHUNK);
-      if (from >= to) continue;
-      if (from === start && to === start + SparseData.CHUNK) this.chunks.delete(index);
-      else chunk.fill(0, from - start, to - start);
-    }
-  }
-
-  /** The first offset at or after `pos` inside a chunk, if the file has one before its end. */
-  nextData(pos: number): number | undefined {
-    const from = Math.floor(pos / SparseData.CHUNK);
-    let best: number | undefined;
-    for (const index of this.chunks.keys()) if (index >= from && (best === undefined || index < best)) best = index;
-    if (best === undefined) return undefined;
-    const at = Math.max(pos, best * SparseData.CHUNK);
-    return at < this.size ? at : undefined;
-  }
-
-  /** The first offset at or after `pos` in a hole; the end of the file counts as one. */
-  nextHole(pos: number): number {
-    let index = Math.floor(pos / SparseData.CHUNK);
-    while (this.chunks.has(index)) index++;
-    return Math.min(this.size, Math.max(pos, index * SparseData.CHUNK));
-  }
-
-  /** copy_file_range: `n` bytes from `src` (another file, or a range of this one not overlapping the target), holes kept as holes. */
-  copy(src: SparseData, from: number, to: number, n: number): void {
-    for (let done = 0; done < n; ) {
-      const data = src.nextData(from + done);
-      const dataStart = data === undefined ? n : Math.min(n, data - from);
-      if (dataStart > done) {
-        this.punch(to + done, dataStart - done);
-        done = dataStart;
-        continue;
-      }
-      const len = Math.min(src.nextHole(from + done) - from, n) - done;
-      const buf = new Uint8Array(Math.min(len, COPY_CHUNK));
-      src.read(buf, from + done);
-      this.write(buf, to + done);
-      done += buf.length;
-    }
-    this.size = Math.max(this.size, to + n);
-  }
-
-  private chunk(index: number): Uint8Array {
-    let chunk = this.chunks.get(index);
-    if (chunk === undefined) {
-      chunk = new Uint8Array(SparseData.CHUNK);
-      this.chunks.set(index, chunk);
-    }
-    return chunk;
-  }
-
-  /** Calls `use` for each chunk-sized piece of [pos, pos + length): the chunk (if present), the offset in it, bytes done before, the piece's length, the chunk index. */
-  private forEachPiece(pos: number, length: number, use: (chunk: Uint8Array | undefined, inChunk: number, done: number, len: number, index: number) => void): void {
-    for (let done = 0; done < length; ) {
-      const index = Math.floor((pos + done) / SparseData.CHUNK);
-      const inChunk = pos + done - index * SparseData.CHUNK;
-      const len = Math.min(SparseData.CHUNK - inChunk, length - done);
-      use(this.chunks.get(index), inChunk, done, len, index);
-      done += len;
-    }
-  }
-}
-
-const SAMPLE_README = `This directory lives in your browser.
-
-The Linux kernel running in this emulated PC (v86) mounted it with its own virtio-fs driver,
-virtiofs.ko. Every ls, cat or stat you run here turns into FUSE requests that travel over a
-virtqueue to an emulated PCI device, where a FUSE server written in TypeScript answers them
-from an in-memory tree (memfs). Nothing here touches your disk, and a reload starts afresh.
-
-Things to try:
-  ls -la                                  modes, owners, sizes, times, symlinks
-  cat hello.txt
-  ./bin/hello.sh                          an executable script
-  ls -li hello.txt docs/hello-again.txt   two names, one inode (a hard link)
-  cat deepest/bottom.txt                  through a symlink to a nested directory
-  ls "odd names"                          spaces and UTF-8 in names
-  sha256sum data/random-1MiB.bin          should print
-      b13261ceffb27a120f88c3466a3917bfb2875493d5f802422b433a3599407be6
-  mount | grep virtiofs
-`;
-
-const SAMPLE_VIRTIO_FS = `How a read reaches this file
-
-1. read(2) in the guest goes through the VFS to fuse.ko, which builds a FUSE_READ request.
-2. virtiofs.ko places the request and an empty reply buffer on a virtqueue and kicks the device.
-3. The emulated virtio-fs PCI device pops the descriptor chain from guest memory.
-4. The FUSE server decodes the request and asks the filesystem backend for the bytes.
-5. The reply is written into the chain's writable descriptors and the device raises an interrupt.
-6. fuse.ko wakes the reader, and the bytes land in its buffer.
-`;
-
-/**
- * A small tree for the demo: a README for whoever looks, text files, nested directories, symlinks, a hard
- * link, an executable script, 1 MiB of deterministic bytes, and names with spaces and UTF-8. Owned by root.
- */
-export function createSampleTree(): Volume {
-  const vol = new Volume();
-  const dirs = ["/bin", "/docs/deep/deeper/deepest", "/data", "/odd names", "/empty"];
-  for (const dir of dirs) vol.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const files: [string, string | Uint8Array, number][] = [
-    ["/README", SAMPLE_README, 0o644],
-    ["/hello.txt", "Hello from the browser!\n", 0o644],
-    ["/bin/hello.sh", '#!/bin/sh\necho "Hello from $(uname -sm), running $0 over virtio-fs"\n', 0o755],
-    ["/docs/virtio-fs.txt", SAMPLE_VIRTIO_FS, 0o644],
-    ["/docs/deep/deeper/deepest/bottom.txt", "You found the bottom.\n", 0o644],
-    ["/data/random-1MiB.bin", xorshiftBytes(1 << 20), 0o644],
-    ["/data/empty.txt", "", 0o644],
-    ["/odd names/with spaces.txt", "A name with spaces.\n", 0o644],
-    ["/odd names/ünïcødé.txt", "A name with accented letters.\n", 0o644],
-    ["/odd names/日本語.txt", "こんにちは\n", 0o644],
-    ["/odd names/penguin 🐧.txt", "A name outside the Basic Multilingual Plane.\n", 0o644],
-  ];
-  for (const [path, data, mode] of files) vol.writeFileSync(path, data, { mode });
-  vol.linkSync("/hello.txt", "/docs/hello-again.txt");
-  vol.symlinkSync("README", "/README.link");
-  vol.symlinkSync("docs/deep/deeper/deepest", "/deepest");
-  vol.symlinkSync("../hello.txt", "/docs/hello.link");
-  const root = vol._core.root;
-  root.node.mode = S_IFDIR | 0o755; // memfs's root is 0777
-  root.node.uid = 0;
-  root.node.gid = 0;
-  chownTree(root);
-  return vol;
-}
-
-/** memfs gives new nodes the creating process's ids; the sample belongs to root. */
-function chownTree(dir: Link): void {
-  for (const [name, link] of dir.children) {
-    if (link === undefined || name === "." || name === "..") continue;
-    link.node.uid = 0;
-    link.node.gid = 0;
-    if (link.node.isDirectory()) chownTree(link);
-  }
-}
-
-/** xorshift32 output, one byte per step: reproducible bytes whose checksum the README quotes. */
-function xorshiftBytes(length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
 }

@@ -1,5 +1,6 @@
 // The POSIX metadata OPFS cannot hold (modes, owners, times, symlink targets, device numbers, xattrs,
-// inode numbers, which names are hard links of one inode), as a snapshot kept in two slot files.
+// inode numbers, which names are hard links of one inode), as a snapshot kept in two slot files, and the
+// conversion between the backend's inodes (node.ts) and that snapshot.
 //
 // Crash safety: a save writes the slot the newest valid snapshot is not in, so a save cut short (the tab
 // closed, the quota ran out) leaves the previous snapshot intact; each slot carries a generation number,
@@ -7,7 +8,9 @@
 
 import { EIO } from "../../vfs/errno.ts";
 import { FsError } from "../../vfs/filesystem.ts";
+import type { Ino } from "../../vfs/filesystem.ts";
 import { openSyncHandle, type OpfsFileHandle } from "./data.ts";
+import { isDir, newNode, type Node } from "./node.ts";
 
 export interface InodeRecord {
   ino: number;
@@ -158,3 +161,81 @@ export class MetaStore {
     }
   }
 }
+
+/** Every inode reachable from the root, and the names that reach them. */
+export function snapshotOf(nodes: ReadonlyMap<Ino, Node>, rootIno: Ino, nextIno: Ino): MetaSnapshot {
+  const inodes: InodeRecord[] = [];
+  const dirs: MetaSnapshot["dirs"] = [];
+  const seen = new Set<Ino>();
+  const visit = (node: Node): void => {
+    if (seen.has(node.ino)) return;
+    seen.add(node.ino);
+    const r: InodeRecord = {
+      ino: node.ino,
+      mode: node.mode,
+      uid: node.uid,
+      gid: node.gid,
+      rdev: node.rdev,
+      atime: [node.atime.sec, node.atime.nsec],
+      mtime: [node.mtime.sec, node.mtime.nsec],
+      ctime: [node.ctime.sec, node.ctime.nsec],
+    };
+    if (node.target !== undefined) r.target = node.target;
+    if (node.stored) r.stored = true;
+    if (node.xattrs.size) r.xattrs = [...node.xattrs].map(([k, v]) => [k, b64(v)]);
+    inodes.push(r);
+    if (!node.children) return;
+    const names: [string, number][] = [];
+    for (const [name, ino] of node.children) {
+      const child = nodes.get(ino);
+      if (!child) continue;
+      names.push([name, ino]);
+      visit(child);
+    }
+    dirs.push([node.ino, names]);
+  };
+  visit(nodes.get(rootIno)!);
+  return { nextIno: nextIno, inodes, dirs };
+}
+
+/** Takes a snapshot's inodes and names into `nodes`, making the inodes not there yet. */
+export function restoreSnapshot(s: MetaSnapshot, nodes: Map<Ino, Node>, rootIno: Ino): void {
+  for (const r of s.inodes) {
+    let node = nodes.get(r.ino);
+    if (!node) nodes.set(r.ino, (node = newNode(r.ino, r.mode, r, 0, "")));
+    Object.assign(node, {
+      mode: r.mode,
+      uid: r.uid,
+      gid: r.gid,
+      rdev: r.rdev,
+      atime: { sec: r.atime[0], nsec: r.atime[1] },
+      mtime: { sec: r.mtime[0], nsec: r.mtime[1] },
+      ctime: { sec: r.ctime[0], nsec: r.ctime[1] },
+      stored: r.stored === true,
+      nlink: r.ino === rootIno ? 1 : 0,
+    });
+    if (r.target !== undefined) node.target = r.target;
+    for (const [k, v] of r.xattrs ?? []) node.xattrs.set(k, unb64(v));
+  }
+  for (const [dirIno, names] of s.dirs) {
+    const dir = nodes.get(dirIno);
+    if (!dir?.children) continue;
+    for (const [name, ino] of names) {
+      const node = nodes.get(ino);
+      if (!node) continue;
+      dir.children.set(name, ino);
+      node.nlink++;
+      if (isDir(node) || !node.stored) {
+        node.parent = dirIno;
+        node.name = name;
+      }
+    }
+  }
+}
+
+const b64 = (bytes: Uint8Array): string => {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+};
+const unb64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));

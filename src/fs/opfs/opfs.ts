@@ -5,7 +5,7 @@
 // Layout. The tree is mirrored: every name the guest sees is an entry of the directory, directories as
 // directories and everything else as a file, so the share stays browsable as files. What the directory
 // cannot say lives in a metadata snapshot in a second directory (`meta`, outside the tree; see
-// opfs-meta.ts): modes, owners, times, xattrs, symlink targets and device numbers, and which inode each
+// meta.ts): modes, owners, times, xattrs, symlink targets and device numbers, and which inode each
 // known name is. Symlinks, device nodes, FIFOs and sockets are empty placeholder files whose meaning is
 // in the metadata. A file with several names (hard links), an open file whose last name was removed and
 // an O_TMPFILE file keep their data in an inode store (`meta/inodes/<ino>`) and their names are
@@ -23,13 +23,15 @@
 // Requests run one at a time: OPFS calls are asynchronous, and interleaving two of them (say, two creates
 // of one name) would race on the tree.
 
-import { EBADF, EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ESTALE } from "../../vfs/errno.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IALLUGO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
-import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkSeek, checkSetAttr, checkSymlinkTarget, checkWritable, checkWriteRange, copyLength, getXattr, mknodType, newOwner, openMode, removeXattr, setXattr, utf8Length, type OpenMode } from "../posix.ts";
+import { EBADF, EEXIST, EINVAL, EMLINK, ENOENT, ENOTDIR, EPERM, ESTALE } from "../../vfs/errno.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
+import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs } from "../../vfs/filesystem.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./data.ts";
-import { MetaStore, type InodeRecord, type MetaSnapshot } from "./meta.ts";
+import { MetaStore, restoreSnapshot, snapshotOf } from "./meta.ts";
+import { fromMs, isDir, isReg, newNode, now, type Node } from "./node.ts";
+import { moveFile, moveTree, probe } from "./tree.ts";
 
 export interface OpfsOptions {
   /** Where the metadata snapshot, the inode store and the lock live: a directory outside the tree. */
@@ -48,59 +50,7 @@ const LINK_MAX = 65000;
 const DEFAULT_CAPACITY = 1 << 30;
 const MAX_INODES = 1 << 20;
 
-/** One inode, known from the metadata or found in the directory. */
-interface Node {
-  ino: Ino;
-  mode: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  atime: Timespec;
-  mtime: Timespec;
-  ctime: Timespec;
-  xattrs: Map<string, Uint8Array>;
-  target?: string;
-  /** Non-directories: how many names it has. */
-  nlink: number;
-  /** The data is in the inode store, and every name of it is a placeholder. */
-  stored: boolean;
-  /** A directory that was removed, or a file whose data went with its last name. */
-  removed: boolean;
-  /** An O_TMPFILE file opened without O_EXCL, not linked yet: `link` may give it its first name. */
-  linkable: boolean;
-  /** Where a directory, or a file whose data is at its name, is. */
-  parent: Ino;
-  name: string;
-  /** Directories: the entries whose inode is known (the directory itself says which exist). */
-  children?: Map<string, Ino>;
-  /** Directories: how many subdirectories, once listed (for nlink). */
-  subdirs?: number;
-  /** Found in the directory with no metadata: its times come from the file on first sight. */
-  fresh: boolean;
-  /** Open file handles on it, and their shared data while any is open. */
-  opens: number;
-  data?: FileData;
-  /** Directories: the handle, valid while no directory has moved since. */
-  handle?: { moves: number; dir: FileSystemDirectoryHandle };
-}
-
 type OpfsHandle = { kind: "file"; node: Node; how: OpenMode } | { kind: "dir"; node: Node; stream: DirStream };
-
-const isDir = (n: Node): boolean => (n.mode & S_IFMT) === S_IFDIR;
-const isReg = (n: Node): boolean => (n.mode & S_IFMT) === S_IFREG;
-
-function fromMs(ms: number): Timespec {
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: Math.round((ms - sec * 1000) * 1_000_000) % 1_000_000_000 };
-}
-const now = (): Timespec => fromMs(Date.now());
-
-const b64 = (bytes: Uint8Array): string => {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-};
-const unb64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
 export class OpfsFs implements FileSystem {
   readonly rootIno: Ino = 1;
@@ -127,7 +77,7 @@ export class OpfsFs implements FileSystem {
     this.syncAccess = options.syncAccess ?? typeof (globalThis as { FileSystemSyncAccessHandle?: unknown }).FileSystemSyncAccessHandle === "function";
     this.saveDelayMs = options.saveDelayMs ?? 1000;
     this.capabilities = { readOnly: options.readOnly ?? false };
-    const rootNode = this.newNode(this.rootIno, S_IFDIR | 0o755, { uid: 0, gid: 0 }, this.rootIno, "");
+    const rootNode = this.addNode(this.rootIno, S_IFDIR | 0o755, { uid: 0, gid: 0 }, this.rootIno, "");
     this.inodes = new InodeTable(this.rootIno, rootNode);
   }
 
@@ -136,7 +86,10 @@ export class OpfsFs implements FileSystem {
     try {
       const { store: meta, snapshot } = await MetaStore.open(options.meta);
       const fs = new OpfsFs(root, await options.meta.getDirectoryHandle("inodes", { create: true }), meta, options);
-      if (snapshot) fs.restore(snapshot);
+      if (snapshot) {
+        restoreSnapshot(snapshot, fs.nodes, fs.rootIno);
+        fs.nextIno = Math.max(fs.nextIno, snapshot.nextIno);
+      }
       if (!fs.capabilities.readOnly) await fs.collectStore();
       return fs;
     } catch (e) {
@@ -259,11 +212,8 @@ export class OpfsFs implements FileSystem {
       checkSetAttr(a);
       const node = fh === undefined ? this.inodes.get(ino) : this.fileHandle(fh).node;
       if (node.ino !== ino) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
-      if (a.mode !== undefined && (node.mode & S_IFMT) === S_IFLNK) throw new FsError(EOPNOTSUPP, "chmod of a symlink");
+      checkSetAttrType(node.mode & S_IFMT, a, ino);
       if (a.size !== undefined) {
-        if (isDir(node)) throw new FsError(EISDIR, "truncate of a directory");
-        if (!isReg(node)) throw new FsError(EINVAL, "truncate of a special file");
-        checkWriteRange(a.size, 0);
         await this.withData(node, (d) => d.truncate(a.size!));
         node.mtime = now();
       }
@@ -280,11 +230,11 @@ export class OpfsFs implements FileSystem {
 
   mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
     return this.change(async () => {
-      const type = mknodType(mode);
+      const made = mknodAttr(mode, rdev);
       const { dir, dirHandle } = await this.createPrelude(parent, name);
       await dirHandle.getFileHandle(name, { create: true });
-      const node = this.addChild(dir, name, type | (mode & S_IALLUGO), cred);
-      if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
+      const node = this.addChild(dir, name, made.mode, cred);
+      node.rdev = made.rdev;
       return this.referenced(node);
     });
   }
@@ -337,7 +287,7 @@ export class OpfsFs implements FileSystem {
       const dir = this.dirNode(parent);
       const node = await this.child(dir, name);
       if (!node) throw new FsError(ENOENT, name);
-      if (isDir(node)) throw new FsError(EISDIR, `unlink of directory ${name}`);
+      checkUnlink(await this.nameEntry(node), name);
       await this.removeName(dir, name, node);
       this.touchDir(dir);
     });
@@ -349,7 +299,7 @@ export class OpfsFs implements FileSystem {
       const dir = this.dirNode(parent);
       const node = await this.child(dir, name);
       if (!node) throw new FsError(ENOENT, name);
-      if (!isDir(node)) throw new FsError(ENOTDIR, `rmdir of ${name}`);
+      checkRmdir(await this.nameEntry(node), name);
       await this.removeDir(dir, name, node);
       this.touchDir(dir);
     });
@@ -365,25 +315,22 @@ export class OpfsFs implements FileSystem {
       const node = await this.child(from, name);
       if (!node) throw new FsError(ENOENT, name);
       const target = await this.child(to, newName);
-      if (flags === RENAME_NOREPLACE && target) throw new FsError(EEXIST, newName);
-      if (flags === RENAME_EXCHANGE && !target) throw new FsError(ENOENT, newName);
-      if (target === node) return; // two names of one inode, or a name onto itself
-      // Linux's order: the source may not be an ancestor of the target (EINVAL), nor the target of the
-      // source (ENOTEMPTY, or EINVAL for an exchange).
-      if (isDir(node) && this.isWithin(to, node)) throw new FsError(EINVAL, "a directory cannot move below itself");
-      if (target && isDir(target) && this.isWithin(from, target)) {
-        throw new FsError(flags === RENAME_EXCHANGE ? EINVAL : ENOTEMPTY, `${newName} is an ancestor of ${name}`);
-      }
-      if (flags === RENAME_EXCHANGE) {
-        await this.exchange(from, name, node, to, newName, target!);
-        target!.ctime = now();
-      } else if (target) {
-        if (isDir(node) && !isDir(target)) throw new FsError(ENOTDIR, newName);
-        if (!isDir(node) && isDir(target)) throw new FsError(EISDIR, newName);
-        if (isDir(target)) await this.removeDir(to, newName, target);
-        else await this.removeName(to, newName, target);
-        await this.moveEntry(from, name, node, to, newName);
+      const plan = renamePlan({
+        flags,
+        from,
+        to,
+        src: { type: node.mode & S_IFMT, at: node },
+        dst: target && { ...(await this.nameEntry(target)), at: target },
+        same: target === node,
+        within: (dir, ancestor) => this.isWithin(dir, ancestor),
+      });
+      if (plan === "none") return;
+      if (target && plan === "exchange") {
+        await this.exchange(from, name, node, to, newName, target);
+        target.ctime = now();
       } else {
+        if (target && isDir(target)) await this.removeDir(to, newName, target);
+        else if (target) await this.removeName(to, newName, target);
         await this.moveEntry(from, name, node, to, newName);
       }
       node.ctime = now();
@@ -416,7 +363,7 @@ export class OpfsFs implements FileSystem {
       if (!openMode(flags).write) throw new FsError(EINVAL, "O_TMPFILE needs O_WRONLY or O_RDWR");
       const dir = this.dirNode(parent);
       const owner = newOwner(dir, cred, S_IFREG | (mode & S_IALLUGO));
-      const node = this.newNode(this.nextIno++, owner.mode, owner, dir.ino, "");
+      const node = this.addNode(this.nextIno++, owner.mode, owner, dir.ino, "");
       node.nlink = 0;
       node.stored = true;
       node.linkable = (flags & O_EXCL) === 0;
@@ -560,28 +507,8 @@ export class OpfsFs implements FileSystem {
     return run;
   }
 
-  private newNode(ino: Ino, mode: number, owner: { uid: number; gid: number }, parent: Ino, name: string): Node {
-    const t = now();
-    const node: Node = {
-      ino,
-      mode,
-      uid: owner.uid,
-      gid: owner.gid,
-      rdev: 0,
-      atime: t,
-      mtime: t,
-      ctime: t,
-      xattrs: new Map(),
-      nlink: 1,
-      stored: false,
-      removed: false,
-      linkable: false,
-      parent,
-      name,
-      fresh: false,
-      opens: 0,
-    };
-    if ((mode & S_IFMT) === S_IFDIR) node.children = new Map();
+  private addNode(ino: Ino, mode: number, owner: { uid: number; gid: number }, parent: Ino, name: string): Node {
+    const node = newNode(ino, mode, owner, parent, name);
     this.nodes.set(ino, node);
     return node;
   }
@@ -628,7 +555,7 @@ export class OpfsFs implements FileSystem {
   private entry(dir: Node, name: string, kind: FileSystemHandleKind, known: Node | undefined): Node {
     if (known && isDir(known) === (kind === "directory")) return known;
     if (known) this.lostName(dir, name, known);
-    const node = this.newNode(this.nextIno++, kind === "directory" ? S_IFDIR | 0o755 : S_IFREG | 0o644, { uid: 0, gid: 0 }, dir.ino, name);
+    const node = this.addNode(this.nextIno++, kind === "directory" ? S_IFDIR | 0o755 : S_IFREG | 0o644, { uid: 0, gid: 0 }, dir.ino, name);
     node.fresh = true;
     dir.children!.set(name, node.ino);
     return node;
@@ -729,7 +656,7 @@ export class OpfsFs implements FileSystem {
   /** Records a new inode under `name`, whose entry was just made in the directory. */
   private addChild(dir: Node, name: string, mode: number, cred: Cred): Node {
     const owner = newOwner(dir, cred, mode);
-    const node = this.newNode(this.nextIno++, owner.mode, owner, dir.ino, name);
+    const node = this.addNode(this.nextIno++, owner.mode, owner, dir.ino, name);
     dir.children!.set(name, node.ino);
     this.touchDir(dir);
     return node;
@@ -751,8 +678,15 @@ export class OpfsFs implements FileSystem {
     this.dirty = true;
   }
 
+  /** What the posix.ts rules need of `node`; a directory's entries are the directory's own say. */
+  private async nameEntry(node: Node): Promise<NameEntry> {
+    if (!isDir(node)) return { type: node.mode & S_IFMT };
+    for await (const _ of (await this.dirHandle(node)).keys()) return { type: S_IFDIR, hasEntries: true };
+    return { type: S_IFDIR, hasEntries: false };
+  }
+
+  /** Removes the empty directory `node`, named `name` in `dir`. */
   private async removeDir(dir: Node, name: string, node: Node): Promise<void> {
-    for await (const _ of (await this.dirHandle(node)).keys()) throw new FsError(ENOTEMPTY, name);
     await (await this.dirHandle(dir)).removeEntry(name);
     dir.children!.delete(name);
     if (dir.subdirs !== undefined) dir.subdirs--;
@@ -899,80 +833,10 @@ export class OpfsFs implements FileSystem {
     this.dirty = false;
     if (this.capabilities.readOnly) return;
     try {
-      await this.meta.save(this.snapshot());
+      await this.meta.save(snapshotOf(this.nodes, this.rootIno, this.nextIno));
     } catch (e) {
       this.dirty = true;
       throw e;
-    }
-  }
-
-  /** Every inode reachable from the root, and the names that reach them. */
-  private snapshot(): MetaSnapshot {
-    const inodes: InodeRecord[] = [];
-    const dirs: MetaSnapshot["dirs"] = [];
-    const seen = new Set<Ino>();
-    const visit = (node: Node): void => {
-      if (seen.has(node.ino)) return;
-      seen.add(node.ino);
-      const r: InodeRecord = {
-        ino: node.ino,
-        mode: node.mode,
-        uid: node.uid,
-        gid: node.gid,
-        rdev: node.rdev,
-        atime: [node.atime.sec, node.atime.nsec],
-        mtime: [node.mtime.sec, node.mtime.nsec],
-        ctime: [node.ctime.sec, node.ctime.nsec],
-      };
-      if (node.target !== undefined) r.target = node.target;
-      if (node.stored) r.stored = true;
-      if (node.xattrs.size) r.xattrs = [...node.xattrs].map(([k, v]) => [k, b64(v)]);
-      inodes.push(r);
-      if (!node.children) return;
-      const names: [string, number][] = [];
-      for (const [name, ino] of node.children) {
-        const child = this.nodes.get(ino);
-        if (!child) continue;
-        names.push([name, ino]);
-        visit(child);
-      }
-      dirs.push([node.ino, names]);
-    };
-    visit(this.nodes.get(this.rootIno)!);
-    return { nextIno: this.nextIno, inodes, dirs };
-  }
-
-  private restore(s: MetaSnapshot): void {
-    this.nextIno = Math.max(this.nextIno, s.nextIno);
-    for (const r of s.inodes) {
-      const node = this.nodes.get(r.ino) ?? this.newNode(r.ino, r.mode, r, 0, "");
-      Object.assign(node, {
-        mode: r.mode,
-        uid: r.uid,
-        gid: r.gid,
-        rdev: r.rdev,
-        atime: { sec: r.atime[0], nsec: r.atime[1] },
-        mtime: { sec: r.mtime[0], nsec: r.mtime[1] },
-        ctime: { sec: r.ctime[0], nsec: r.ctime[1] },
-        stored: r.stored === true,
-        nlink: r.ino === this.rootIno ? 1 : 0,
-      });
-      if (r.target !== undefined) node.target = r.target;
-      for (const [k, v] of r.xattrs ?? []) node.xattrs.set(k, unb64(v));
-    }
-    for (const [dirIno, names] of s.dirs) {
-      const dir = this.nodes.get(dirIno);
-      if (!dir?.children) continue;
-      for (const [name, ino] of names) {
-        const node = this.nodes.get(ino);
-        if (!node) continue;
-        dir.children.set(name, ino);
-        node.nlink++;
-        if (isDir(node) || !node.stored) {
-          node.parent = dirIno;
-          node.name = name;
-        }
-      }
     }
   }
 
@@ -986,49 +850,4 @@ export class OpfsFs implements FileSystem {
     for (const name of present) if (!this.nodes.get(Number(name))?.stored) await this.store.removeEntry(name);
     for (const node of this.nodes.values()) if (node.stored && !present.has(String(node.ino))) node.stored = false;
   }
-}
-
-/** The kind of entry `name` is, trying the likelier kind first; undefined if absent (or a name OPFS refuses). */
-async function probe(dir: FileSystemDirectoryHandle, name: string, first: FileSystemHandleKind): Promise<FileSystemHandleKind | undefined> {
-  const is = async (kind: FileSystemHandleKind): Promise<boolean | undefined> => {
-    try {
-      if (kind === "file") await dir.getFileHandle(name);
-      else await dir.getDirectoryHandle(name);
-      return true;
-    } catch (e) {
-      if (e instanceof DOMException && e.name === "TypeMismatchError") return false;
-      if (isNotFound(e) || e instanceof TypeError) return undefined;
-      throw e;
-    }
-  };
-  const found = await is(first);
-  if (found !== false) return found && first;
-  const other: FileSystemHandleKind = first === "file" ? "directory" : "file";
-  return (await is(other)) ? other : undefined;
-}
-
-/** Moves a file, replacing what `newName` holds; copies where `move()` cannot go (into OPFS from a picked folder). */
-async function moveFile(file: OpfsFileHandle, from: FileSystemDirectoryHandle, name: string, to: FileSystemDirectoryHandle, newName: string): Promise<void> {
-  if (file.move) {
-    try {
-      await file.move(to, newName);
-      return;
-    } catch (e) {
-      if (!(e instanceof DOMException) || !["NotSupportedError", "InvalidModificationError", "SecurityError", "AbortError"].includes(e.name)) throw e;
-    }
-  }
-  const copy = await (await to.getFileHandle(newName, { create: true })).createWritable();
-  await copy.write(await file.getFile());
-  await copy.close();
-  await from.removeEntry(name);
-}
-
-async function moveTree(from: FileSystemDirectoryHandle, name: string, to: FileSystemDirectoryHandle, newName: string): Promise<void> {
-  const src = await from.getDirectoryHandle(name);
-  const dst = await to.getDirectoryHandle(newName, { create: true });
-  for await (const [child, h] of src.entries()) {
-    if (h.kind === "directory") await moveTree(src, child, dst, child);
-    else await moveFile(h as OpfsFileHandle, src, child, dst, child);
-  }
-  await from.removeEntry(name);
 }
