@@ -67,6 +67,13 @@ export class HandleTable<T> {
     return value;
   }
 
+  /** A handle of one kind ("file", "dir"): EBADF for an unknown one or one of the other kind. */
+  getKind<K extends string>(h: Handle, kind: K): Extract<T, { kind: K }> {
+    const value = this.get(h) as T & { kind?: unknown };
+    if (value.kind !== kind) throw new FsError(EBADF, `handle ${h} is not a ${kind === "dir" ? "directory" : kind}`);
+    return value as Extract<T, { kind: K }>;
+  }
+
   /** Removes and returns the handle's value. */
   take(h: Handle): T {
     const value = this.get(h);

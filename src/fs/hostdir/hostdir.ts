@@ -65,7 +65,6 @@ import { StoreDir, STORE_DIR, TMPFILE_PREFIX } from "./store-dir.ts";
 
 export { STORE_DIR } from "./store-dir.ts";
 
-
 /** RENAME_EXCHANGE's temporary name for the source, next to it. */
 const EXCHANGE_PREFIX = ".virtiofs-web-exchange-";
 /** Reads and writes of copies and hole punching go through buffers of at most this size. */
@@ -220,7 +219,7 @@ export class HostDirFs implements FileSystem {
 
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     checkRange(offset, length);
-    const { file, how } = this.fileHandle(fh);
+    const { file, how } = this.handles.getKind(fh, "file");
     checkCanRead(how, fh);
     const out = new Uint8Array(length);
     let got = 0;
@@ -233,7 +232,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async release(fh: Handle): Promise<void> {
-    const h = this.fileHandle(fh);
+    const h = this.handles.getKind(fh, "file");
     this.handles.take(fh);
     await this.closeFile(h);
   }
@@ -245,11 +244,11 @@ export class HostDirFs implements FileSystem {
   }
 
   async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
-    return this.dirHandle(dh).stream.read(cookie, maxEntries);
+    return this.handles.getKind(dh, "dir").stream.read(cookie, maxEntries);
   }
 
   async releasedir(dh: Handle): Promise<void> {
-    const { dir } = this.dirHandle(dh);
+    const { dir } = this.handles.getKind(dh, "dir");
     this.handles.take(dh);
     await dir.close();
   }
@@ -257,7 +256,7 @@ export class HostDirFs implements FileSystem {
   async setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
     checkWritable(this.capabilities);
     checkSetAttr(a);
-    const handle = fh === undefined ? undefined : this.fileHandle(fh);
+    const handle = fh === undefined ? undefined : this.handles.getKind(fh, "file");
     if (handle !== undefined && handle.ino !== ino) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
     return this.onObject(ino, async (fd, st) => {
       const path = fdPath(fd);
@@ -460,7 +459,7 @@ export class HostDirFs implements FileSystem {
   async write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
     checkWritable(this.capabilities);
     checkRange(offset, data.length);
-    const { file, how, ino } = this.fileHandle(fh);
+    const { file, how, ino } = this.handles.getKind(fh, "file");
     checkCanWrite(how, fh);
     if (!how.append) checkWriteRange(offset, data.length);
     // With O_APPEND the host puts every write at the end (pwrite included); the position is then moot.
@@ -470,19 +469,19 @@ export class HostDirFs implements FileSystem {
   }
 
   async fsync(fh: Handle, datasync: boolean): Promise<void> {
-    const { file, metaKey } = this.fileHandle(fh);
+    const { file, metaKey } = this.handles.getKind(fh, "file");
     await (datasync ? file.datasync() : file.sync()).catch(rethrowHost);
     if (this.store.hasUnsynced(metaKey)) await this.store.sync();
   }
 
   /** Data goes to the host at once; only the inode's metadata may still need making durable. */
   async flush(fh: Handle): Promise<void> {
-    const { metaKey } = this.fileHandle(fh);
+    const { metaKey } = this.handles.getKind(fh, "file");
     if (this.store.hasUnsynced(metaKey)) await this.store.sync();
   }
 
   async fsyncdir(dh: Handle): Promise<void> {
-    await this.dirHandle(dh).dir.sync().catch(rethrowHost);
+    await this.handles.getKind(dh, "dir").dir.sync().catch(rethrowHost);
     if (this.store.hasUnsynced()) await this.store.sync();
   }
 
@@ -498,7 +497,7 @@ export class HostDirFs implements FileSystem {
 
   async fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
     checkWritable(this.capabilities);
-    const { file, how, ino } = this.fileHandle(fh);
+    const { file, how, ino } = this.handles.getKind(fh, "file");
     checkFallocate(mode, offset, length);
     checkCanWrite(how, fh);
     const size = Number((await file.stat({ bigint: true }).catch(rethrowHost)).size);
@@ -519,15 +518,15 @@ export class HostDirFs implements FileSystem {
 
   /** The host's holes are invisible to Node: the whole file is data (see the top of this file). */
   async lseek(fh: Handle, offset: number, whence: number): Promise<number> {
-    const size = Number((await this.fileHandle(fh).file.stat({ bigint: true }).catch(rethrowHost)).size);
+    const size = Number((await this.handles.getKind(fh, "file").file.stat({ bigint: true }).catch(rethrowHost)).size);
     checkSeek(offset, whence, size);
     return whence === SEEK_DATA ? offset : size;
   }
 
   async copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
     checkWritable(this.capabilities);
-    const src = this.fileHandle(fhIn);
-    const dst = this.fileHandle(fhOut);
+    const src = this.handles.getKind(fhIn, "file");
+    const dst = this.handles.getKind(fhOut, "file");
     const size = Number((await src.file.stat({ bigint: true }).catch(rethrowHost)).size);
     const n = copyLength({ how: src.how, size, offset: offIn }, { how: dst.how, offset: offOut }, length, src.ino === dst.ino);
     const buf = new Uint8Array(Math.min(n, COPY_CHUNK));
@@ -563,7 +562,6 @@ export class HostDirFs implements FileSystem {
   private changeXattrs(ino: Ino, change: (xattrs: XattrMap) => void): Promise<void> {
     return this.onObject(ino, (fd, st) => this.owners.changeXattrs(fd, st, change));
   }
-
 
   /** Names that are not UTF-8 cannot cross the interface and are left out; so are entries gone before their lstat. */
   private async list(dir: FileHandle, ino: Ino, parent: Ino): Promise<DirListing> {
@@ -807,17 +805,6 @@ export class HostDirFs implements FileSystem {
     return walk(this.root, node.path.slice(0, -1), (dir) => use(dir, name));
   }
 
-  private fileHandle(fh: Handle): FileHandleState {
-    const h = this.handles.get(fh);
-    if (h.kind !== "file") throw new FsError(EBADF, `handle ${fh} is a directory`);
-    return h;
-  }
-
-  private dirHandle(dh: Handle): Extract<HostHandle, { kind: "dir" }> {
-    const h = this.handles.get(dh);
-    if (h.kind !== "dir") throw new FsError(EBADF, `handle ${dh} is not a directory`);
-    return h;
-  }
 }
 
 /** RENAME_EXCHANGE as three renames through a temporary name next to the source (see the top of this file). */

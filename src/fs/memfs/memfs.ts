@@ -61,7 +61,6 @@ export interface MemFsOptions {
   readOnly?: boolean;
 }
 
-
 export class MemFs implements FileSystem {
   readonly rootIno: Ino = 1;
   readonly capabilities: FsCapabilities;
@@ -134,7 +133,7 @@ export class MemFs implements FileSystem {
 
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     checkRange(offset, length);
-    const { node, how } = this.fileHandle(fh);
+    const { node, how } = this.handles.getKind(fh, "file");
     checkCanRead(how, fh);
     const n = Math.max(0, Math.min(length, node.getSize() - offset));
     const out = new Uint8Array(n);
@@ -143,7 +142,7 @@ export class MemFs implements FileSystem {
   }
 
   async release(fh: Handle): Promise<void> {
-    const { node } = this.fileHandle(fh);
+    const { node } = this.handles.getKind(fh, "file");
     this.handles.take(fh);
     this.state(node).opens--;
     this.freeIfUnused(node);
@@ -155,11 +154,11 @@ export class MemFs implements FileSystem {
   }
 
   async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
-    return this.dirHandle(dh).stream.read(cookie, maxEntries);
+    return this.handles.getKind(dh, "dir").stream.read(cookie, maxEntries);
   }
 
   async releasedir(dh: Handle): Promise<void> {
-    this.dirHandle(dh);
+    this.handles.getKind(dh, "dir");
     this.handles.take(dh);
   }
 
@@ -168,7 +167,7 @@ export class MemFs implements FileSystem {
     checkSetAttr(a);
     const inode = this.inodes.get(ino);
     const node = inode.node;
-    if (fh !== undefined && this.fileHandle(fh).node !== node) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
+    if (fh !== undefined && this.handles.getKind(fh, "file").node !== node) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
     const type = node.mode & S_IFMT;
     checkSetAttrType(type, a, ino);
     const now = timespec(new Date());
@@ -299,7 +298,7 @@ export class MemFs implements FileSystem {
   async write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
     checkWritable(this.capabilities);
     checkRange(offset, data.length);
-    const { node, how } = this.fileHandle(fh);
+    const { node, how } = this.handles.getKind(fh, "file");
     checkCanWrite(how, fh);
     const content = sparseData(node);
     const at = how.append ? content.size : offset;
@@ -313,18 +312,18 @@ export class MemFs implements FileSystem {
   // Nothing is buffered and nothing is durable beyond the process: the sync family only checks its handle,
   // and there is no flush.
   async fsync(fh: Handle): Promise<void> {
-    this.fileHandle(fh);
+    this.handles.getKind(fh, "file");
   }
 
   async fsyncdir(dh: Handle): Promise<void> {
-    this.dirHandle(dh);
+    this.handles.getKind(dh, "dir");
   }
 
   async syncfs(): Promise<void> {}
 
   async fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
     checkWritable(this.capabilities);
-    const { node, how } = this.fileHandle(fh);
+    const { node, how } = this.handles.getKind(fh, "file");
     checkFallocate(mode, offset, length);
     checkCanWrite(how, fh);
     const content = sparseData(node);
@@ -342,7 +341,7 @@ export class MemFs implements FileSystem {
   }
 
   async lseek(fh: Handle, offset: number, whence: number): Promise<number> {
-    const content = sparseData(this.fileHandle(fh).node);
+    const content = sparseData(this.handles.getKind(fh, "file").node);
     checkSeek(offset, whence, content.size);
     if (whence === SEEK_DATA) {
       const at = content.nextData(offset);
@@ -354,8 +353,8 @@ export class MemFs implements FileSystem {
 
   async copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
     checkWritable(this.capabilities);
-    const src = this.fileHandle(fhIn);
-    const dst = this.fileHandle(fhOut);
+    const src = this.handles.getKind(fhIn, "file");
+    const dst = this.handles.getKind(fhOut, "file");
     const from = sparseData(src.node);
     const n = copyLength({ how: src.how, size: from.size, offset: offIn }, { how: dst.how, offset: offOut }, length, src.node === dst.node);
     if (n === 0) return 0;
@@ -545,17 +544,6 @@ export class MemFs implements FileSystem {
     };
   }
 
-  private fileHandle(fh: Handle): Extract<MemHandle, { kind: "file" }> {
-    const h = this.handles.get(fh);
-    if (h.kind !== "file") throw new FsError(EBADF, `handle ${fh} is a directory`);
-    return h;
-  }
-
-  private dirHandle(dh: Handle): Extract<MemHandle, { kind: "dir" }> {
-    const h = this.handles.get(dh);
-    if (h.kind !== "dir") throw new FsError(EBADF, `handle ${dh} is not a directory`);
-    return h;
-  }
 }
 
 /** Date's range (ECMAScript's time values stop at ±8.64e15 ms). */

@@ -168,7 +168,7 @@ export class OpfsFs implements FileSystem {
   read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     return this.serial(async () => {
       checkRange(offset, length);
-      const h = this.fileHandle(fh);
+      const h = this.handles.getKind(fh, "file");
       checkCanRead(h.how, fh);
       return (await this.data(h.node)).read(offset, length);
     });
@@ -176,7 +176,7 @@ export class OpfsFs implements FileSystem {
 
   release(fh: Handle): Promise<void> {
     return this.serial(async () => {
-      const { node } = this.fileHandle(fh);
+      const { node } = this.handles.getKind(fh, "file");
       this.handles.take(fh);
       node.opens--;
       if (node.opens === 0) {
@@ -197,11 +197,11 @@ export class OpfsFs implements FileSystem {
 
   // Not serialized itself: the listing it may take is.
   async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
-    return this.dirHandleOf(dh).stream.read(cookie, maxEntries);
+    return this.handles.getKind(dh, "dir").stream.read(cookie, maxEntries);
   }
 
   async releasedir(dh: Handle): Promise<void> {
-    this.dirHandleOf(dh);
+    this.handles.getKind(dh, "dir");
     this.handles.take(dh);
   }
 
@@ -210,7 +210,7 @@ export class OpfsFs implements FileSystem {
   setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
     return this.change(async () => {
       checkSetAttr(a);
-      const node = fh === undefined ? this.inodes.get(ino) : this.fileHandle(fh).node;
+      const node = fh === undefined ? this.inodes.get(ino) : this.handles.getKind(fh, "file").node;
       if (node.ino !== ino) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
       checkSetAttrType(node.mode & S_IFMT, a, ino);
       if (a.size !== undefined) {
@@ -375,7 +375,7 @@ export class OpfsFs implements FileSystem {
 
   write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
     return this.change(async () => {
-      const h = this.fileHandle(fh);
+      const h = this.handles.getKind(fh, "file");
       checkCanWrite(h.how, fh);
       const d = await this.data(h.node);
       const at = h.how.append ? d.size() : offset;
@@ -388,7 +388,7 @@ export class OpfsFs implements FileSystem {
 
   fsync(fh: Handle): Promise<void> {
     return this.serial(async () => {
-      await this.fileHandle(fh).node.data?.flush();
+      await this.handles.getKind(fh, "file").node.data?.flush();
       await this.saveIfDirty();
     });
   }
@@ -399,7 +399,7 @@ export class OpfsFs implements FileSystem {
 
   fsyncdir(dh: Handle): Promise<void> {
     return this.serial(async () => {
-      this.dirHandleOf(dh);
+      this.handles.getKind(dh, "dir");
       await this.saveIfDirty();
     });
   }
@@ -414,7 +414,7 @@ export class OpfsFs implements FileSystem {
   fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
     return this.change(async () => {
       checkFallocate(mode, offset, length);
-      const h = this.fileHandle(fh);
+      const h = this.handles.getKind(fh, "file");
       checkCanWrite(h.how, fh);
       const d = await this.data(h.node);
       const end = offset + length;
@@ -433,7 +433,7 @@ export class OpfsFs implements FileSystem {
 
   lseek(fh: Handle, offset: number, whence: number): Promise<number> {
     return this.serial(async () => {
-      const size = (await this.data(this.fileHandle(fh).node)).size();
+      const size = (await this.data(this.handles.getKind(fh, "file").node)).size();
       checkSeek(offset, whence, size);
       // Without sparse files all of the file is data, and the only hole is its end.
       return whence === SEEK_DATA ? offset : size;
@@ -442,8 +442,8 @@ export class OpfsFs implements FileSystem {
 
   copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
     return this.change(async () => {
-      const src = this.fileHandle(fhIn);
-      const dst = this.fileHandle(fhOut);
+      const src = this.handles.getKind(fhIn, "file");
+      const dst = this.handles.getKind(fhOut, "file");
       const from = await this.data(src.node);
       const n = copyLength({ how: src.how, size: from.size(), offset: offIn }, { how: dst.how, offset: offOut }, length, src.node === dst.node);
       const to = await this.data(dst.node);
@@ -784,18 +784,6 @@ export class OpfsFs implements FileSystem {
     const d = node.data;
     node.data = undefined;
     await d?.close();
-  }
-
-  private fileHandle(fh: Handle): Extract<OpfsHandle, { kind: "file" }> {
-    const h = this.handles.get(fh);
-    if (h.kind !== "file") throw new FsError(EBADF, `handle ${fh} is a directory`);
-    return h;
-  }
-
-  private dirHandleOf(dh: Handle): Extract<OpfsHandle, { kind: "dir" }> {
-    const h = this.handles.get(dh);
-    if (h.kind !== "dir") throw new FsError(EBADF, `handle ${dh} is not a directory`);
-    return h;
   }
 
   // ----- metadata -----
