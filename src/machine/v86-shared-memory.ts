@@ -159,6 +159,11 @@ export function sharedMemoryAvailable(): boolean {
   return typeof SharedArrayBuffer !== "undefined" && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
 }
 
+/** Without cross-origin isolation browsers have no SharedArrayBuffer global at all. */
+export function isShared(buffer: ArrayBufferLike): buffer is SharedArrayBuffer {
+  return typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer;
+}
+
 const NODE_FS = "node:fs/promises";
 
 /** v86.wasm's bytes the way v86 finds them: a file path under Node (whose fetch has no file: URLs), a URL elsewhere. */
