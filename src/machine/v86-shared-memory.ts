@@ -182,6 +182,7 @@ async function loadWasm(pathOrUrl: string): Promise<Uint8Array<ArrayBuffer>> {
 /**
  * V86's wasm_fn option: loads v86.wasm and instantiates it with its memory shared. If the engine refuses
  * (no room for the maximum, say), it falls back to the module as it is: check the memory's buffer to know.
+ * v86 keeps no wasm_source then, which only its zstd Worker (zstd-compressed images, unused here) needs.
  */
 export function sharedMemoryWasm(wasmPathOrUrl: string): (imports: WebAssembly.Imports) => Promise<WebAssembly.Exports> {
   return async (imports) => {
