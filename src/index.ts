@@ -6,6 +6,8 @@ export { attachVirtioFs, daxWindowSize, DAX_MIB_MAX, DAX_MIB_MIN, type AttachedS
 
 // A whole guest: boot, run commands over the serial console, reboot, shut down.
 export { Guest, GuestError, shareMountOptions, text, type GuestOptions, type GuestRuntime, type GuestShare, type RunResult } from "./machine/guest.ts";
+export type { GuestRam } from "./machine/machine.ts";
+export { sharedMemoryAvailable } from "./machine/v86-shared-memory.ts";
 export { CmdlineError, kernelCmdline, type GuestMount } from "./machine/cmdline.ts";
 export { fetchImages as fetchGuestImages, type Progress } from "./machine/fetch-images.ts";
 export type { HeadlessEvent, HeadlessSettings } from "./machine/headless-protocol.ts";

@@ -3,7 +3,7 @@
 import { ConsoleFrames } from "./console-frames.ts";
 import { kernelCmdline, randomNonce, utf8Base64, type GuestMount } from "./cmdline.ts";
 import type { GuestImages } from "./images.ts";
-import { startMachine, type Machine } from "./machine.ts";
+import { startMachine, type GuestRam, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
 import { attachVirtioFs, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
 
@@ -38,6 +38,8 @@ export interface GuestOptions {
   mounts?: GuestMount[];
   /** Attach v86's own virtio-9p device (in memory), the benchmarks' comparison target. */
   ninep?: boolean;
+  /** v86's memory in a SharedArrayBuffer (default: where available); guestMemory() tells which one runs. */
+  sharedMemory?: boolean;
   /** The images and v86.wasm: a browser fetches them (fetch-images.ts), Node reads them (node-guest.ts). */
   runtime: GuestRuntime;
   /** Run this one command at boot (vfsw.exec) instead of taking commands with run(). */
@@ -130,6 +132,7 @@ export class Guest {
       memoryMiB: opts.memoryMiB ?? 256,
       wasmPath,
       ninep: opts.ninep,
+      sharedMemory: opts.sharedMemory,
       onSerial: (b) => frames.push(b),
       beforeRun: async (emulator) => {
         guest.attachment = await attachVirtioFs(emulator, shares);
@@ -178,6 +181,17 @@ export class Guest {
   get emulator(): V86 {
     if (!this.machine) throw new GuestError("guest is not running");
     return this.machine.emulator;
+  }
+
+  /** Guest RAM inside v86's memory, and whether that is shared (see GuestRam). */
+  guestMemory(): GuestRam {
+    if (!this.machine) throw new GuestError("guest is not running");
+    return this.machine.guestMemory();
+  }
+
+  /** JIT modules v86 compiled against the shared memory so far. */
+  get sharedJitModules(): number {
+    return this.machine?.sharedJitModules ?? 0;
   }
 
   /** Runs a shell script in the guest (agent mode); commands queue one after another. */

@@ -2,6 +2,8 @@
 import { V86 } from "v86";
 import type { GuestImages } from "./images.ts";
 import { keepBootImageAcrossReboots } from "./v86-reboot.ts";
+import { v86Cpu, type V86Cpu } from "./v86-bus.ts";
+import { isShared, shareJitModules, sharedMemoryAvailable, sharedMemoryWasm, type SharedJit } from "./v86-shared-memory.ts";
 
 export interface MachineOptions {
   images: GuestImages;
@@ -15,10 +17,33 @@ export interface MachineOptions {
   beforeRun?(emulator: V86): void | Promise<void>;
   /** Attach v86's own virtio-9p device (tag host9p) over an empty in-memory filesystem. */
   ninep?: boolean;
+  /**
+   * Put v86's memory, guest RAM included, in a SharedArrayBuffer. Default: where that works (see
+   * sharedMemoryAvailable: not on a page without COOP/COEP headers).
+   */
+  sharedMemory?: boolean;
+}
+
+/** Guest physical memory inside v86's wasm memory. */
+export interface GuestRam {
+  /**
+   * The whole wasm memory. Shared, it stays valid for the machine's life, and views of it work from any
+   * Worker; unshared, a memory growth detaches it (ask again).
+   */
+  readonly buffer: SharedArrayBuffer | ArrayBuffer;
+  readonly shared: boolean;
+  /** Where guest physical address 0 is in buffer. */
+  readonly base: number;
+  /** Bytes of guest physical memory (v86's memory_size, which may exceed what the guest's mem= uses). */
+  readonly size: number;
 }
 
 export interface Machine {
   readonly emulator: V86;
+  /** Guest RAM; write code there through v86 (or call its jit_dirty_cache) so the JIT drops stale code. */
+  guestMemory(): GuestRam;
+  /** JIT modules compiled against the shared memory (0 when unshared). */
+  readonly sharedJitModules: number;
   /** Bytes to the guest's ttyS0. */
   send(data: Uint8Array | string): void;
   destroy(): Promise<void>;
@@ -29,6 +54,7 @@ const encoder = new TextEncoder();
 export async function startMachine(opts: MachineOptions): Promise<Machine> {
   const emulator = new V86({
     wasm_path: opts.wasmPath,
+    ...((opts.sharedMemory ?? sharedMemoryAvailable()) ? { wasm_fn: sharedMemoryWasm(opts.wasmPath) } : {}),
     memory_size: opts.memoryMiB * 1024 * 1024,
     vga_memory_size: 2 * 1024 * 1024,
     bios: { buffer: opts.images["bios.bin"] },
@@ -57,7 +83,12 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
   });
 
   await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
+  let cpu: V86Cpu;
+  let jit: SharedJit | undefined;
   try {
+    cpu = v86Cpu(emulator);
+    // sharedMemoryWasm falls back to unshared if the engine refuses: go by what v86 got.
+    if (isShared(cpu.wasm_memory.buffer)) jit = shareJitModules(emulator);
     keepBootImageAcrossReboots(emulator, { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength });
     await opts.beforeRun?.(emulator);
   } catch (e) {
@@ -67,6 +98,13 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
   void emulator.run();
   return {
     emulator,
+    guestMemory() {
+      const buffer = cpu.wasm_memory.buffer;
+      return { buffer, shared: isShared(buffer), base: cpu.mem8.byteOffset, size: cpu.memory_size[0]! };
+    },
+    get sharedJitModules() {
+      return jit?.modules ?? 0;
+    },
     send(data) {
       emulator.serial_send_bytes(0, typeof data === "string" ? encoder.encode(data) : data);
     },
