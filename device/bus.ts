@@ -13,6 +13,16 @@ export interface GuestMemory {
   readonly u8: Uint8Array;
   /** Copies data into guest RAM at addr; the caller has checked the range. */
   write(addr: number, data: Uint8Array): void;
+  /** Guest memory [addr, addr + size) for a device to fill in place (a RAM-backed BAR); the caller checked it. */
+  range(addr: number, size: number): MemoryRange;
+}
+
+/** Guest memory a device reads and writes in place, while the guest's loads and stores reach it directly. */
+export interface MemoryRange {
+  /** The bytes [0, size). Ask again after an await: an emulator may replace its buffer. */
+  bytes(): Uint8Array;
+  /** The device changed [offset, offset + length) behind the CPU's back: code compiled from it must go. */
+  changed(offset: number, length: number): void;
 }
 
 /** A BAR's registers: offset inside the BAR, access width in bytes, value zero-extended. */
@@ -21,16 +31,31 @@ export interface RegisterRegion {
   write(offset: number, width: 1 | 2 | 4, value: number): void;
 }
 
-export interface PciBar {
+/** A register block in I/O space: every access is a call into the device. */
+export interface IoBar {
   /** BAR number, 0..5. */
   index: number;
-  space: "io" | "memory";
-  /** I/O port base (the BIOS may move it) or fixed guest physical address (never moved). */
+  space: "io";
+  /** I/O port base; the BIOS may move it. */
   address: number;
   /** Power of two. */
   size: number;
   region: RegisterRegion;
 }
+
+/**
+ * A prefetchable memory BAR backed by guest memory at its own address: the guest's loads and stores (and
+ * instruction fetches) run at RAM speed and never reach the device, which fills it through a MemoryRange.
+ */
+export interface MemoryBar {
+  index: number;
+  space: "memory";
+  /** Fixed guest physical address, aligned to size; the bus never moves it. */
+  address: number;
+  size: number;
+}
+
+export type PciBar = IoBar | MemoryBar;
 
 export interface PciFunctionSpec {
   name: string;

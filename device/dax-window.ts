@@ -1,13 +1,12 @@
-// The DAX window (virtio-fs shared memory region 0): guest-visible memory behind a PCI memory BAR, kept in
-// a SharedArrayBuffer. The window records what each 4 KiB page shows (an opaque owner, a file offset,
-// whether the guest may store to it) and which pages the guest has stored to since they were last written
-// back. It knows nothing of FUSE: src/fuse/dax.ts decides what to map and moves the bytes.
-import type { RegisterRegion } from "./bus.ts";
+// The DAX window (virtio-fs shared memory region 0): guest memory behind a PCI memory BAR that the guest
+// loads from, stores to and runs code from at RAM speed; the device fills it in place. The window records
+// what each 4 KiB page shows (an opaque owner, a file offset, whether the guest may store to it) and finds
+// the pages the guest stored to by comparing them with a copy of what they held when last clean. It knows
+// nothing of FUSE: src/fuse/dax.ts decides what to map and moves the bytes.
+import type { MemoryRange } from "./bus.ts";
 
 export const DAX_PAGE_SHIFT = 12;
 export const DAX_PAGE_SIZE = 1 << DAX_PAGE_SHIFT;
-/** v86 serves memory BARs in 128 KiB blocks (MMAP_BLOCK_SIZE): a window is a whole number of them. */
-export const DAX_WINDOW_MIN_SIZE = 128 * 1024;
 
 /** Bits of `DaxWindow.pageState`, one byte per page. */
 export const DAX_PAGE_MAPPED = 1;
@@ -22,7 +21,7 @@ export interface DaxExtent {
   readonly owner: number;
   /** What `offset` shows: a byte offset in the owner's data, page-aligned. */
   readonly fileOffset: number;
-  /** Guest stores land (and dirty the page); on a read-only extent they are dropped. */
+  /** Guest stores are the file's (written back when they differ); on a read-only extent they are not. */
   readonly writable: boolean;
 }
 
@@ -38,15 +37,18 @@ const isPow2 = (n: number): boolean => Number.isSafeInteger(n) && n > 0 && (n & 
 export class DaxWindow {
   readonly size: number;
   readonly pages: number;
-  /** The window's bytes; a Worker (or the page) may read them too. */
-  readonly memory: SharedArrayBuffer;
   /** Per page: DAX_PAGE_MAPPED | DAX_PAGE_WRITABLE. Shared, so the page's inspector can draw the window. */
   readonly pageState: Uint8Array;
-  /** Per page: 1 once a guest store landed and until the page is written back. Shared, as pageState. */
+  /**
+   * Per page: 1 once the page was found changed, until it is written back. Found when asked (dirtyRuns,
+   * dirtyPages), since guest stores do not pass through the device. Shared, as pageState.
+   */
   readonly dirty: Uint8Array;
-  /** What the guest's loads and stores through the BAR reach. */
-  readonly region: RegisterRegion;
-  private readonly u8: Uint8Array;
+  private readonly backing: MemoryRange;
+  /** Per page: 1 while the page's guest stores are to be written back: it has been writable since it was mapped. */
+  private readonly tracked: Uint8Array;
+  /** What tracked pages held when last clean. The OS commits its pages only as they are first written. */
+  private readonly clean: Uint8Array;
   /** Per page: the first page of the extent covering it, or -1. */
   private readonly extentAt: Int32Array;
   /** Extents by first page. */
@@ -54,25 +56,31 @@ export class DaxWindow {
   /** Each owner's extents, by first page. */
   private readonly byOwner = new Map<number, Set<number>>();
 
-  constructor(size: number) {
-    // A BAR is a power of two; v86 maps 128 KiB blocks; a 32-bit BAR stays below 4 GiB.
-    if (!isPow2(size) || size < DAX_WINDOW_MIN_SIZE || size > 2 ** 31) {
-      throw new RangeError(`DAX window size ${size}: a power of two from ${DAX_WINDOW_MIN_SIZE} to 2 GiB`);
+  /** `backing` is the guest memory behind the BAR; without one (tests, tools) the window has its own. */
+  constructor(size: number, backing?: MemoryRange) {
+    // A BAR is a power of two; a 32-bit BAR stays below 4 GiB.
+    if (!isPow2(size) || size < DAX_PAGE_SIZE || size > 2 ** 31) {
+      throw new RangeError(`DAX window size ${size}: a power of two from ${DAX_PAGE_SIZE} bytes to 2 GiB`);
     }
     this.size = size;
     this.pages = size / DAX_PAGE_SIZE;
-    this.memory = new SharedArrayBuffer(size);
-    this.u8 = new Uint8Array(this.memory);
+    this.backing = backing ?? ownMemory(size);
     this.pageState = new Uint8Array(new SharedArrayBuffer(this.pages));
     this.dirty = new Uint8Array(new SharedArrayBuffer(this.pages));
+    this.tracked = new Uint8Array(this.pages);
+    this.clean = new Uint8Array(size);
     this.extentAt = new Int32Array(this.pages).fill(-1);
-    this.region = mmio(this.u8, this.pageState, this.dirty);
+  }
+
+  /** The window's bytes as the guest sees them (valid until the next await). */
+  bytes(): Uint8Array {
+    return this.backing.bytes();
   }
 
   /**
    * Maps [offset, offset + length) to `owner`'s data from `fileOffset`, as mmap(MAP_FIXED): whatever was
    * mapped there is replaced, and its dirty bits go. The caller writes replaced dirty pages back first and
-   * fills the bytes afterwards; the bytes are left as they are.
+   * fills the bytes afterwards; the bytes are left as they are (and count as clean).
    */
   map(offset: number, length: number, owner: number, fileOffset: number, writable: boolean): void {
     this.checkSpan(offset, length);
@@ -80,15 +88,20 @@ export class DaxWindow {
     if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || fileOffset & PAGE_MASK) throw new RangeError(`bad file offset ${fileOffset}`);
     this.cut(offset, length);
     this.insert({ offset, length, owner, fileOffset, writable });
-    this.dirty.fill(0, offset / DAX_PAGE_SIZE, (offset + length) / DAX_PAGE_SIZE);
+    const [first, end] = pageRange(offset, length);
+    this.dirty.fill(0, first, end);
+    this.tracked.fill(writable ? 1 : 0, first, end);
+    if (writable) this.clean.set(this.bytes().subarray(offset, offset + length), offset);
   }
 
   /** Unmaps [offset, offset + length): its pages read as zeros and forget their dirty bits. */
   unmap(offset: number, length: number): void {
     this.checkSpan(offset, length);
     this.cut(offset, length);
-    this.dirty.fill(0, offset / DAX_PAGE_SIZE, (offset + length) / DAX_PAGE_SIZE);
-    this.u8.fill(0, offset, offset + length);
+    const [first, end] = pageRange(offset, length);
+    this.dirty.fill(0, first, end);
+    this.tracked.fill(0, first, end);
+    this.zero(offset, length);
   }
 
   /** Unmaps every extent of `owner`. */
@@ -98,35 +111,49 @@ export class DaxWindow {
 
   /**
    * Makes the mapped pages of [offset, offset + length) writable or read-only, keeping their bytes, owners
-   * and dirty bits (a mapping upgraded to writable; pages about to be written back and replaced).
+   * and dirty bits (a mapping upgraded to writable; pages about to be written back and replaced). The
+   * guest's page tables, not the window, stop its stores: a page once writable keeps being written back.
    */
   protect(offset: number, length: number, writable: boolean): void {
     this.checkSpan(offset, length);
     const end = offset + length;
+    const bytes = this.bytes();
     for (const e of this.extentsIn(offset, length)) {
       if (e.writable === writable) continue;
       const lo = Math.max(e.offset, offset);
       const hi = Math.min(e.offset + e.length, end);
       this.cut(lo, hi - lo);
       this.insert({ ...e, offset: lo, length: hi - lo, fileOffset: e.fileOffset + (lo - e.offset), writable });
+      if (!writable) continue;
+      const [first, last] = pageRange(lo, hi - lo);
+      for (let p = first; p < last; p++) {
+        if (this.tracked[p]) continue;
+        this.tracked[p] = 1;
+        const at = p * DAX_PAGE_SIZE;
+        this.clean.set(bytes.subarray(at, at + DAX_PAGE_SIZE), at);
+      }
     }
   }
 
   /** Copies `data` into the window at `offset` (no dirty bits: this is the backend's data, not the guest's). */
   write(offset: number, data: Uint8Array): void {
     this.checkBytes(offset, data.length);
-    this.u8.set(data, offset);
+    this.bytes().set(data, offset);
+    this.clean.set(data, offset);
+    this.backing.changed(offset, data.length);
   }
 
   zero(offset: number, length: number): void {
     this.checkBytes(offset, length);
-    this.u8.fill(0, offset, offset + length);
+    this.bytes().fill(0, offset, offset + length);
+    this.clean.fill(0, offset, offset + length);
+    this.backing.changed(offset, length);
   }
 
   /** A copy of [offset, offset + length). */
   read(offset: number, length: number): Uint8Array {
     this.checkBytes(offset, length);
-    return this.u8.slice(offset, offset + length);
+    return this.bytes().slice(offset, offset + length);
   }
 
   /** Extents overlapping [offset, offset + length), whole, in window order. */
@@ -177,8 +204,8 @@ export class DaxWindow {
   dirtyRuns(offset: number, length: number): DaxSpan[] {
     this.checkSpan(offset, length);
     const runs: DaxSpan[] = [];
-    const end = (offset + length) / DAX_PAGE_SIZE;
-    for (let p = offset / DAX_PAGE_SIZE; p < end; p++) {
+    const [first, end] = this.findDirty(offset, length);
+    for (let p = first; p < end; p++) {
       if (!this.dirty[p]) continue;
       const start = p;
       while (p + 1 < end && this.dirty[p + 1]) p++;
@@ -191,13 +218,22 @@ export class DaxWindow {
   dirtyPages(offset = 0, length = this.size): number {
     this.checkSpan(offset, length);
     let n = 0;
-    for (let p = offset / DAX_PAGE_SIZE, end = (offset + length) / DAX_PAGE_SIZE; p < end; p++) n += this.dirty[p]!;
+    const [first, end] = this.findDirty(offset, length);
+    for (let p = first; p < end; p++) n += this.dirty[p]!;
     return n;
   }
 
+  /** The range's bytes as they are now are what its files hold: later stores make pages dirty again. */
   clearDirty(offset: number, length: number): void {
     this.checkSpan(offset, length);
-    this.dirty.fill(0, offset / DAX_PAGE_SIZE, (offset + length) / DAX_PAGE_SIZE);
+    const [first, end] = pageRange(offset, length);
+    this.dirty.fill(0, first, end);
+    const bytes = this.bytes();
+    for (let p = first; p < end; p++) {
+      if (!this.tracked[p]) continue;
+      const at = p * DAX_PAGE_SIZE;
+      this.clean.set(bytes.subarray(at, at + DAX_PAGE_SIZE), at);
+    }
   }
 
   /** Marks pages dirty again (a write-back failed); only mapped pages can be dirty. */
@@ -206,6 +242,29 @@ export class DaxWindow {
     for (let p = offset / DAX_PAGE_SIZE, end = (offset + length) / DAX_PAGE_SIZE; p < end; p++) {
       if (this.pageState[p]! & DAX_PAGE_MAPPED) this.dirty[p] = 1;
     }
+  }
+
+  /**
+   * Sets the dirty bit of every tracked page in the range whose bytes differ from its clean copy; returns
+   * the range as pages. A word compare: ~1 ms per 4 MiB of tracked pages.
+   */
+  private findDirty(offset: number, length: number): [number, number] {
+    const [first, end] = pageRange(offset, length);
+    const bytes = this.bytes();
+    const aligned = bytes.byteOffset % 4 === 0;
+    const now = aligned ? new Int32Array(bytes.buffer, bytes.byteOffset, this.size / 4) : bytes;
+    const was = aligned ? new Int32Array(this.clean.buffer) : this.clean;
+    const perPage = DAX_PAGE_SIZE / (aligned ? 4 : 1);
+    for (let p = first; p < end; p++) {
+      if (this.dirty[p] || !this.tracked[p]) continue;
+      for (let i = p * perPage, stop = i + perPage; i < stop; i++) {
+        if (now[i] !== was[i]) {
+          this.dirty[p] = 1;
+          break;
+        }
+      }
+    }
+    return [first, end];
   }
 
   /** Removes the extents' table entries over [offset, offset + length), keeping what lies outside it. */
@@ -253,42 +312,10 @@ export class DaxWindow {
   }
 }
 
-/**
- * The BAR's loads and stores, little-endian, any alignment: a store lands only on a writable page and dirties
- * it; a load sees the bytes (zeros where nothing is mapped). This runs for every guest access: no allocation.
- */
-function mmio(u8: Uint8Array, state: Uint8Array, dirty: Uint8Array): RegisterRegion {
-  const view = new DataView(u8.buffer);
-  const size = u8.length;
-  const storeByte = (at: number, v: number): void => {
-    const p = at >>> DAX_PAGE_SHIFT;
-    if (at < size && state[p]! & DAX_PAGE_WRITABLE) {
-      u8[at] = v;
-      dirty[p] = 1;
-    }
-  };
-  return {
-    read(offset, width) {
-      if (offset >= 0 && offset + width <= size) {
-        return width === 4 ? view.getUint32(offset, true) : width === 2 ? view.getUint16(offset, true) : u8[offset]!;
-      }
-      let v = 0;
-      for (let i = width - 1; i >= 0; i--) v = (v << 8) | (offset + i >= 0 && offset + i < size ? u8[offset + i]! : 0);
-      return v >>> 0;
-    },
-    write(offset, width, value) {
-      if (offset < 0) return;
-      if ((offset & PAGE_MASK) + width <= DAX_PAGE_SIZE) {
-        // Inside one page (every aligned access): one check, one store.
-        const p = offset >>> DAX_PAGE_SHIFT;
-        if (!(state[p]! & DAX_PAGE_WRITABLE)) return;
-        if (width === 4) view.setUint32(offset, value, true);
-        else if (width === 2) view.setUint16(offset, value, true);
-        else u8[offset] = value;
-        dirty[p] = 1;
-        return;
-      }
-      for (let i = 0; i < width; i++) storeByte(offset + i, (value >>> (8 * i)) & 0xff);
-    },
-  };
+const pageRange = (offset: number, length: number): [number, number] => [offset / DAX_PAGE_SIZE, (offset + length) / DAX_PAGE_SIZE];
+
+/** A window with memory of its own, for tests and tools. */
+function ownMemory(size: number): MemoryRange {
+  const bytes = new Uint8Array(new SharedArrayBuffer(size));
+  return { bytes: () => bytes, changed: () => {} };
 }

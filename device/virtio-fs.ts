@@ -1,7 +1,7 @@
 // The virtio-fs device (virtio spec 5.11): a hiprio queue, N request queues and the DAX window's shared
 // memory region. It knows nothing of FUSE: every chain goes to a RequestHandler, and completions may
 // come back in any order.
-import type { DeviceBus, RegisterRegion } from "./bus.ts";
+import type { DeviceBus } from "./bus.ts";
 import { VirtioPciTransport } from "./virtio-pci.ts";
 import { SPLIT_QUEUE_MAX_SIZE, VirtqueueError, type DescriptorChain } from "./virtqueue.ts";
 
@@ -19,7 +19,6 @@ export interface DaxBar {
   bar: number;
   address: number;
   size: number;
-  region: RegisterRegion;
 }
 
 /** A queue as the inspector draws it. */

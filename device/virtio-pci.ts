@@ -76,11 +76,10 @@ export const MAX_QUEUES = (BAR0.size - BAR0.notify) / BAR0.notifyMultiplier;
 export interface SharedMemoryRegion {
   /** virtio_pci_cap.id: the shared memory id (virtio-fs: 0, the DAX cache). */
   id: number;
-  /** PCI memory BAR number and fixed guest physical address; size is a power of two. */
+  /** PCI memory BAR number and fixed guest physical address; size is a power of two. The bus backs it with guest memory. */
   bar: number;
   address: number;
   size: number;
-  region: RegisterRegion;
 }
 
 export interface VirtioPciOptions {
@@ -138,7 +137,7 @@ export class VirtioPciTransport {
     this.queues = Array.from({ length: o.numQueues }, () => this.freshQueue());
     const bars = [
       { index: BAR0.index, space: "io" as const, address: o.ioPort, size: BAR0.size, region: this.bar0() },
-      ...(o.shm ? [{ index: o.shm.bar, space: "memory" as const, address: o.shm.address, size: o.shm.size, region: o.shm.region }] : []),
+      ...(o.shm ? [{ index: o.shm.bar, space: "memory" as const, address: o.shm.address, size: o.shm.size }] : []),
     ];
     this.pci = bus.addPciFunction({ name: o.name, config: this.configSpace(), bars });
   }

@@ -2,7 +2,7 @@
 // Node Guest in ./node.ts). Everything a v86 embedder, the demo page and the benchmarks use comes from here.
 
 // Putting devices on a v86 PC.
-export { attachVirtioFs, daxWindowSize, DAX_MIB_MAX, DAX_MIB_MIN, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./machine/attach.ts";
+export { attachVirtioFs, daxWindowSize, v86MemorySize, DAX_MIB_MAX, DAX_MIB_MIN, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./machine/attach.ts";
 
 // A whole guest: boot, run commands over the serial console, reboot, shut down.
 export { Guest, GuestError, shareMountOptions, text, type GuestOptions, type GuestRuntime, type GuestShare, type RunResult } from "./machine/guest.ts";

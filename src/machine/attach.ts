@@ -2,6 +2,10 @@
 // devices to the same emulator (I/O ports and DAX window addresses are allocated across calls), every
 // device resets when the guest reboots the machine, and detach() takes them off again. The Node Guest,
 // the CLI and the page's Worker all attach through here.
+//
+// A DAX window lives inside v86's memory, above the RAM the guest is told about: the guest's loads, stores
+// and instruction fetches reach it as RAM, with no call into JavaScript. So v86's memory_size must hold the
+// guest's RAM and every window (v86MemorySize computes it), and the BIOS is told RAM ends below them.
 import type { V86 } from "v86";
 import { DaxWindow } from "../../device/dax-window.ts";
 import { VIRTIO_FS_TAG_LEN, VirtioFsDevice } from "../../device/virtio-fs.ts";
@@ -20,9 +24,9 @@ export interface VirtioFsShare {
   writeback?: boolean;
   numRequestQueues?: number;
   /**
-   * A DAX window of this many MiB (a power of two from 2 to 256): the guest maps files into it when it
-   * mounts with -o dax=always, or with dax=inode those the server marks (its kernel must be built from
-   * guest/patches).
+   * A DAX window of this many MiB (a power of two from DAX_MIB_MIN to DAX_MIB_MAX), carved from the top of
+   * v86's memory (see v86MemorySize): the guest maps files into it when it mounts with -o dax=always, or
+   * with dax=inode those the server marks (its kernel must be built from guest/patches).
    */
   daxMiB?: number;
   /** Where device and server problems go (default console.warn). */
@@ -57,19 +61,16 @@ const IO_PORT_END = 0x10000;
 /** The window's memory BAR (BAR 0 holds the registers). */
 const DAX_BAR = 2;
 const MiB = 1 << 20;
-/** Linux's FUSE_DAX_SZ: it maps the window in 2 MiB ranges, so a smaller one is useless. */
-export const DAX_MIB_MIN = 2;
-export const DAX_MIB_MAX = 256;
-const NUM_REQUEST_QUEUES_MAX = 16;
-
 /**
- * Where memory BARs may go. v86 never moves them, so each needs an address Linux accepts as it is: above
- * guest RAM, below the I/O APIC (0xFEC00000), clear of v86's VGA framebuffer (0xE0000000, up to 256 MiB).
+ * Linux maps the window in 2 MiB ranges (FUSE_DAX_SZ) and needs a free range to map one that straddles
+ * two; pages of running programs keep their ranges busy: below 16 MiB, dax=always stalls in reclaim.
  */
-const MMIO_AREAS: readonly (readonly [number, number])[] = [
-  [0xd000_0000, 0xe000_0000],
-  [0xf000_0000, 0xfec0_0000],
-];
+export const DAX_MIB_MIN = 16;
+/** The guest maps the window into its vmalloc space, ~750 MiB with 256 MiB of RAM on i386. */
+export const DAX_MIB_MAX = 512;
+/** What the BIOS must still have as RAM below the windows. */
+const RAM_MIN = 32 * MiB;
+const NUM_REQUEST_QUEUES_MAX = 16;
 
 /** Bytes of a `daxMiB` window; RangeError unless a power of two from DAX_MIB_MIN to DAX_MIB_MAX. */
 export function daxWindowSize(daxMiB: number): number {
@@ -79,19 +80,30 @@ export function daxWindowSize(daxMiB: number): number {
   return daxMiB * MiB;
 }
 
+/** v86 keeps its memory below 2 GiB (it rounds a larger memory_size down to this). */
+export const V86_MEMORY_MAX = 2 ** 31 - 128 * 1024;
+
+/**
+ * The v86 `memory_size` for `ramMiB` of guest RAM and DAX windows of `daxMiB` each: the windows stacked
+ * above the RAM, each aligned to its size as a BAR must be, the largest first. RangeError past V86_MEMORY_MAX.
+ */
+export function v86MemorySize(ramMiB: number, daxMiB: readonly number[] = []): number {
+  let end = ramMiB * MiB;
+  for (const size of daxMiB.map(daxWindowSize).sort((a, b) => b - a)) end = Math.ceil(end / size) * size + size;
+  if (end > V86_MEMORY_MAX) throw new RangeError(`${ramMiB} MiB of RAM and DAX windows of ${daxMiB.join(", ")} MiB need ${end / MiB} MiB of v86 memory; it has at most ${Math.floor(V86_MEMORY_MAX / MiB)}`);
+  return end;
+}
+
 type Range = readonly [start: number, end: number];
 
 /**
- * A fixed guest physical address for a window of `size` bytes: aligned to its size as a BAR must be, above
- * `memoryBytes` of RAM, clear of every range in `taken`; undefined when there is no room.
+ * A fixed guest physical address for a window of `size` bytes: the highest one aligned to its size inside
+ * `memoryBytes` of v86 memory, clear of every range in `taken`, leaving RAM_MIN below; undefined when
+ * there is no room.
  */
 export function daxWindowAddress(size: number, memoryBytes: number, taken: readonly Range[]): number | undefined {
-  for (const [lo, hi] of MMIO_AREAS) {
-    for (let at = Math.ceil(Math.max(lo, memoryBytes) / size) * size; at + size <= hi; at += size) {
-      const clash = taken.find(([start, end]) => at < end && start < at + size);
-      if (!clash) return at;
-      at = Math.ceil(clash[1] / size) * size - size; // skip past it
-    }
+  for (let at = Math.floor((memoryBytes - size) / size) * size; at >= RAM_MIN; at -= size) {
+    if (!taken.some(([start, end]) => at < end && start < at + size)) return at;
   }
   return undefined;
 }
@@ -141,6 +153,7 @@ export async function attachVirtioFs(emulator: V86, shares: VirtioFsShare | read
     await Promise.all(added.map((s) => detachOne(machine, s)));
     throw e;
   }
+  tellRamSize(machine);
   let detached: Promise<void> | undefined;
   return {
     shares: added,
@@ -203,18 +216,21 @@ function attachOne(machine: MachineState, share: VirtioFsShare, i: number): Live
   if (size !== undefined) {
     const taken = [...machine.live].flatMap((s) => (s.windowRange ? [s.windowRange] : []));
     const at = daxWindowAddress(size, machine.bus.memory.size, taken);
-    if (at === undefined) throw new Error(`shares[${i}].daxMiB: no room for a ${size / MiB} MiB DAX window above ${machine.bus.memory.size / MiB} MiB of guest RAM`);
+    if (at === undefined) {
+      const mib = machine.bus.memory.size / MiB;
+      throw new Error(`shares[${i}].daxMiB: no room for a ${size / MiB} MiB DAX window in v86's ${mib} MiB of memory: make memory_size RAM plus the windows (v86MemorySize)`);
+    }
     windowRange = [at, at + size];
   }
   const log = share.log ?? ((m: string) => console.warn(m));
-  const window = size === undefined ? undefined : new DaxWindow(size);
+  const window = windowRange && new DaxWindow(windowRange[1] - windowRange[0], machine.bus.memory.range(windowRange[0], windowRange[1] - windowRange[0]));
   const server = new FuseServer({ fs: share.fs, cache: share.cache, writeback: share.writeback, log, observer: share.observer, dax: window });
   let ended = Promise.resolve();
   const device = new VirtioFsDevice(machine.bus, {
     tag: share.tag,
     numRequestQueues: share.numRequestQueues,
     ioPort,
-    dax: window && windowRange && { bar: DAX_BAR, address: windowRange[0], size: window.size, region: window.region },
+    dax: windowRange && { bar: DAX_BAR, address: windowRange[0], size: windowRange[1] - windowRange[0] },
     handler: server.handle,
     onReset: () => (ended = server.reset()),
     onError: (m) => log(`virtio-fs ${share.tag}: ${m}`),
@@ -231,8 +247,15 @@ function freeIoPort(machine: MachineState): number | undefined {
   return undefined;
 }
 
+/** RAM, as the BIOS tells the guest, ends where the lowest window starts. */
+function tellRamSize(machine: MachineState): void {
+  const starts = [...machine.live].flatMap((s) => (s.windowRange ? [s.windowRange[0]] : []));
+  machine.bus.setRamSize(Math.min(machine.bus.memory.size, ...starts));
+}
+
 async function detachOne(machine: MachineState, s: LiveShare): Promise<void> {
   if (!machine.live.delete(s)) return;
+  tellRamSize(machine);
   s.device.remove(); // a reset: the server's session ends and gives back what the guest held
   await s.sessionEnded();
 }

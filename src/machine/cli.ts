@@ -9,7 +9,9 @@ import { HostDirFs } from "../fs/hostdir/hostdir.ts";
 import { MemFs } from "../fs/memfs/memfs.ts";
 import { createSampleTree } from "../fs/sample-tree.ts";
 import { ImageError } from "./images.ts";
-import { DAX_MIB_MAX, DAX_MIB_MIN, daxWindowSize } from "./attach.ts";
+import { DAX_MIB_MAX, DAX_MIB_MIN, V86_MEMORY_MAX, daxWindowSize, v86MemorySize } from "./attach.ts";
+
+const MEMORY_MIB_MAX = Math.floor(V86_MEMORY_MAX / (1 << 20));
 
 const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--exec "<cmd>"] [--browser] [--memory <MiB>] [--append "<kernel args>"]
@@ -22,14 +24,14 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
   --writeback       let the guest's page cache gather writes (FUSE_WRITEBACK_CACHE)
   --readonly        every write fails with EROFS
   --dax [MiB]       give the device a DAX window of MiB (a power of two, ${DAX_MIB_MIN} to ${DAX_MIB_MAX}; default 256,
-                    or 64 with more than 512 MiB of RAM) and mount with -o dax=inode: the guest maps
-                    every file without an execute bit instead of reading it (programs stay out:
-                    v86 cannot run code from the window). Needs the kernel built from guest/patches
+                    or 64 with more than 512 MiB of RAM) in v86's memory above the guest's RAM, and
+                    mount with -o dax=always: the guest maps every file instead of reading it into its
+                    page cache, and runs programs straight from the window
   --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
   --browser         run the guest in headless Chromium (as the demo page does, in a Worker) instead of
                     in this process; needs --exec. The share is served to the page read-write.
                     Chromium: /usr/bin/chromium, or CHROMIUM_PATH
-  --memory <MiB>    guest RAM, 96 to 3072 (default 256)
+  --memory <MiB>    guest RAM, 96 to ${MEMORY_MIB_MAX} with any DAX window (default 256)
   --append <args>   extra kernel command-line parameters
   --images <dir>    guest images and their manifest.json (default: public/guest)
   --verbose         show the boot log (on stderr)
@@ -90,8 +92,14 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   const cache = values.cache as CacheMode;
   if (!CACHE_MODES.includes(cache)) throw new UsageError(`--cache takes ${CACHE_MODES.join(", ")}, not '${values.cache}'`);
   const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 3072) {
-    throw new UsageError(`--memory takes a whole number of MiB from 96 to 3072, not '${values.memory}'`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > MEMORY_MIB_MAX) {
+    throw new UsageError(`--memory takes a whole number of MiB from 96 to ${MEMORY_MIB_MAX}, not '${values.memory}'`);
+  }
+  const dax = values.dax === undefined ? undefined : daxMiB(values.dax, memoryMiB);
+  try {
+    v86MemorySize(memoryMiB, dax === undefined ? [] : [dax]);
+  } catch (e) {
+    throw new UsageError(`--memory ${memoryMiB} --dax ${dax}: ${(e as Error).message}`);
   }
   return {
     share: values.share,
@@ -99,7 +107,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     cache,
     writeback: values.writeback,
     readonly: values.readonly,
-    daxMiB: values.dax === undefined ? undefined : daxMiB(values.dax, memoryMiB),
+    daxMiB: dax,
     exec: values.exec,
     browser: values.browser,
     memoryMiB,

@@ -5,21 +5,21 @@ import { kernelCmdline, randomNonce, utf8Base64, type GuestMount } from "./cmdli
 import type { GuestImages } from "./images.ts";
 import { startMachine, type GuestRam, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
-import { attachVirtioFs, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
+import { attachVirtioFs, v86MemorySize, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
 
-/** A virtio-fs share and where the guest mounts it (with dax=inode when it has a DAX window, unless the options say otherwise). */
+/** A virtio-fs share and where the guest mounts it (with dax=always when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
   mountPoint: string;
   mountOptions?: string;
 }
 
 /**
- * The mount options of a share: a share with a DAX window is mounted to use it, per inode: the server
- * leaves programs out (v86 cannot run code from the window). dax=always maps every regular file.
+ * The mount options of a share: a share with a DAX window is mounted to map every regular file into it
+ * (dax=always), programs included; dax=inode leaves the choice to the server's FUSE_ATTR_DAX.
  */
 export function shareMountOptions(share: Pick<GuestShare, "daxMiB" | "mountOptions">): string | undefined {
   const given = share.mountOptions?.split(",").filter(Boolean) ?? [];
-  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push("dax=inode");
+  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push("dax=always");
   return given.length ? given.join(",") : undefined;
 }
 
@@ -30,6 +30,7 @@ export interface GuestRuntime {
 }
 
 export interface GuestOptions {
+  /** Guest RAM (default 256); v86's memory adds the shares' DAX windows above it. */
   memoryMiB?: number;
   append?: string;
   /** virtio-fs devices to attach; /init mounts each. */
@@ -129,7 +130,7 @@ export class Guest {
     guest.machine = await startMachine({
       images,
       cmdline,
-      memoryMiB: opts.memoryMiB ?? 256,
+      memoryBytes: v86MemorySize(opts.memoryMiB ?? 256, shares.flatMap((s) => (s.daxMiB === undefined ? [] : [s.daxMiB]))),
       wasmPath,
       ninep: opts.ninep,
       sharedMemory: opts.sharedMemory,

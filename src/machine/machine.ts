@@ -8,7 +8,8 @@ import { isShared, shareJitModules, sharedMemoryAvailable, sharedMemoryWasm, typ
 export interface MachineOptions {
   images: GuestImages;
   cmdline: string;
-  memoryMiB: number;
+  /** v86's memory_size: guest RAM and the DAX windows above it. */
+  memoryBytes: number;
   /** Where v86.wasm is: a file path in Node, a URL in the browser. */
   wasmPath: string;
   /** Console bytes from the guest's ttyS0, batched per emulator tick. */
@@ -55,7 +56,7 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
   const emulator = new V86({
     wasm_path: opts.wasmPath,
     ...((opts.sharedMemory ?? sharedMemoryAvailable()) ? { wasm_fn: sharedMemoryWasm(opts.wasmPath) } : {}),
-    memory_size: opts.memoryMiB * 1024 * 1024,
+    memory_size: opts.memoryBytes,
     vga_memory_size: 2 * 1024 * 1024,
     bios: { buffer: opts.images["bios.bin"] },
     bzimage: { buffer: opts.images.bzImage },

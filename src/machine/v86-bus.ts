@@ -1,7 +1,7 @@
 // DeviceBus on v86's internals. The release build keeps these property names; this file is the only
 // place that relies on them, and it checks for them so a v86 upgrade fails loudly here.
 import type { V86 } from "v86";
-import type { DeviceBus, GuestMemory, PciFunction, PciFunctionSpec, RegisterRegion } from "../../device/bus.ts";
+import type { DeviceBus, GuestMemory, MemoryRange, PciFunction, PciFunctionSpec, RegisterRegion } from "../../device/bus.ts";
 
 interface V86PortEntry {
   device: object | undefined;
@@ -16,21 +16,16 @@ interface V86Internals {
     mem8: Uint8Array;
     memory_size: Uint32Array;
     write_blob(blob: Uint8Array, offset: number): void;
+    /** Drops JIT-compiled code of the guest physical pages in [start, end). */
+    jit_dirty_cache(start: number, end: number): void;
     io: {
       ports: V86PortEntry[];
       create_empty_entry(): V86PortEntry;
       register_read(port: number, device: object, r8: () => number, r16: () => number, r32: () => number): void;
       register_write(port: number, device: object, w8: (v: number) => void, w16: (v: number) => void, w32: (v: number) => void): void;
-      mmap_register(
-        addr: number,
-        size: number,
-        r8: (addr: number) => number,
-        w8: (addr: number, v: number) => void,
-        r32: (addr: number) => number,
-        w32: (addr: number, v: number) => void,
-      ): void;
     };
     devices: {
+      rtc: { cmos_write(index: number, value: number): void };
       pci: {
         devices: (object | undefined)[];
         device_spaces: (Int32Array | undefined)[];
@@ -42,15 +37,12 @@ interface V86Internals {
   };
 }
 
-/** v86 maps memory-mapped I/O in blocks of this size (MMAP_BLOCK_SIZE). */
-export const V86_MMAP_BLOCK = 128 * 1024;
-
 export type V86Cpu = V86Internals["cpu"];
 
 export function v86Cpu(emulator: V86): V86Cpu {
   const cpu = (emulator as unknown as { v86?: V86Internals }).v86?.cpu;
-  if (!cpu?.io?.register_read || !cpu.io.create_empty_entry || !cpu.devices?.pci?.register_device || !cpu.devices.pci.device_spaces || !cpu.write_blob || !cpu.wasm_memory || !cpu.reboot_internal || !cpu.stop_idling) {
-    throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.write_blob, cpu.reboot_internal)");
+  if (!cpu?.io?.register_read || !cpu.io.create_empty_entry || !cpu.devices?.pci?.register_device || !cpu.devices.pci.device_spaces || !cpu.write_blob || !cpu.jit_dirty_cache || !cpu.devices.rtc?.cmos_write || !cpu.wasm_memory || !cpu.reboot_internal || !cpu.stop_idling) {
+    throw new Error("this v86 build does not expose the internals virtiofs-web attaches to (cpu.io, cpu.devices.pci, cpu.devices.rtc, cpu.write_blob, cpu.jit_dirty_cache, cpu.reboot_internal)");
   }
   return cpu;
 }
@@ -79,11 +71,26 @@ class V86Memory implements GuestMemory {
     // write_blob drops JIT-compiled code for the written pages.
     this.cpu.write_blob(data, addr);
   }
+
+  range(addr: number, size: number): MemoryRange {
+    let view = this.u8.subarray(addr, addr + size);
+    return {
+      bytes: () => (view.byteLength ? view : (view = this.u8.subarray(addr, addr + size))),
+      changed: (offset, length) => this.cpu.jit_dirty_cache(addr + offset, addr + offset + length),
+    };
+  }
 }
 
+/** CMOS registers SeaBIOS sizes RAM from (qemu's layout, as v86 fills them). */
+const CMOS_MEM_EXTMEM_LOW = 0x30;
+const CMOS_MEM_EXTMEM_HIGH = 0x31;
+const CMOS_MEM_EXTMEM2_LOW = 0x34;
+const CMOS_MEM_EXTMEM2_HIGH = 0x35;
+const CMOS_MEM_OLD_EXT_LOW = 0x17;
+const CMOS_MEM_OLD_EXT_HIGH = 0x18;
+const MiB = 1 << 20;
+
 const FIRST_SLOT = 8;
-/** What a removed memory BAR answers: all ones, as a bus with nothing behind it. */
-const UNMAPPED: RegisterRegion = { read: (_offset, width) => 2 ** (8 * width) - 1, write: () => {} };
 const IO_PORT_LIMIT = 0x10000;
 
 export class V86Bus implements DeviceBus {
@@ -110,7 +117,8 @@ export class V86Bus implements DeviceBus {
         this.registerPorts(owner, bar.address, bar.size, bar.region);
         dv.setUint32(0x10 + 4 * bar.index, bar.address | 1, true);
       } else {
-        this.registerMmio(bar.address, bar.size, bar.region);
+        // v86's own memory backs the BAR: the guest reaches it as RAM, nothing to register.
+        if (bar.address % bar.size || bar.address + bar.size > this.memory.size) throw new Error(`bad memory BAR at ${bar.address.toString(16)}`);
         dv.setUint32(0x10 + 4 * bar.index, bar.address | 0x8 /* prefetchable */, true);
       }
       bars[bar.index] = { size: bar.size };
@@ -136,9 +144,27 @@ export class V86Bus implements DeviceBus {
         // The BIOS may have moved the I/O BAR: free whichever ports are ours now.
         const io = this.cpu.io;
         for (let port = 0; port < IO_PORT_LIMIT; port++) if (io.ports[port]?.device === owner) io.ports[port] = io.create_empty_entry();
-        for (const bar of spec.bars) if (bar.space === "memory") this.registerMmio(bar.address, bar.size, UNMAPPED);
       },
     };
+  }
+
+  /**
+   * Tells the BIOS (and so the guest's e820 map) that RAM ends at `bytes`: v86's memory above it is left for
+   * memory BARs. SeaBIOS reads the size from CMOS as it starts, so this holds from the next boot on.
+   */
+  setRamSize(bytes: number): void {
+    if (bytes % (64 * 1024) || bytes < 16 * MiB || bytes > this.memory.size) throw new Error(`bad RAM size ${bytes}`);
+    const rtc = this.cpu.devices.rtc;
+    const above1M = Math.min((bytes - MiB) >> 10, 0xffff); // KiB
+    const above16M = Math.min((bytes - 16 * MiB) >> 16, 0xffff); // 64 KiB blocks
+    for (const [lo, hi, v] of [
+      [CMOS_MEM_OLD_EXT_LOW, CMOS_MEM_OLD_EXT_HIGH, above1M],
+      [CMOS_MEM_EXTMEM_LOW, CMOS_MEM_EXTMEM_HIGH, above1M],
+      [CMOS_MEM_EXTMEM2_LOW, CMOS_MEM_EXTMEM2_HIGH, above16M],
+    ] as const) {
+      rtc.cmos_write(lo, v & 0xff);
+      rtc.cmos_write(hi, (v >> 8) & 0xff);
+    }
   }
 
   /** No device of v86's or ours holds any of these ports. */
@@ -170,18 +196,5 @@ export class V86Bus implements DeviceBus {
         (v) => region.write(i, 4, v >>> 0),
       );
     }
-  }
-
-  private registerMmio(base: number, size: number, region: RegisterRegion): void {
-    if (base % V86_MMAP_BLOCK || size % V86_MMAP_BLOCK || base < this.memory.size) throw new Error(`bad memory BAR at ${base.toString(16)}`);
-    // Addresses arrive as signed 32-bit; 16-bit accesses arrive as two 8-bit ones.
-    this.cpu.io.mmap_register(
-      base,
-      size,
-      (a) => region.read((a >>> 0) - base, 1),
-      (a, v) => region.write((a >>> 0) - base, 1, v & 0xff),
-      (a) => region.read((a >>> 0) - base, 4) | 0,
-      (a, v) => region.write((a >>> 0) - base, 4, v >>> 0),
-    );
   }
 }

@@ -1,4 +1,4 @@
-import type { GuestMemory } from "../../device/bus.ts";
+import type { GuestMemory, MemoryRange } from "../../device/bus.ts";
 
 export interface Range {
   addr: number;
@@ -12,6 +12,7 @@ export interface Range {
 export class FakeMemory implements GuestMemory {
   readonly u8: Uint8Array;
   readonly writes: Range[] = [];
+  readonly changes: Range[] = [];
 
   constructor(readonly size: number) {
     this.u8 = new Uint8Array(size);
@@ -24,6 +25,12 @@ export class FakeMemory implements GuestMemory {
     }
     this.writes.push({ addr, len: data.length });
     this.u8.set(data, addr);
+  }
+
+  /** A range the device fills in place; what it says it changed is recorded in `changes` (absolute addresses). */
+  range(addr: number, size: number): MemoryRange {
+    const bytes = this.u8.subarray(addr, addr + size);
+    return { bytes: () => bytes, changed: (offset, length) => this.changes.push({ addr: addr + offset, len: length }) };
   }
 
   /** Device writes not entirely inside one of the allowed ranges. */

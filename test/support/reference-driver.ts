@@ -1,7 +1,7 @@
 // A TypeScript model of what Linux's virtio_pci + virtiofs.ko do with the device: find the virtio
 // capabilities in PCI config space, negotiate features, lay out the queues in (fake) guest RAM, send
 // FUSE requests and collect replies. The unit tests' harness, and a readable map of the guest side.
-import type { PciBar } from "../../device/bus.ts";
+import type { IoBar } from "../../device/bus.ts";
 import {
   COMMON,
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -88,8 +88,10 @@ export class ReferenceDriver {
     return cap;
   }
 
-  private bar(cap: VirtioCap): PciBar {
-    return this.fn.bar(cap.bar);
+  private bar(cap: VirtioCap): IoBar {
+    const bar = this.fn.bar(cap.bar);
+    if (bar.space !== "io") throw new Error(`capability ${cap.cfgType} points at memory BAR ${cap.bar}`);
+    return bar;
   }
 
   readCommon(field: number, width: 1 | 2 | 4): number {

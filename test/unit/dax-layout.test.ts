@@ -3,15 +3,23 @@ import { describe, expect, it } from "vitest";
 import { parseCli } from "../../src/machine/cli.ts";
 import { kernelCmdline } from "../../src/machine/cmdline.ts";
 import { shareMountOptions } from "../../src/machine/guest.ts";
-import { daxWindowAddress, daxWindowSize } from "../../src/machine/attach.ts";
+import { daxWindowAddress, daxWindowSize, v86MemorySize } from "../../src/machine/attach.ts";
 
 const MiB = 1 << 20;
 
 describe("DAX window placement", () => {
-  it("sizes windows in MiB, powers of two from 2 to 256", () => {
-    expect(daxWindowSize(2)).toBe(2 * MiB);
-    expect(daxWindowSize(256)).toBe(256 * MiB);
-    for (const bad of [0, 1, 3, 48, 512, 2.5, -2, NaN]) expect(() => daxWindowSize(bad)).toThrow(RangeError);
+  it("sizes windows in MiB, powers of two from 16 to 512", () => {
+    expect(daxWindowSize(16)).toBe(16 * MiB);
+    expect(daxWindowSize(512)).toBe(512 * MiB);
+    for (const bad of [0, 2, 8, 3, 48, 1024, 2.5, -16, NaN]) expect(() => daxWindowSize(bad)).toThrow(RangeError);
+  });
+
+  it("sizes v86's memory as guest RAM with the windows stacked above it, each aligned to its size", () => {
+    expect(v86MemorySize(256)).toBe(256 * MiB);
+    expect(v86MemorySize(256, [128])).toBe(384 * MiB);
+    expect(v86MemorySize(256, [64, 128])).toBe(448 * MiB);
+    expect(v86MemorySize(200, [128])).toBe(384 * MiB); // the window starts at 256 MiB, aligned
+    expect(v86MemorySize(96, [16, 16])).toBe(128 * MiB);
   });
 
   /** Places windows one after another, as successive attachments do. */
@@ -24,40 +32,34 @@ describe("DAX window placement", () => {
     });
   };
 
-  it("puts the first window at 0xD0000000 and the next ones after it, each aligned to its size", () => {
-    expect(place([64 * MiB, 2 * MiB, 64 * MiB], 256 * MiB)).toEqual([0xd000_0000, 0xd400_0000, 0xd800_0000]);
+  it("carves windows from the top of v86's memory: where v86MemorySize left room, above the guest's RAM", () => {
+    expect(place([128 * MiB], v86MemorySize(256, [128]))).toEqual([256 * MiB]);
+    expect(place([64 * MiB, 128 * MiB], v86MemorySize(256, [64, 128]))).toEqual([384 * MiB, 256 * MiB]);
+    expect(place([128 * MiB, 64 * MiB], v86MemorySize(256, [64, 128]))).toEqual([256 * MiB, 384 * MiB]);
+    expect(place([16 * MiB, 16 * MiB, 16 * MiB], v86MemorySize(96, [16, 16, 16]))).toEqual([128 * MiB, 112 * MiB, 96 * MiB]);
   });
 
   it("fills a hole a detached window left", () => {
-    expect(daxWindowAddress(2 * MiB, 256 * MiB, [[0xd020_0000, 0xd400_0000]])).toBe(0xd000_0000);
-    expect(daxWindowAddress(4 * MiB, 256 * MiB, [[0xd000_0000, 0xd020_0000], [0xd080_0000, 0xd100_0000]])).toBe(0xd040_0000);
+    expect(daxWindowAddress(16 * MiB, 512 * MiB, [[496 * MiB, 512 * MiB], [464 * MiB, 480 * MiB]])).toBe(480 * MiB);
   });
 
-  it("keeps clear of v86's VGA framebuffer at 0xE0000000 and of the I/O APIC at 0xFEC00000", () => {
-    const at = place([256 * MiB, 128 * MiB, 64 * MiB, 256 * MiB], 256 * MiB);
-    expect(at).toEqual([0xd000_0000, 0xf000_0000, 0xf800_0000, undefined]);
-    for (const [i, a] of at.slice(0, 3).entries()) {
-      const size = [256, 128, 64][i]! * MiB;
-      expect(a! + size <= 0xe000_0000 || a! >= 0xf000_0000).toBe(true);
-      expect(a! + size).toBeLessThanOrEqual(0xfec0_0000);
-    }
-  });
-
-  it("never puts a window inside guest RAM", () => {
-    expect(daxWindowAddress(16 * MiB, 0xd080_0000, [])).toBe(0xd100_0000);
-    expect(daxWindowAddress(256 * MiB, 0xd080_0000, [])).toBeUndefined();
+  it("leaves the guest at least 32 MiB of RAM below the windows", () => {
+    expect(daxWindowAddress(32 * MiB, 64 * MiB, [])).toBe(32 * MiB);
+    expect(daxWindowAddress(64 * MiB, 64 * MiB, [])).toBeUndefined();
+    expect(daxWindowAddress(16 * MiB, 64 * MiB, [[32 * MiB, 64 * MiB]])).toBeUndefined();
   });
 });
 
 describe("mounting a share with a window", () => {
-  it("adds dax=inode unless the options choose a dax mode", () => {
-    expect(shareMountOptions({ daxMiB: 64 })).toBe("dax=inode");
-    expect(shareMountOptions({ daxMiB: 64, mountOptions: "rootmode=040000" })).toBe("rootmode=040000,dax=inode");
+  it("adds dax=always unless the options choose a dax mode", () => {
+    expect(shareMountOptions({ daxMiB: 64 })).toBe("dax=always");
+    expect(shareMountOptions({ daxMiB: 64, mountOptions: "rootmode=040000" })).toBe("rootmode=040000,dax=always");
+    expect(shareMountOptions({ daxMiB: 64, mountOptions: "dax=inode" })).toBe("dax=inode");
     expect(shareMountOptions({ daxMiB: 64, mountOptions: "dax=never" })).toBe("dax=never");
     expect(shareMountOptions({ mountOptions: "ro" })).toBe("ro");
     expect(shareMountOptions({})).toBeUndefined();
-    expect(kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt", options: shareMountOptions({ daxMiB: 2 }) }] })).toContain(
-      "vfsw.fs=share:/mnt:dax=inode",
+    expect(kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "share", dir: "/mnt", options: shareMountOptions({ daxMiB: 16 }) }] })).toContain(
+      "vfsw.fs=share:/mnt:dax=always",
     );
   });
 });
@@ -75,10 +77,17 @@ describe("--dax", () => {
     expect(dax("--dax", "--exec", "true")).toBe(256);
     expect(dax("--memory", "1024", "--dax")).toBe(64);
     expect(dax("--dax", "32")).toBe(32);
-    expect(dax("--dax=8", "--memory", "1024")).toBe(8);
+    expect(dax("--dax=16", "--memory", "1024")).toBe(16);
+    expect(dax("--dax", "128")).toBe(128);
   });
 
-  it.each([["--dax", "3"], ["--dax", "512"], ["--dax=1"], ["--dax=lots"]])("rejects %s", (...args) => {
-    expect(() => parseCli(["run", ...args])).toThrow(/--dax takes a power of two from 2 to 256 MiB/);
+  it.each([["--dax", "3"], ["--dax", "8"], ["--dax", "1024"], ["--dax=1"], ["--dax=lots"]])("rejects %s", (...args) => {
+    expect(() => parseCli(["run", ...args])).toThrow(/--dax takes a power of two from 16 to 512 MiB/);
+  });
+
+  it("rejects RAM and window together beyond v86's 2 GiB of memory", () => {
+    expect(() => parseCli(["run", "--memory", "1800", "--dax", "256"])).toThrow(/--memory 1800 --dax 256: .* need 2304 MiB of v86 memory; it has at most 2047/);
+    expect(() => parseCli(["run", "--memory", "2048"])).toThrow(/--memory takes a whole number of MiB from 96 to 2047/);
+    expect(dax("--memory", "1536", "--dax", "256")).toBe(256);
   });
 });

@@ -1,7 +1,9 @@
-// The DAX window on its own: the BAR's loads and stores, dirty pages, and the mapping table's MAP_FIXED rules.
+// The DAX window on its own: guest memory it fills in place, dirty pages found by comparison, and the
+// mapping table's MAP_FIXED rules.
 import { describe, expect, it } from "vitest";
 import { DAX_PAGE_MAPPED, DAX_PAGE_SHIFT, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE, DaxWindow } from "../../device/dax-window.ts";
 import { PAGE_SHIFT, PAGE_SIZE, type FuseDaxWindow } from "../../src/fuse/dax-window.ts";
+import { FakeMemory } from "../support/fake-memory.ts";
 
 const PAGE = DAX_PAGE_SIZE;
 const SIZE = 1 << 20;
@@ -14,12 +16,17 @@ function window(): DaxWindow {
   return w;
 }
 
+/** A guest store: straight into the window's memory, as the CPU does. */
+function store(w: DaxWindow, offset: number, ...bytes: number[]): void {
+  w.bytes().set(bytes, offset);
+}
+
 describe("DaxWindow", () => {
-  it("is a power of two, a whole number of v86's 128 KiB MMIO blocks, in SharedArrayBuffers", () => {
-    for (const bad of [0, 64 * 1024, 3 << 20, 2 ** 32, 1.5, -SIZE]) expect(() => new DaxWindow(bad)).toThrow(RangeError);
+  it("is a power of two from a page to 2 GiB; its page tables are SharedArrayBuffers", () => {
+    for (const bad of [0, 2048, 3 << 20, 2 ** 32, 1.5, -SIZE]) expect(() => new DaxWindow(bad)).toThrow(RangeError);
     const w = new DaxWindow(128 * 1024);
     expect(w.pages).toBe(32);
-    expect(w.memory).toBeInstanceOf(SharedArrayBuffer);
+    expect(w.bytes()).toHaveLength(128 * 1024);
     expect(w.pageState.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(w.dirty.buffer).toBeInstanceOf(SharedArrayBuffer);
   });
@@ -31,58 +38,54 @@ describe("DaxWindow", () => {
     expect([DAX_PAGE_SHIFT, DAX_PAGE_SIZE]).toEqual([PAGE_SHIFT, PAGE_SIZE]);
   });
 
-  it("serves loads of width 1, 2 and 4, little-endian, at any alignment", () => {
-    const w = window();
-    w.write(PAGE - 4, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
-    const at = PAGE - 4;
-    expect(w.region.read(at, 1)).toBe(1);
-    expect(w.region.read(at, 2)).toBe(0x0201);
-    expect(w.region.read(at, 4)).toBe(0x04030201);
-    expect(w.region.read(at + 1, 4)).toBe(0x05040302);
-    expect(w.region.read(at + 2, 4)).toBe(0x06050403); // across a page boundary
-    w.write(0, Uint8Array.of(0xff, 0xff, 0xff, 0xff));
-    expect(w.region.read(0, 4)).toBe(0xffffffff); // unsigned
-  });
-
-  it("lands stores of width 1, 2 and 4 on writable pages and marks them dirty", () => {
-    const w = window();
-    w.region.write(8, 4, 0xdeadbeef);
-    w.region.write(13, 2, 0xcafe);
-    w.region.write(PAGE + 1, 1, 0x5a);
-    expect(Array.from(w.read(8, 8))).toEqual([0xef, 0xbe, 0xad, 0xde, 0, 0xfe, 0xca, 0]);
-    expect(w.read(PAGE + 1, 1)[0]).toBe(0x5a);
-    expect(Array.from(w.dirty.subarray(0, 4))).toEqual([1, 1, 0, 0]);
-    expect(w.dirtyPages()).toBe(2);
-  });
-
-  it("splits a store across a page boundary and dirties both pages", () => {
-    const w = window();
-    w.region.write(2 * PAGE - 2, 4, 0x44332211);
-    expect(Array.from(w.read(2 * PAGE - 2, 4))).toEqual([0x11, 0x22, 0x33, 0x44]);
-    expect(w.dirtyRuns(0, SIZE)).toEqual([{ offset: PAGE, length: 2 * PAGE }]);
-  });
-
-  it("drops stores to read-only and unmapped pages, byte by byte at a boundary", () => {
-    const w = window();
-    w.region.write(4 * PAGE + 8, 4, 0x11111111); // read-only
-    w.region.write(6 * PAGE, 4, 0x22222222); // unmapped
-    w.region.write(4 * PAGE - 2, 4, 0x44332211); // half writable, half read-only
-    expect(w.region.read(4 * PAGE + 8, 4)).toBe(0);
-    expect(w.region.read(6 * PAGE, 4)).toBe(0);
-    expect(Array.from(w.read(4 * PAGE - 2, 4))).toEqual([0x11, 0x22, 0, 0]);
-    expect(Array.from(w.dirty.subarray(3, 7))).toEqual([1, 0, 0, 0]);
-  });
-
-  it("never throws or reaches outside the window for accesses at its edge", () => {
-    const w = new DaxWindow(SIZE);
-    w.map(SIZE - PAGE, PAGE, 1, 0, true);
-    w.region.write(SIZE - 2, 4, 0x44332211);
-    expect(w.region.read(SIZE - 2, 4)).toBe(0x2211);
-    for (const at of [SIZE, SIZE + 100, -1, -4]) {
-      w.region.write(at, 4, 0xffffffff);
-      expect(w.region.read(at, 4)).toBe(0);
-    }
+  it("lives in guest memory: device writes land there and tell the emulator which bytes changed", () => {
+    const mem = new FakeMemory(4 * SIZE);
+    const w = new DaxWindow(SIZE, mem.range(2 * SIZE, SIZE));
+    w.map(0, 2 * PAGE, 1, 0, true);
+    w.write(PAGE - 2, Uint8Array.of(1, 2, 3, 4));
+    expect(Array.from(mem.u8.subarray(2 * SIZE + PAGE - 2, 2 * SIZE + PAGE + 2))).toEqual([1, 2, 3, 4]);
+    w.zero(10, 6);
+    w.unmap(0, 2 * PAGE);
+    // Code compiled from those bytes must go (v86: jit_dirty_cache), at their guest physical addresses.
+    expect(mem.changes).toEqual([
+      { addr: 2 * SIZE + PAGE - 2, len: 4 },
+      { addr: 2 * SIZE + 10, len: 6 },
+      { addr: 2 * SIZE, len: 2 * PAGE },
+    ]);
+    expect(mem.writes).toEqual([]); // nothing through the copy-in path: the device fills the window in place
+    // A guest store is seen without the device being called.
+    w.map(0, PAGE, 1, 0, true);
+    mem.u8[2 * SIZE + 5] = 9;
     expect(w.dirtyPages()).toBe(1);
+  });
+
+  it("finds the writable pages the guest stored to, by comparing each with its clean copy", () => {
+    const w = window();
+    store(w, 8, 0xef, 0xbe, 0xad, 0xde);
+    store(w, PAGE + 1, 0x5a);
+    expect(w.dirtyPages()).toBe(2);
+    expect(Array.from(w.dirty.subarray(0, 4))).toEqual([1, 1, 0, 0]);
+    // A store of the byte that was there changes nothing.
+    store(w, 3 * PAGE, 0);
+    expect(w.dirtyRuns(0, SIZE)).toEqual([{ offset: 0, length: 2 * PAGE }]);
+  });
+
+  it("a store across a page boundary dirties both pages; its last byte alone is enough", () => {
+    const w = window();
+    store(w, 2 * PAGE - 2, 0x11, 0x22, 0x33, 0x44);
+    expect(w.dirtyRuns(0, SIZE)).toEqual([{ offset: PAGE, length: 2 * PAGE }]);
+    w.clearDirty(0, 4 * PAGE);
+    store(w, 4 * PAGE - 1, 7);
+    expect(w.dirtyRuns(0, SIZE)).toEqual([{ offset: 3 * PAGE, length: PAGE }]);
+  });
+
+  it("never counts stores to read-only or unmapped pages: they are not the file's", () => {
+    const w = window();
+    store(w, 4 * PAGE + 8, 1, 1, 1, 1); // read-only
+    store(w, 6 * PAGE, 2, 2, 2, 2); // unmapped
+    store(w, SIZE - 1, 3);
+    expect(w.dirtyPages()).toBe(0);
+    expect(w.dirtyRuns(0, SIZE)).toEqual([]);
   });
 
   it("records each page's owner, file offset and writability, readable by the inspector", () => {
@@ -101,9 +104,9 @@ describe("DaxWindow", () => {
 
   it("replaces what a new mapping covers (MAP_FIXED), keeping the rest of each old extent", () => {
     const w = window();
-    w.region.write(0, 4, 1);
-    w.region.write(2 * PAGE, 4, 2);
-    w.region.write(3 * PAGE, 4, 3);
+    store(w, 0, 1);
+    store(w, 2 * PAGE, 2);
+    store(w, 3 * PAGE, 3);
     w.map(PAGE, 4 * PAGE, 9, 40 * PAGE, true); // over the tail of owner 7 and the head of owner 8
     expect(w.extents()).toEqual([
       { offset: 0, length: PAGE, owner: 7, fileOffset: 0, writable: true },
@@ -111,8 +114,9 @@ describe("DaxWindow", () => {
       { offset: 5 * PAGE, length: PAGE, owner: 8, fileOffset: PAGE, writable: false },
     ]);
     // The replaced pages' dirty bits go (the caller wrote them back); their bytes stay for the caller to fill.
+    expect(w.dirtyPages()).toBe(1);
     expect(Array.from(w.dirty.subarray(0, 6))).toEqual([1, 0, 0, 0, 0, 0]);
-    expect(w.region.read(2 * PAGE, 4)).toBe(2);
+    expect(w.read(2 * PAGE, 1)[0]).toBe(2);
     expect(w.extentsOf(8)).toEqual([{ offset: 5 * PAGE, length: PAGE, owner: 8, fileOffset: PAGE, writable: false }]);
     // Mapping over an owner's last page forgets the owner.
     w.map(5 * PAGE, PAGE, 9, 0, false);
@@ -121,9 +125,10 @@ describe("DaxWindow", () => {
 
   it("unmap zeroes the pages and forgets them, mapped or not", () => {
     const w = window();
-    w.region.write(PAGE, 4, 0x12345678);
+    store(w, PAGE, 0x12);
+    store(w, 7 * PAGE, 0x34); // unmapped
     w.unmap(PAGE, 8 * PAGE);
-    expect(w.region.read(PAGE, 4)).toBe(0);
+    expect(w.read(PAGE, 7 * PAGE).every((b) => b === 0)).toBe(true);
     expect(w.dirtyPages()).toBe(0);
     expect(w.extents()).toEqual([{ offset: 0, length: PAGE, owner: 7, fileOffset: 0, writable: true }]);
     w.unmapOwner(7);
@@ -133,24 +138,26 @@ describe("DaxWindow", () => {
 
   it("protect changes writability only, keeping bytes, owners and dirty bits", () => {
     const w = window();
-    w.region.write(PAGE, 4, 0x01020304);
+    store(w, PAGE, 4);
     w.protect(0, 2 * PAGE, false);
-    w.region.write(PAGE + 4, 4, 0xffffffff);
-    expect(w.region.read(PAGE, 4)).toBe(0x01020304);
-    expect(w.region.read(PAGE + 4, 4)).toBe(0);
-    expect(w.dirtyPages()).toBe(1);
+    // A page that was writable keeps being written back: the guest may still hold a writable mapping.
+    store(w, 0, 5);
+    expect(w.dirtyPages()).toBe(2);
     expect(w.extents().slice(0, 2)).toEqual([
       { offset: 0, length: 2 * PAGE, owner: 7, fileOffset: 0, writable: false },
       { offset: 2 * PAGE, length: 2 * PAGE, owner: 7, fileOffset: 2 * PAGE, writable: true },
     ]);
+    // A read-only page made writable starts clean with the bytes it shows.
+    store(w, 5 * PAGE, 8);
     w.protect(4 * PAGE, 2 * PAGE, true);
-    w.region.write(4 * PAGE, 1, 9);
-    expect(w.read(4 * PAGE, 1)[0]).toBe(9);
+    expect(w.dirtyPages(4 * PAGE, 2 * PAGE)).toBe(0);
+    store(w, 4 * PAGE, 9);
+    expect(w.dirtyRuns(4 * PAGE, 2 * PAGE)).toEqual([{ offset: 4 * PAGE, length: PAGE }]);
   });
 
   it("reports dirty runs, clears and restores dirty bits (only on mapped pages)", () => {
     const w = window();
-    for (const p of [0, 1, 3]) w.region.write(p * PAGE, 1, 1);
+    for (const p of [0, 1, 3]) store(w, p * PAGE, 1);
     expect(w.dirtyRuns(0, SIZE)).toEqual([
       { offset: 0, length: 2 * PAGE },
       { offset: 3 * PAGE, length: PAGE },
@@ -158,6 +165,9 @@ describe("DaxWindow", () => {
     expect(w.dirtyRuns(PAGE, PAGE)).toEqual([{ offset: PAGE, length: PAGE }]);
     w.clearDirty(0, 4 * PAGE);
     expect(w.dirtyPages()).toBe(0);
+    store(w, 3 * PAGE, 2);
+    expect(w.dirtyPages()).toBe(1);
+    w.clearDirty(3 * PAGE, PAGE);
     w.markDirty(2 * PAGE, 6 * PAGE);
     expect(Array.from(w.dirty.subarray(0, 8))).toEqual([0, 0, 1, 1, 1, 1, 0, 0]);
     expect(w.dirtyPages(4 * PAGE, 2 * PAGE)).toBe(2);

@@ -28,7 +28,7 @@ function echoDevice(opts: { numRequestQueues?: number; dax?: boolean } = {}) {
   const device = new VirtioFsDevice(bus, {
     tag: "myfs",
     numRequestQueues: opts.numRequestQueues ?? 2,
-    dax: opts.dax ? { bar: 2, address: 0xd0000000, size: 1 << 21, region: { read: () => 0, write: () => {} } } : undefined,
+    dax: opts.dax ? { bar: 2, address: 0xd0000000, size: 1 << 21 } : undefined,
     handler: async (chain: DescriptorChain, q: number) => {
       const data = chain.reader.read(chain.reader.readable);
       handled.push(q);
