@@ -217,8 +217,6 @@ static void op_mapread(off_t off, off_t len)
 {
 	off_t pg, mlen;
 	unsigned char *m;
-	if (size == 0)
-		return;
 	off %= size;
 	if (off + len > size)
 		len = size - off;
@@ -306,6 +304,10 @@ static void step(void)
 	if (off + len > maxlen)
 		len = maxlen - off;
 	switch (op) {
+	case OP_MAPREAD: // within the file: nothing to map in an empty one
+		if (size == 0)
+			return;
+		break;
 	case OP_TRUNCATE: arg = below(maxlen + 1); break;
 	case OP_COPY: // a source before EOF, and a destination that does not overlap it
 		if (size == 0)
