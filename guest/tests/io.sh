@@ -10,9 +10,7 @@
 # through a real writable shared mapping of a virtio-fs file (and `devmem ADDR 32` loads through one).
 # Exec of a binary from the share maps it MAP_PRIVATE (the read-only page-in path).
 #
-# With VFSW_DAX=1 (the share is mounted dax=always) every file's pages are in the DAX window, and v86
-# cannot fetch instructions from memory-mapped I/O: the guest kernel (guest/patches/0002) refuses to
-# execute such a file with EACCES, and the exec tests check that refusal instead.
+# On a share mounted dax=always the exec tests run programs from the DAX window.
 set -u
 . "${0%/*}/lib.sh"
 setup io "$@"
@@ -165,39 +163,27 @@ t exec-binary
 bb=$(busybox_bin)
 succeeds cp "$bb" ./busybox
 succeeds chmod 755 busybox
-if [ -n "${VFSW_DAX:-}" ]; then
-  # guest/patches/0002: the kernel refuses to execute a file in the window (v86 cannot run code from MMIO).
-  fails_with 'Permission denied' ./busybox echo hi
-else
-  eq hi "$(./busybox echo hi 2>&1)" "./busybox echo hi"
-  eq "$(sha "$bb")" "$(./busybox sha256sum ./busybox | cut -d' ' -f1)" "it hashes itself right"
-  drop_caches
-  eq 'hi again' "$(./busybox echo hi again 2>&1)" "exec after drop_caches (pages come from the server)"
-fi
+eq hi "$(./busybox echo hi 2>&1)" "./busybox echo hi"
+eq "$(sha "$bb")" "$(./busybox sha256sum ./busybox | cut -d' ' -f1)" "it hashes itself right"
+drop_caches
+eq 'hi again' "$(./busybox echo hi again 2>&1)" "exec after drop_caches (pages come from the server)"
 
 t exec-script
 printf '#!/bin/sh\necho "script says $1"\n' >s.sh
 chmod +x s.sh
-if [ -n "${VFSW_DAX:-}" ]; then
-  fails_with 'Permission denied' ./s.sh hi
-  eq 'script says hi' "$(sh ./s.sh hi 2>&1)" "sh reads it from the window"
-else
-  eq 'script says hi' "$(./s.sh hi 2>&1)" "./s.sh hi"
-  printf '#!%s sh\necho "interpreter on the share"\n' "$W/busybox" >s2.sh
-  chmod 755 s2.sh
-  eq 'interpreter on the share' "$(./s2.sh 2>&1)" "#! naming a binary on the share"
-  printf '#!/bin/sh\necho "rewritten"\n' >s.sh
-  eq rewritten "$(./s.sh 2>&1)" "the new content runs after a rewrite"
-fi
+eq 'script says hi' "$(./s.sh hi 2>&1)" "./s.sh hi"
+printf '#!%s sh\necho "interpreter on the share"\n' "$W/busybox" >s2.sh
+chmod 755 s2.sh
+eq 'interpreter on the share' "$(./s2.sh 2>&1)" "#! naming a binary on the share"
+printf '#!/bin/sh\necho "rewritten"\n' >s.sh
+eq rewritten "$(./s.sh 2>&1)" "the new content runs after a rewrite"
 
 t exec-needs-x-bit
 printf '#!/bin/sh\necho ran\n' >nox.sh
 chmod 644 nox.sh
 fails_with 'Permission denied' ./nox.sh
-if [ -z "${VFSW_DAX:-}" ]; then
-  chmod 100 nox.sh
-  eq ran "$(./nox.sh 2>&1)" "mode 100 runs (root)"
-fi
+chmod 100 nox.sh
+eq ran "$(./nox.sh 2>&1)" "mode 100 runs (root)"
 
 t mmap-shared-write # see the comment at the top
 # devmem_on FILE ARGS: busybox devmem with FILE as its /dev/mem, in a private mount namespace.
