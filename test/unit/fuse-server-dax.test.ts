@@ -244,10 +244,9 @@ describe("dax=inode: which files use the window", () => {
     }
   });
 
-  it("marks regular files FUSE_ATTR_DAX, but not programs (any execute bit), directories, or without dax=inode", async () => {
+  it("marks regular files FUSE_ATTR_DAX, programs too, but not directories, or without dax=inode", async () => {
     expect(await daxFlag(inode, "f", 0o644)).toBe(FUSE_ATTR_DAX);
-    expect(await daxFlag(inode, "x", 0o755)).toBe(0); // v86 cannot run code from the window
-    expect(await daxFlag(inode, "x", 0o744)).toBe(0);
+    expect(await daxFlag(inode, "x", 0o755)).toBe(FUSE_ATTR_DAX); // the guest runs code from the window
     expect(await daxFlag(inode, "dir")).toBe(0);
     expect(await daxFlag({}, "f", 0o644)).toBe(0); // dax=always or no DAX: the flag says nothing
   });

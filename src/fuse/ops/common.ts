@@ -93,11 +93,11 @@ export function splitTime(seconds: number): [bigint, number] {
 }
 
 /**
- * fuse_attr.flags: with dax=inode, FUSE_ATTR_DAX puts a regular file in the DAX window, unless it has an
- * execute bit. v86 cannot fetch instructions from memory-mapped I/O, and a program's text would be there.
+ * fuse_attr.flags: with dax=inode, FUSE_ATTR_DAX puts every regular file in the DAX window, programs
+ * included (the guest runs them from it). The backends keep no per-file DAX flag to choose by.
  */
 function attrFlags(s: Session, a: FileAttr): number {
-  return s.inodeDax && (a.mode & S_IFMT) === S_IFREG && (a.mode & 0o111) === 0 ? FUSE_ATTR_DAX : 0;
+  return s.inodeDax && (a.mode & S_IFMT) === S_IFREG ? FUSE_ATTR_DAX : 0;
 }
 
 export function putAttr(s: Session, v: DataView, at: number, a: FileAttr): void {
