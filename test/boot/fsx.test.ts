@@ -1,6 +1,6 @@
 // vfsw-fsx (guest/fsx/vfsw-fsx.c) in the guest: random pwrite, pread, MAP_SHARED loads and stores,
 // msync, ftruncate, fallocate, copy_file_range, fsync and reopen on one file, every byte read checked
-// against the program's own model. One guest, one share per backend and cache mode, and the guest's
+// against the program's own model. One guest, one share per backend and cache mode (and DAX), and the guest's
 // tmpfs as the control (the program's own mistakes would show there too). After each run the host
 // checks that the backend holds what the guest sees.
 import { createHash } from "node:crypto";
@@ -17,14 +17,16 @@ const SEEDS = [1, 2];
 /** Per run: 3000 operations take 1-7 s in the emulated CPU (the whole file ~100 s); room for a loaded machine. */
 const RUN_TIMEOUT_MS = 60_000;
 
-const MODES: { cache: CacheMode; writeback?: boolean }[] = [
+const MODES: { cache: CacheMode; writeback?: boolean; daxMiB?: number }[] = [
   { cache: "never" },
   { cache: "metadata" },
   { cache: "auto" },
   { cache: "always" },
   { cache: "auto", writeback: true },
+  // A 16 MiB window mounted dax=always: reads, writes and mmap all go through the window.
+  { cache: "auto", daxMiB: 16 },
 ];
-const modeName = (m: (typeof MODES)[number]) => `cache=${m.cache}${m.writeback ? " + writeback" : ""}`;
+const modeName = (m: (typeof MODES)[number]) => `cache=${m.cache}${m.writeback ? " + writeback" : ""}${m.daxMiB ? " + DAX" : ""}`;
 
 interface Target {
   name: string;
