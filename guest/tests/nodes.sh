@@ -84,7 +84,7 @@ eq 0 "$(st %s p)" "a fifo keeps no data on the file system"
 # A unix socket bound to a path on the share. busybox nc has no -U, but syslogd binds its socket at
 # the fixed path /dev/log and logger sends to it: run both in private mount namespaces whose /dev is a
 # directory of the share, so /dev/log is a socket node on the share (FUSE MKNOD with S_IFSOCK), and a
-# datagram crosses it. (No binary runs from the share: with dax=always v86 could not run it.)
+# datagram crosses it.
 t unix-socket
 bb=$(busybox_bin)
 applets=$([ -n "$bb" ] && "$bb" --list 2>/dev/null | grep -cx 'unshare\|syslogd\|logger')
