@@ -2,12 +2,12 @@
 // guest reboot, and detached again.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { V86 } from "v86";
-import { attachVirtioFs, bootGuest, createSampleTree, MemFs, nodeRuntime, text, type Guest, type VirtioFsAttachment } from "../../src/node.ts";
+import { attachVirtioFs, v86MemorySize, bootGuest, createSampleTree, MemFs, nodeRuntime, text, type Guest, type VirtioFsAttachment } from "../../src/node.ts";
 
-/** A V86 that has not run: what an embedder has right after `new V86({ autostart: false })`. */
+/** A V86 that has not run: what an embedder has right after `new V86({ autostart: false })`, with room for two windows. */
 async function freshEmulator(): Promise<V86> {
   const { images, wasmPath } = await nodeRuntime();
-  return new V86({ wasm_path: wasmPath, memory_size: 256 << 20, bios: { buffer: images["bios.bin"] }, autostart: false, disable_keyboard: true, disable_mouse: true, disable_speaker: true });
+  return new V86({ wasm_path: wasmPath, memory_size: v86MemorySize(128, [256, 128]), bios: { buffer: images["bios.bin"] }, autostart: false, disable_keyboard: true, disable_mouse: true, disable_speaker: true });
 }
 
 const sh = async (guest: Guest, script: string): Promise<string> => {
@@ -50,14 +50,23 @@ describe("attachVirtioFs on a V86 that has not run", () => {
     await (await attachVirtioFs(emulator, { tag: "dup", fs: new MemFs() })).detach();
   });
 
-  it("places windows across calls, says when there is no room, and reuses a detached window's place", async () => {
+  it("places windows across calls at the top of v86's memory, says when there is no room, and reuses a detached window's place", async () => {
+    const cmosRamMiB = () => {
+      const cmos = (emulator as unknown as { v86: { cpu: { devices: { rtc: { cmos_data: Uint8Array } } } } }).v86.cpu.devices.rtc.cmos_data;
+      return ((cmos[0x34]! | (cmos[0x35]! << 8)) >> 4) + 16; // 64 KiB blocks above 16 MiB, as SeaBIOS reads them
+    };
     const big = await attachVirtioFs(emulator, { tag: "w1", fs: new MemFs(), daxMiB: 256 });
     const mid = await attachVirtioFs(emulator, { tag: "w2", fs: new MemFs(), daxMiB: 128 });
-    await expect(attachVirtioFs(emulator, { tag: "w3", fs: new MemFs(), daxMiB: 256 })).rejects.toThrow(/^shares\[0\]\.daxMiB: no room for a 256 MiB DAX window/);
+    // 640 MiB of v86 memory: the 256 MiB window at 256 MiB, the 128 MiB one above it, and RAM below both.
+    expect(cmosRamMiB()).toBe(256);
+    await expect(attachVirtioFs(emulator, { tag: "w3", fs: new MemFs(), daxMiB: 256 })).rejects.toThrow(/^shares\[0\]\.daxMiB: no room for a 256 MiB DAX window in v86's 640 MiB of memory/);
     await big.detach();
+    expect(cmosRamMiB()).toBe(512);
     const again = await attachVirtioFs(emulator, { tag: "w3", fs: new MemFs(), daxMiB: 256 });
     expect(again.shares[0]!.window?.size).toBe(256 << 20);
+    expect(cmosRamMiB()).toBe(256);
     await Promise.all([mid.detach(), again.detach()]);
+    expect(cmosRamMiB()).toBe(640);
   });
 });
 
