@@ -95,6 +95,15 @@ describe("the DAX window in v86's memory (dax=always, 16 MiB)", () => {
     expect(backend.length).toBe(BIG.length);
   });
 
+  it("stores not yet written back reach the backend when the guest reboots, and the window works after it", async () => {
+    await sh("dd if=/dev/urandom of=/tmp/p2 bs=4096 count=16 2>/dev/null && dd if=/tmp/p2 of=/mnt/big bs=4096 seek=5000 conv=notrunc 2>/dev/null");
+    const patch = (await sh("sha256sum /tmp/p2")).split(" ")[0];
+    await guest.reboot();
+    const backend = vol.readFileSync("/big") as Uint8Array;
+    expect(sha256(backend.subarray(5000 * 4096, 5016 * 4096))).toBe(patch);
+    expect((await sh("sha256sum /mnt/big")).split(" ")[0]).toBe(sha256(backend));
+  });
+
   it("a writable MAP_SHARED mapping stores into the backend's file", async () => {
     await sh("dd if=/dev/zero of=/mnt/mm bs=4096 count=3 2>/dev/null");
     // busybox devmem maps /dev/mem MAP_SHARED read-write: here /dev/mem is /mnt/mm, in a private mount namespace.
