@@ -46,7 +46,19 @@ export interface VirtioFsOptions {
   onReset?(): void;
   /** The device entered DEVICE_NEEDS_RESET (a malformed ring), or a handler failed. */
   onError?(message: string): void;
+  /** Bytes of chains (readable + writable) taken from the rings and not yet completed; default 64 MiB. */
+  maxInflightBytes?: number;
 }
+
+/**
+ * What one kick may cost the emulator: the device takes at most this many chains per task (the rest in a
+ * later task, so the guest's port write returns and v86 keeps its timers), and stops taking chains while
+ * maxInflightBytes are in flight (completions resume it). The guest sees slower service, never an error.
+ */
+export const DRAIN_SLICE = 64;
+export const DEFAULT_MAX_INFLIGHT_BYTES = 64 << 20;
+
+const chainBytes = (chain: DescriptorChain): number => chain.reader.readable + chain.writer.writable;
 
 export class VirtioFsDevice {
   readonly transport: VirtioPciTransport;
@@ -57,11 +69,17 @@ export class VirtioFsDevice {
   /** While paused, chains wait here (in ring order) instead of reaching the handler. */
   private paused = false;
   private readonly held: { generation: number; q: number; chain: DescriptorChain }[] = [];
+  private inflightBytes = 0;
+  private readonly maxInflightBytes: number;
+  /** Queues that stopped taking chains at the byte cap, and queues with a later slice scheduled. */
+  private readonly starved = new Set<number>();
+  private readonly sliced = new Set<number>();
 
   constructor(bus: DeviceBus, private readonly o: VirtioFsOptions) {
     const tag = new TextEncoder().encode(o.tag);
     if (tag.length === 0 || tag.length > VIRTIO_FS_TAG_LEN) throw new RangeError(`tag must be 1..${VIRTIO_FS_TAG_LEN} bytes`);
     this.numRequestQueues = o.numRequestQueues ?? 1;
+    this.maxInflightBytes = o.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES;
     const config = new Uint8Array(VIRTIO_FS_TAG_LEN + 4);
     config.set(tag);
     new DataView(config.buffer).setUint32(VIRTIO_FS_TAG_LEN, this.numRequestQueues, true);
@@ -78,6 +96,8 @@ export class VirtioFsDevice {
         this.generation++;
         this.interruptPending.clear();
         this.held.length = 0;
+        this.inflightBytes = 0;
+        this.starved.clear();
         o.onReset?.();
       },
       onError: o.onError,
@@ -130,9 +150,15 @@ export class VirtioFsDevice {
     try {
       // Kicks are off while the device is taking chains; turning them back on re-checks the ring, so a
       // chain published in between is not left waiting for a kick that will not come.
+      // Stopping early leaves kicks off: the device comes back by itself (a completion, a later slice).
       do {
         ring.disableNotifications();
-        for (let chain = ring.pop(); chain; chain = ring.pop()) {
+        for (let taken = 0; ; taken++) {
+          if (this.inflightBytes >= this.maxInflightBytes) return void this.starved.add(q);
+          if (taken === DRAIN_SLICE) return this.drainLater(q);
+          const chain = ring.pop();
+          if (!chain) break;
+          this.inflightBytes += chainBytes(chain);
           if (this.paused) this.held.push({ generation, q, chain });
           else this.dispatch(generation, q, chain);
         }
@@ -141,6 +167,16 @@ export class VirtioFsDevice {
       if (!(e instanceof VirtqueueError)) throw e;
       this.transport.fail(`queue ${q}: ${e.message}`);
     }
+  }
+
+  private drainLater(q: number): void {
+    if (this.sliced.has(q)) return;
+    this.sliced.add(q);
+    const generation = this.generation;
+    setTimeout(() => {
+      this.sliced.delete(q);
+      if (generation === this.generation) this.drain(q);
+    }, 0);
   }
 
   private dispatch(generation: number, q: number, chain: DescriptorChain): void {
@@ -156,9 +192,15 @@ export class VirtioFsDevice {
 
   private complete(generation: number, q: number, chain: DescriptorChain, written: number): void {
     if (generation !== this.generation) return;
+    this.inflightBytes -= chainBytes(chain);
     const ring = this.transport.queue(q);
     if (!ring) return;
     ring.push(chain, written);
+    for (const starved of this.starved) {
+      if (this.inflightBytes >= this.maxInflightBytes) break;
+      this.starved.delete(starved);
+      this.drain(starved);
+    }
     // Completions that land in the same task share one interrupt check.
     if (this.interruptPending.has(q)) return;
     this.interruptPending.add(q);

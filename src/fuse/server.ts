@@ -4,7 +4,8 @@
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
 import { Errno } from "../vfs/errno.ts";
 import { FsError, type FileSystem } from "../vfs/filesystem.ts";
-import { FuseOpcode, decode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./abi.ts";
+import { FuseOpcode, XATTR_SIZE_MAX, decode, fuse_in_header, fuse_out_header, fuse_write_in, fuseOpcodeName } from "./abi.ts";
+import { PATH_MAX } from "../vfs/linux.ts";
 import type { DaxSnapshot } from "./dax.ts";
 import { DaxCoherentFs } from "./dax-coherent-fs.ts";
 import type { FuseDaxWindow } from "./dax-window.ts";
@@ -58,6 +59,8 @@ export interface FuseObserver {
 
 export const DEFAULT_MAX_WRITE = 1 << 20;
 const OUT_HEADER = fuse_out_header.SIZE;
+/** Arguments of any opcode but WRITE: SETXATTR's struct, name and value, or two PATH_MAX paths. */
+const ARGS_MAX = XATTR_SIZE_MAX + 2 * PATH_MAX;
 
 export class FuseServer {
   private readonly session: Session;
@@ -96,14 +99,16 @@ export class FuseServer {
   readonly handle = async (chain: RequestChain, queue = 1): Promise<number> => {
     const reader = chain.reader;
     if (reader.readable < fuse_in_header.SIZE) return 0; // no unique to answer to
-    const bytes = reader.read(reader.readable);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const h = decode(fuse_in_header, view, 0);
+    const header = reader.read(fuse_in_header.SIZE);
+    const h = decode(fuse_in_header, new DataView(header.buffer), 0);
     let reply: Reply;
-    if (h.len !== bytes.length) {
+    const argBytes = reader.readable - fuse_in_header.SIZE;
+    if (h.len !== reader.readable) {
       reply = Errno.EINVAL; // fuse_in_header.len must describe exactly what the chain carries
+    } else if (argBytes > this.argsLimit(h.opcode)) {
+      reply = Errno.EINVAL; // more than the opcode can use: never copied
     } else {
-      const args = bytes.subarray(fuse_in_header.SIZE);
+      const args = reader.read(argBytes);
       const req: FuseRequest = {
         opcode: h.opcode,
         unique: h.unique,
@@ -113,6 +118,7 @@ export class FuseServer {
         pid: h.pid,
         args,
         argsView: new DataView(args.buffer, args.byteOffset, args.byteLength),
+        room: chain.writer.writable - OUT_HEADER,
       };
       const obs = this.o.observer;
       if (!obs) reply = await this.dispatch(req);
@@ -136,11 +142,22 @@ export class FuseServer {
     await endSession(this.session);
   }
 
+  /**
+   * The most argument bytes a request of `opcode` may carry: a WRITE its struct and max_write bytes,
+   * anything else two paths or an xattr value with its name (SETXATTR). A guest sending more is refused
+   * before the bytes are copied.
+   */
+  private argsLimit(opcode: number): number {
+    return opcode === FuseOpcode.FUSE_WRITE ? fuse_write_in.SIZE + this.session.maxWrite : ARGS_MAX;
+  }
+
   private async dispatch(req: FuseRequest): Promise<Reply> {
     const entry: Handler | undefined = HANDLERS[req.opcode];
     if (!entry) return Errno.ENOSYS;
     if (this.session.minor === 0 && req.opcode !== FuseOpcode.FUSE_INIT) return Errno.EIO; // before INIT
     if (req.args.length < entry.minArgs) return Errno.EINVAL;
+    // A reply that could not be delivered must not take node references or handles the guest never learns.
+    if (entry.replySize > 0 && req.room < entry.replySize) return Errno.EINVAL;
     try {
       return await entry.run(this.session, req);
     } catch (e) {

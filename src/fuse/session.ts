@@ -45,6 +45,8 @@ export interface FuseRequest {
   /** The arguments after fuse_in_header. */
   args: Uint8Array;
   argsView: DataView;
+  /** Bytes the reply may take after fuse_out_header (negative: not even the header fits). */
+  room: number;
 }
 
 /** What a handler answers: an errno (0 = success, no payload), payload bytes, or no reply at all. */

@@ -1,15 +1,16 @@
 // The FUSE server behind the virtio-fs device, driven by the reference driver over fake memory, serving
 // a memfs tree: the read-only protocol of virtiofs.ko, and what a hostile guest may send instead.
 import { Volume } from "memfs";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
-import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in } from "../../src/fuse/abi.ts";
+import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_in_header, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import type { FileSystem } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
-import { ReferenceDriver, cstr, parseReply, type FuseReply } from "../support/reference-driver.ts";
+import { ChainReader, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../../device/virtqueue.ts";
+import { ReferenceDriver, cstr, parseReply, settle, type FuseReply } from "../support/reference-driver.ts";
 
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -262,6 +263,52 @@ describe("hostile requests", () => {
       const r = parseReply(used[0]!);
       expect(r).toMatchObject({ error: -Errno.EINVAL, unique: 77n });
     }
+  });
+
+  it("answers 32 chains sharing one 16 MiB indirect entry without copying their arguments", async () => {
+    const { d, bus } = await ready();
+    const q = d.queues[1]!;
+    const big = 16 << 20;
+    // One fuse_in_header claiming 16 MiB at the start of 16 MiB of guest RAM, read by every chain.
+    const at = 16 << 20;
+    const hv = new DataView(bus.memory.u8.buffer, at);
+    hv.setUint32(0, big, true); // len
+    hv.setUint32(4, Op.FUSE_WRITE, true);
+    const table = q.alloc(32, 16);
+    const reply = q.alloc(4096);
+    q.writeDesc(0, { addr: at, len: big, flags: VIRTQ_DESC_F_NEXT, next: 1 }, table);
+    q.writeDesc(1, { addr: reply, len: 4096, flags: VIRTQ_DESC_F_WRITE }, table);
+    for (let head = 0; head < 32; head++) {
+      q.writeDesc(head, { addr: table, len: 32, flags: VIRTQ_DESC_F_INDIRECT });
+      q.publish(head);
+    }
+    const answered = q.usedIdx();
+    const read = vi.spyOn(ChainReader.prototype, "read");
+    const cpu = process.cpuUsage();
+    d.kick(1);
+    const { user, system } = process.cpuUsage(cpu);
+    await settle();
+    // Before: each chain copied its 16 MiB (536 MiB and ~19 s in one port write).
+    expect(read.mock.calls.reduce((n, [bytes]) => n + bytes, 0)).toBe(32 * fuse_in_header.SIZE);
+    expect((user + system) / 1000).toBeLessThan(100);
+    read.mockRestore();
+    expect(q.usedIdx() - answered).toBe(32); // every chain answered, each with EINVAL into the one reply buffer
+    expect(new DataView(bus.memory.u8.buffer, reply).getInt32(fuse_out_header.error, true)).toBe(-Errno.EINVAL);
+  });
+
+  it("takes no node reference or handle for a reply that cannot reach the guest", async () => {
+    const { d, server } = await ready();
+    const dir = parseReply((await d.post(1, [d.request(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("dir"))], [4096]))[0]!).view.getBigUint64(fuse_entry_out.nodeid, true);
+    const nodes = server.nodeCount;
+    // Room for fuse_out_header and 64 bytes: no fuse_entry_out, and no direntplus entry either.
+    const tooSmall = async (opcode: number, nodeid: bigint | number, args: Uint8Array) => parseReply((await d.post(1, [d.request(opcode, nodeid, args)], [fuse_out_header.SIZE + 64]))[0]!);
+    expect((await tooSmall(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("hello"))).error).toBe(-Errno.EINVAL);
+    expect((await tooSmall(Op.FUSE_MKDIR, FUSE_ROOT_ID, new Uint8Array([...new Uint8Array(8), ...cstr("new")]))).error).toBe(-Errno.EINVAL);
+    const fh = parseReply((await d.post(1, [d.request(Op.FUSE_OPENDIR, dir, new Uint8Array(fuse_open_in.SIZE))], [4096]))[0]!).view.getBigUint64(fuse_open_out.fh, true);
+    const listing = await tooSmall(Op.FUSE_READDIRPLUS, dir, readIn(fh, 0, 4096));
+    expect(listing.error).toBe(0);
+    expect(server.nodeCount).toBe(nodes); // before: 2 → 21 for one such READDIRPLUS
+    expect((await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("new"))).error).toBe(-Errno.ENOENT); // refused before it ran
   });
 
   it("answers arguments shorter than the opcode's struct with EINVAL", async () => {

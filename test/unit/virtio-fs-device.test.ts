@@ -1,6 +1,6 @@
 // The virtio-fs device and its PCI transport, driven by the reference driver over fake guest memory.
 import { describe, expect, it } from "vitest";
-import { VirtioFsDevice, VIRTIO_FS_TAG_LEN } from "../../device/virtio-fs.ts";
+import { DRAIN_SLICE, VirtioFsDevice, VIRTIO_FS_TAG_LEN } from "../../device/virtio-fs.ts";
 import {
   COMMON,
   VIRTIO_CONFIG_S_DRIVER_OK,
@@ -266,5 +266,48 @@ describe("request queues", () => {
     expect(driver.readCommon(COMMON.queue_desc + 4, 4)).toBe(1);
     driver.writeCommon(COMMON.queue_enable, 2, 1);
     expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBeTruthy();
+  });
+});
+
+describe("bounded work per kick", () => {
+  /** A device whose handler keeps every chain until the test completes it. */
+  function holdingDevice(maxInflightBytes?: number) {
+    const bus = new FakeBus(32 * 1024 * 1024);
+    const pending: (() => void)[] = [];
+    new VirtioFsDevice(bus, {
+      tag: "t",
+      maxInflightBytes,
+      handler: () => new Promise<number>((resolve) => pending.push(() => resolve(0))),
+    });
+    const driver = new ReferenceDriver(bus);
+    driver.probe({ queueSize: 256 });
+    return { driver, pending };
+  }
+
+  it(`takes at most ${DRAIN_SLICE} chains per kick and the rest in a later task`, async () => {
+    const { driver, pending } = holdingDevice();
+    const q = driver.queues[1]!;
+    for (let i = 0; i < 100; i++) q.add([new Uint8Array(64)], [64]);
+    driver.kick(1);
+    expect(pending).toHaveLength(DRAIN_SLICE);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(pending).toHaveLength(100);
+  });
+
+  it("stops taking chains while the byte cap is in flight, and goes on as they complete", async () => {
+    const { driver, pending } = holdingDevice(10 * 1024);
+    const q = driver.queues[1]!;
+    for (let i = 0; i < 5; i++) q.add([new Uint8Array(2048)], [2048]); // 4 KiB each
+    driver.kick(1);
+    expect(pending).toHaveLength(3); // 0, 4 and 8 KiB were below the cap when each was taken
+    pending[0]!();
+    await settle();
+    expect(pending).toHaveLength(4);
+    pending[1]!();
+    await settle();
+    expect(pending).toHaveLength(5);
+    for (const done of pending.slice(2)) done();
+    await settle();
+    expect(q.getUsed()).toHaveLength(5);
   });
 });

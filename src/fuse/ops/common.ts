@@ -9,6 +9,8 @@ import type { FuseRequest, Reply, Session } from "../session.ts";
 export interface Handler {
   /** Bytes of arguments the opcode needs at least; fewer is EINVAL. */
   minArgs: number;
+  /** Bytes its successful reply takes (after fuse_out_header): with less room it does not run (EINVAL). */
+  replySize: number;
   run(s: Session, r: FuseRequest): Promise<Reply>;
 }
 
@@ -19,10 +21,14 @@ export class RequestError extends Error {
   }
 }
 
-/** Wraps a handler so a RequestError becomes its errno reply. */
-export function op(minArgs: number, run: Handler["run"]): Handler {
+/**
+ * Wraps a handler so a RequestError becomes its errno reply. `replySize` is set for the opcodes whose reply
+ * hands the guest a node reference or a handle, which must not be taken for a reply that cannot arrive.
+ */
+export function op(minArgs: number, run: Handler["run"], replySize = 0): Handler {
   return {
     minArgs,
+    replySize,
     run: async (s, r) => {
       try {
         return await run(s, r);

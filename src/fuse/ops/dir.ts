@@ -34,7 +34,8 @@ const DOT_ATTR: FileAttr = { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0,
 async function readdirCommon(s: Session, r: FuseRequest, plus: boolean): Promise<Reply> {
   const dh = handleOf(s.openDirs, u64(r, fuse_read_in.fh));
   const cookie = sizeArg(u64(r, fuse_read_in.offset));
-  const size = Math.min(u32(r, fuse_read_in.size), s.maxWrite);
+  // Entries that would not fit the chain must not be looked up: their references would never reach the guest.
+  const size = Math.max(0, Math.min(u32(r, fuse_read_in.size), s.maxWrite, r.room));
   const recordMin = plus ? direntplusSize(1) : direntSize(1);
   const entries: DirEntry[] = await s.fs.readdir(dh, cookie, Math.max(1, Math.floor(size / recordMin)));
   const dirIno = plus ? nodeIno(s, r) : 0;

@@ -8,6 +8,7 @@ import {
   fuse_batch_forget_in,
   fuse_copy_file_range_in,
   fuse_create_in,
+  fuse_entry_out,
   fuse_fallocate_in,
   fuse_flush_in,
   fuse_forget_in,
@@ -19,6 +20,7 @@ import {
   fuse_mkdir_in,
   fuse_mknod_in,
   fuse_open_in,
+  fuse_open_out,
   fuse_read_in,
   fuse_release_in,
   fuse_rename2_in,
@@ -35,6 +37,8 @@ import * as xattr from "./xattr.ts";
 
 /** A NUL-terminated name is at least one byte. */
 const NAME = 1;
+/** The reply of an opcode that makes or finds a node: one reference the guest must learn of. */
+const ENTRY = fuse_entry_out.SIZE;
 
 export const HANDLERS: Partial<Record<number, Handler>> = {
   [O.FUSE_INIT]: op(16, session.init), // fuse_init_in before 7.36 is 16 bytes
@@ -42,25 +46,25 @@ export const HANDLERS: Partial<Record<number, Handler>> = {
   [O.FUSE_STATFS]: op(0, session.statfs),
   [O.FUSE_SYNCFS]: op(0, session.syncfs),
 
-  [O.FUSE_LOOKUP]: op(NAME, inode.lookup),
+  [O.FUSE_LOOKUP]: op(NAME, inode.lookup, ENTRY),
   [O.FUSE_FORGET]: op(fuse_forget_in.SIZE, inode.forget),
   [O.FUSE_BATCH_FORGET]: op(fuse_batch_forget_in.SIZE, inode.batchForget),
   [O.FUSE_GETATTR]: op(fuse_getattr_in.SIZE, inode.getattr),
   [O.FUSE_SETATTR]: op(fuse_setattr_in.SIZE, inode.setattr),
   [O.FUSE_READLINK]: op(0, inode.readlink),
   [O.FUSE_ACCESS]: op(fuse_access_in.SIZE, inode.access),
-  [O.FUSE_MKNOD]: op(fuse_mknod_in.SIZE + NAME, inode.mknod),
-  [O.FUSE_MKDIR]: op(fuse_mkdir_in.SIZE + NAME, inode.mkdir),
-  [O.FUSE_SYMLINK]: op(2 * NAME, inode.symlink),
-  [O.FUSE_LINK]: op(fuse_link_in.SIZE + NAME, inode.link),
+  [O.FUSE_MKNOD]: op(fuse_mknod_in.SIZE + NAME, inode.mknod, ENTRY),
+  [O.FUSE_MKDIR]: op(fuse_mkdir_in.SIZE + NAME, inode.mkdir, ENTRY),
+  [O.FUSE_SYMLINK]: op(2 * NAME, inode.symlink, ENTRY),
+  [O.FUSE_LINK]: op(fuse_link_in.SIZE + NAME, inode.link, ENTRY),
   [O.FUSE_UNLINK]: op(NAME, inode.unlink),
   [O.FUSE_RMDIR]: op(NAME, inode.rmdir),
   [O.FUSE_RENAME]: op(fuse_rename_in.SIZE + 2 * NAME, inode.rename),
   [O.FUSE_RENAME2]: op(fuse_rename2_in.SIZE + 2 * NAME, inode.rename2),
 
-  [O.FUSE_OPEN]: op(fuse_open_in.SIZE, file.open),
-  [O.FUSE_CREATE]: op(fuse_create_in.SIZE + NAME, file.create),
-  [O.FUSE_TMPFILE]: op(fuse_create_in.SIZE, file.tmpfile),
+  [O.FUSE_OPEN]: op(fuse_open_in.SIZE, file.open, fuse_open_out.SIZE),
+  [O.FUSE_CREATE]: op(fuse_create_in.SIZE + NAME, file.create, ENTRY + fuse_open_out.SIZE),
+  [O.FUSE_TMPFILE]: op(fuse_create_in.SIZE, file.tmpfile, ENTRY + fuse_open_out.SIZE),
   [O.FUSE_READ]: op(fuse_read_in.SIZE, file.read),
   [O.FUSE_WRITE]: op(FUSE_COMPAT_WRITE_IN_SIZE, file.write),
   [O.FUSE_FLUSH]: op(fuse_flush_in.SIZE, file.flush),
@@ -70,7 +74,7 @@ export const HANDLERS: Partial<Record<number, Handler>> = {
   [O.FUSE_LSEEK]: op(fuse_lseek_in.SIZE, file.lseek),
   [O.FUSE_COPY_FILE_RANGE]: op(fuse_copy_file_range_in.SIZE, file.copyFileRange),
 
-  [O.FUSE_OPENDIR]: op(fuse_open_in.SIZE, dir.opendir),
+  [O.FUSE_OPENDIR]: op(fuse_open_in.SIZE, dir.opendir, fuse_open_out.SIZE),
   [O.FUSE_READDIR]: op(fuse_read_in.SIZE, dir.readdir),
   [O.FUSE_READDIRPLUS]: op(fuse_read_in.SIZE, dir.readdirplus),
   [O.FUSE_RELEASEDIR]: op(fuse_release_in.SIZE, dir.releasedir),
