@@ -134,8 +134,8 @@ function opfsFixture(open: Opener): FixtureFactory {
 }
 
 // OPFS has no sparse files: a gap is stored as zeros, and all of a file is data.
-fsConformance("opfs in a Worker (sync access handles)", opfsFixture(inWorker), { holeGranularity: undefined, dense: true });
-fsConformance("opfs on the page (async API)", opfsFixture(onPage), { holeGranularity: undefined, dense: true });
+fsConformance("opfs in a Worker (sync access handles)", opfsFixture(inWorker), { holeGranularity: undefined, dense: true, timePrecisionNs: 1 });
+fsConformance("opfs on the page (async API)", opfsFixture(onPage), { holeGranularity: undefined, dense: true, timePrecisionNs: 1 });
 
 describe("opfs backend", () => {
   it("keeps modes, owners, times, symlinks, hard links, device nodes and xattrs across a reload", async () => {

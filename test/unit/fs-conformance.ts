@@ -30,6 +30,8 @@ export interface BackendTraits {
   holeGranularity: number | undefined;
   /** The storage has no holes at all, a gap is stored as zeros (OPFS): the suite keeps such files small. */
   dense?: boolean;
+  /** Nanoseconds a stored atime or mtime is rounded to (1: exact; hostdir: 1000, what utimes keeps). */
+  timePrecisionNs: number;
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -664,6 +666,20 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         expect(isNow(now.atime) && isNow(now.mtime)).toBe(true);
         const before1970 = { sec: -86_400, nsec: 500_000_000 };
         expect((await fs.setattr(ino, { mtime: before1970 })).mtime).toEqual(before1970);
+      });
+
+      it(`keeps atime and mtime to ${traits.timePrecisionNs} ns, rounded to the nearest`, async () => {
+        const ino = (await resolve("hello.txt")).ino;
+        // Tenths of a second: not exact as binary fractions, which a float of seconds reads back short.
+        const a = { sec: 100_000_000, nsec: 100_000_000 };
+        const m = { sec: 200_000_000, nsec: 200_000_000 };
+        expect(await fs.setattr(ino, { atime: a, mtime: m })).toMatchObject({ atime: a, mtime: m });
+        const p = traits.timePrecisionNs;
+        const fine = { sec: 1_700_000_000, nsec: 123_456_789 };
+        const rounded = { sec: fine.sec, nsec: Math.round(fine.nsec / p) * p };
+        expect((await fs.setattr(ino, { mtime: fine })).mtime).toEqual(rounded);
+        const carry = { sec: 1_700_000_000, nsec: 1e9 - 1 };
+        expect((await fs.getattr((await fs.setattr(ino, { atime: carry })).ino)).atime).toEqual(p === 1 ? carry : { sec: carry.sec + 1, nsec: 0 });
       });
 
       it("refuses sizes for what is not a regular file, and bad values", async () => {

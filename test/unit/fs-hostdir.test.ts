@@ -41,7 +41,7 @@ for (const ownership of process.getuid?.() === 0 ? (["host", "metadata"] as cons
         },
       };
     },
-    { holeGranularity: undefined },
+    { holeGranularity: undefined, timePrecisionNs: 1000 },
   );
 }
 

@@ -19,7 +19,7 @@ fsConformance(
       cleanup: async () => {},
     };
   },
-  { holeGranularity: SparseData.CHUNK },
+  { holeGranularity: SparseData.CHUNK, timePrecisionNs: 1 },
 );
 
 const CRED = { uid: 1000, gid: 1000 };

@@ -27,7 +27,7 @@ fsConformance(
       cleanup: async () => {},
     };
   },
-  { holeGranularity: SparseData.CHUNK },
+  { holeGranularity: SparseData.CHUNK, timePrecisionNs: 1 },
 );
 
 describe("remote FileSystem", () => {

@@ -31,8 +31,9 @@
 // - lseek SEEK_DATA/SEEK_HOLE sees no holes: the whole file is data, its end the only hole.
 // - syncfs fsyncs the open files, the files and directories changed since the last syncfs (through their
 //   paths, where those still lead to them), the root and the store.
-// - Times are set through utimes, which takes seconds as a double: to the microsecond, not the
-//   nanosecond; ctime cannot be set at all (the host moves it to now on every change, as Linux would).
+// - Times are set through utimes, which takes seconds as a double and keeps microseconds (libuv cuts
+//   the rest): a time is stored rounded to the nearest microsecond; ctime cannot be set at all (the host
+//   moves it to now on every change, as Linux would).
 
 import { randomBytes } from "node:crypto";
 import { constants, type BigIntStats } from "node:fs";
@@ -275,7 +276,7 @@ export class HostDirFs implements FileSystem {
         const now = Date.now() / 1000;
         // Seconds as numeric strings: Node takes a negative number (a time before 1970) for "now".
         const time = (t: Timespec | "now" | undefined, current: bigint): string =>
-          String(t === undefined ? Number(current) / 1e9 : t === "now" ? now : t.sec + t.nsec / 1e9);
+          String(t === undefined ? utimesSeconds(nsTimespec(current)) : t === "now" ? now : utimesSeconds(t));
         await utimes(path, time(a.atime, st.atimeNs), time(a.mtime, st.mtimeNs)).catch(rethrowHost);
         st = await fd.stat({ bigint: true }).catch(rethrowHost);
       }
@@ -850,3 +851,16 @@ function hostFlags(how: OpenMode): number {
   const access = how.read && how.write ? constants.O_RDWR : how.write ? constants.O_WRONLY : constants.O_RDONLY;
   return access | (how.append ? constants.O_APPEND : 0);
 }
+
+/**
+ * A time as the seconds utimes takes, to the nearest microsecond: libuv truncates the double to whole
+ * microseconds, and sec + nsec/1e9 is often a hair below the value (100000000.1 s read back as .099999).
+ * Half a microsecond away from zero makes the truncation land on the microsecond meant.
+ */
+export function utimesSeconds({ sec, nsec }: Timespec): number {
+  const us = Math.round(nsec / 1000);
+  const value = sec + us / 1e6;
+  return value + (value < 0 ? -5e-7 : 5e-7);
+}
+
+const nsTimespec = (ns: bigint): Timespec => ({ sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) });
