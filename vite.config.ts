@@ -1,8 +1,9 @@
 import { defineConfig } from "vite";
 import { memfsPolyfills } from "./vite.polyfills.ts";
 
-// SharedArrayBuffer (the DAX window) needs a cross-origin isolated page: every way of serving it
-// sends these two headers. A static host must send them too (see README).
+// SharedArrayBuffer (v86's memory shared with the page, which draws the DAX window from it) needs a
+// cross-origin isolated page: every way of serving it sends these two headers. A static host should
+// send them too (see README).
 const isolation = {
   "Cross-Origin-Opener-Policy": "same-origin",
   "Cross-Origin-Embedder-Policy": "require-corp",

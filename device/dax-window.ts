@@ -37,11 +37,14 @@ const isPow2 = (n: number): boolean => Number.isSafeInteger(n) && n > 0 && (n & 
 export class DaxWindow {
   readonly size: number;
   readonly pages: number;
-  /** Per page: DAX_PAGE_MAPPED | DAX_PAGE_WRITABLE. Shared, so the page's inspector can draw the window. */
+  /**
+   * Per page: DAX_PAGE_MAPPED | DAX_PAGE_WRITABLE. In a SharedArrayBuffer where there is one, so a page's
+   * inspector can read it live (a page that is not cross-origin isolated has none).
+   */
   readonly pageState: Uint8Array;
   /**
    * Per page: 1 once the page was found changed, until it is written back. Found when asked (dirtyRuns,
-   * dirtyPages), since guest stores do not pass through the device. Shared, as pageState.
+   * dirtyPages), since guest stores do not pass through the device. Shared where it can be, as pageState.
    */
   readonly dirty: Uint8Array;
   private readonly backing: MemoryRange;
@@ -65,8 +68,8 @@ export class DaxWindow {
     this.size = size;
     this.pages = size / DAX_PAGE_SIZE;
     this.backing = backing ?? ownMemory(size);
-    this.pageState = new Uint8Array(new SharedArrayBuffer(this.pages));
-    this.dirty = new Uint8Array(new SharedArrayBuffer(this.pages));
+    this.pageState = new Uint8Array(shareable(this.pages));
+    this.dirty = new Uint8Array(shareable(this.pages));
     this.tracked = new Uint8Array(this.pages);
     this.clean = new Uint8Array(size);
     this.extentAt = new Int32Array(this.pages).fill(-1);
@@ -312,10 +315,12 @@ export class DaxWindow {
   }
 }
 
+const shareable = (bytes: number): ArrayBufferLike => (typeof SharedArrayBuffer === "undefined" ? new ArrayBuffer(bytes) : new SharedArrayBuffer(bytes));
+
 const pageRange = (offset: number, length: number): [number, number] => [offset / DAX_PAGE_SIZE, (offset + length) / DAX_PAGE_SIZE];
 
 /** A window with memory of its own, for tests and tools. */
 function ownMemory(size: number): MemoryRange {
-  const bytes = new Uint8Array(new SharedArrayBuffer(size));
+  const bytes = new Uint8Array(shareable(size));
   return { bytes: () => bytes, changed: () => {} };
 }

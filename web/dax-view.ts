@@ -1,9 +1,12 @@
 // The DAX window in the inspector: one cell per 2 MiB range (Linux maps the window in FUSE_DAX_SZ ranges),
-// each cell its 512 pages, coloured free / mapped read-only / mapped writable, dirty pages lit. The page
-// tables are the Worker's SharedArrayBuffers, read live: guest stores raise no event, so a poll compares
-// them with what was last drawn and redraws at the next animation frame only when something changed.
+// each cell its 512 pages, coloured free / mapped read-only / mapped writable / dirty, and the pages whose
+// bytes changed lit, fading over a second. Where v86's memory is shared the Worker posted it once: each
+// animation frame samples the window's pages there (dax-signature.ts) and compares the live page tables
+// with what was drawn, and only ranges that changed or still glow are redrawn. Otherwise the Worker posts
+// copies once a second, drawn the same way.
 import { DAX_PAGE_MAPPED, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE } from "../src/index.ts";
-import type { DaxMapped, DaxShared } from "./protocol.ts";
+import { pageSignature } from "./dax-signature.ts";
+import type { DaxCopy, DaxMapped, DaxWindowInfo } from "./protocol.ts";
 
 const MiB = 1 << 20;
 const RANGE = 2 * MiB;
@@ -11,11 +14,15 @@ const RANGE_PAGES = RANGE / DAX_PAGE_SIZE;
 /** A range's pages as a 32 × 16 block, row by row. */
 const PAGE_COLS = 32;
 const PAGE_ROWS = RANGE_PAGES / PAGE_COLS;
-const POLL_MS = 250;
 /** CSS pixels: the gap between cells, the tallest cell, the tallest grid. */
 const GAP = 2;
 const MAX_CELL_HEIGHT = 36;
 const MAX_HEIGHT = 120;
+/** How long a changed page glows; the summary counts the pages changed within it. */
+const GLOW_MS = 1000;
+const GLOW_LEVELS = 8;
+/** Pages sampled per frame: 32 MiB of window, about 0.1 ms; a larger window is swept over several frames. */
+const SAMPLES_PER_FRAME = 8192;
 
 const FREE = 0;
 const READ_ONLY = 1;
@@ -24,13 +31,18 @@ const DIRTY = 3;
 /** By page kind; the legend shows the same colours. */
 const COLORS = ["#1d252d", "#3f7fa8", "#4f9a6a", "#e0a458"];
 const LABELS = ["free", "mapped read-only", "mapped writable", "dirty (not yet written back)"];
+const GLOW = "#fff6c2";
+const GLOW_LABEL = "bytes changed (glows for a second)";
 const HOVER = "#d8dee4";
+/** PALETTE[kind * (GLOW_LEVELS + 1) + level]: the kind's colour, lit by `level` of GLOW_LEVELS. */
+const PALETTE = COLORS.flatMap((c) => Array.from({ length: GLOW_LEVELS + 1 }, (_, level) => mix(c, GLOW, (0.85 * level) / GLOW_LEVELS)));
 
 const kindOf = (state: number, dirty: number): number =>
   dirty ? DIRTY : state & DAX_PAGE_WRITABLE ? WRITABLE : state & DAX_PAGE_MAPPED ? READ_ONLY : FREE;
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, "0")}`;
 const bytes = (n: number): string => (n % MiB === 0 ? `${n / MiB} MiB` : `${n / 1024} KiB`);
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
 interface Layout {
   cols: number;
@@ -38,143 +50,308 @@ interface Layout {
   cellHeight: number;
 }
 
+/** The window's bytes and page tables, read where the Worker keeps them. */
+interface Live {
+  words: Int32Array;
+  pageState: Uint8Array;
+  dirty: Uint8Array;
+}
+
 export class DaxView {
   private readonly canvas: HTMLCanvasElement;
-  /** The legend, the counts and the hovered range: shown while there is a window. */
+  /** The legend, the counts, the hovered range and where the picture comes from: shown while there is a window. */
   private readonly details: HTMLElement;
   private readonly counts: HTMLElement;
   private readonly info: HTMLElement;
-  private shared: DaxShared | undefined;
+  private readonly source: HTMLElement;
+  /** The window's size in bytes; 0: none. */
+  private size = 0;
+  /** A new guest is starting with a window (drawn as "off" meanwhile). */
+  private starting = false;
+  private live: Live | undefined;
   private mappings: DaxMapped[] = [];
-  /** The page tables as last drawn. */
-  private drawnState = new Uint8Array(0);
-  private drawnDirty = new Uint8Array(0);
-  private poll: ReturnType<typeof setInterval> | undefined;
+  /** The page tables as drawn, and each page's signature as last looked at. */
+  private state = new Uint8Array(0);
+  private dirty = new Uint8Array(0);
+  private signatures = new Int32Array(0);
+  /** The next look only records signatures: what changed while nobody looked is not activity. */
+  private baseline = true;
+  /** The next page to sample. */
+  private cursor = 0;
+  /** Per page: when its signature last changed (performance.now()). */
+  private changedAt = new Float64Array(0);
+  /** Per range: when its last changed page stops glowing. */
+  private glowUntil = new Float64Array(0);
+  /** Per range: 1 when it must be redrawn. */
+  private stale = new Uint8Array(0);
+  /** Per range, as last drawn: mapped pages, dirty pages, pages changed within GLOW_MS. */
+  private mappedIn = new Uint32Array(0);
+  private dirtyIn = new Uint32Array(0);
+  private changedIn = new Uint32Array(0);
+  /** Pages whose signature changed since the window came. */
+  private changes = 0;
+  private lastDraw = 0;
+  /** The canvas must be sized and drawn whole. */
+  private full = true;
+  /** The counts and the hovered range's text must be rewritten (new mappings). */
+  private relabel = false;
   private frame = 0;
   private width = 0;
   private layout: Layout = { cols: 1, cellWidth: 0, cellHeight: 0 };
   /** The range under the pointer, or -1. */
   private hover = -1;
+  private summary = "";
 
   constructor(root: HTMLElement) {
     this.canvas = root.querySelector("#dax")!;
     this.details = root.querySelector("#dax-details")!;
     this.counts = root.querySelector("#dax-counts")!;
     this.info = root.querySelector("#dax-info")!;
+    this.source = root.querySelector("#dax-source")!;
     root.querySelector("#dax-legend")!.replaceChildren(
-      ...LABELS.map((label, kind) => {
+      ...[...COLORS, GLOW].map((color, i) => {
         const item = document.createElement("span");
         const swatch = document.createElement("i");
-        swatch.style.background = COLORS[kind]!;
-        item.append(swatch, label);
+        swatch.style.background = color;
+        item.append(swatch, LABELS[i] ?? GLOW_LABEL);
         return item;
       }),
     );
-    // Also fires when the panel is first shown: the canvas has its width only then.
+    // Fires when the panel is shown or hidden (width 0): frames run only while the canvas is on screen.
     new ResizeObserver(() => {
-      if (this.canvas.clientWidth !== this.width) this.schedule();
+      if (this.canvas.clientWidth === this.width) return;
+      this.full = true;
+      this.baseline = true;
+      this.schedule();
     }).observe(this.canvas);
     this.canvas.addEventListener("mousemove", (e) => this.point(this.rangeAt(e.offsetX, e.offsetY)));
     this.canvas.addEventListener("mouseleave", () => this.point(-1));
   }
 
-  /** The Worker's window (undefined: none, or a new Worker is starting). */
-  attach(shared: DaxShared | undefined): void {
-    clearInterval(this.poll);
-    this.shared = shared;
-    this.mappings = [];
-    this.hover = -1;
-    this.drawnState = new Uint8Array(shared?.pageState.length ?? 0);
-    this.drawnDirty = new Uint8Array(shared?.dirty.length ?? 0);
-    this.poll = shared ? setInterval(() => this.check(), POLL_MS) : undefined;
-    this.schedule();
+  /** A new Worker is starting, with a window to come or none. */
+  reset(withWindow: boolean): void {
+    this.starting = withWindow;
+    this.size = 0;
+    this.live = undefined;
+    this.open(0);
+  }
+
+  /** The Worker's window. */
+  attach(window: DaxWindowInfo): void {
+    this.starting = false;
+    this.size = window.size;
+    const l = window.live;
+    this.live = l && { words: new Int32Array(l.memory, l.offset, window.size / 4), pageState: l.pageState, dirty: l.dirty };
+    this.source.textContent = this.live
+      ? "Drawn live from v86's memory, which the page shares with the emulator's Worker."
+      : "v86 runs without shared memory (the page is not cross-origin isolated): the window works, and this picture is a copy taken once a second.";
+    this.open(window.size / DAX_PAGE_SIZE);
   }
 
   setMappings(mappings: DaxMapped[]): void {
     this.mappings = mappings;
+    this.relabel = true;
+    this.schedule();
+  }
+
+  /** The window's state from the Worker, when it cannot be read live. */
+  applyCopy(copy: DaxCopy): void {
+    if (this.size === 0 || this.live) return;
+    const now = performance.now();
+    if (this.baseline) this.signatures.set(copy.signatures);
+    else for (let p = 0; p < this.signatures.length; p++) if (copy.signatures[p] !== this.signatures[p]) this.changed(p, copy.signatures[p]!, now);
+    this.baseline = false;
+    this.compare(copy.pageState, copy.dirty);
+    this.schedule();
+  }
+
+  private open(pages: number): void {
+    const ranges = pages / RANGE_PAGES;
+    this.mappings = [];
+    this.hover = -1;
+    this.state = new Uint8Array(pages);
+    this.dirty = new Uint8Array(pages);
+    this.signatures = new Int32Array(pages);
+    this.changedAt = new Float64Array(pages).fill(-Infinity);
+    this.glowUntil = new Float64Array(ranges).fill(-Infinity);
+    this.stale = new Uint8Array(ranges);
+    this.mappedIn = new Uint32Array(ranges);
+    this.dirtyIn = new Uint32Array(ranges);
+    this.changedIn = new Uint32Array(ranges);
+    this.changes = 0;
+    this.cursor = 0;
+    this.baseline = true;
+    this.full = true;
     this.schedule();
   }
 
   private schedule(): void {
-    this.frame ||= requestAnimationFrame(() => this.draw());
+    this.frame ||= requestAnimationFrame(() => this.tick());
   }
 
-  /** Schedules a draw if the live page tables differ from the drawn ones (not while the panel is hidden). */
-  private check(): void {
-    const s = this.shared;
-    if (!s || this.canvas.clientWidth === 0) return;
-    if (differ(s.pageState, this.drawnState) || differ(s.dirty, this.drawnDirty)) this.schedule();
-  }
-
-  private draw(): void {
+  /** One animation frame: look at the window, redraw what changed, and keep going while it can change. */
+  private tick(): void {
     this.frame = 0;
-    this.width = this.canvas.clientWidth;
-    if (this.width === 0) return;
-    const s = this.shared;
-    if (!s) {
-      this.drawOff();
+    const width = this.canvas.clientWidth;
+    if (width === 0) {
+      this.width = 0; // hidden: the ResizeObserver starts the frames again
       return;
     }
-    this.details.hidden = false;
-    this.drawnState.set(s.pageState);
-    this.drawnDirty.set(s.dirty);
-    const ranges = s.size / RANGE;
-    const { cols, cellWidth, cellHeight } = (this.layout = layoutFor(ranges, this.width));
-    const rows = Math.ceil(ranges / cols);
-    const height = rows * cellHeight + (rows - 1) * GAP;
-    const ratio = devicePixelRatio || 1;
-    this.canvas.style.height = `${height}px`;
-    this.canvas.width = Math.round(this.width * ratio);
-    this.canvas.height = Math.round(height * ratio);
-    const g = this.canvas.getContext("2d");
-    if (!g) return;
-    // Device pixels, rounded, so page rows and runs meet without seams.
-    const px = (v: number): number => Math.round(v * ratio);
-    const line = Math.max(1, Math.round(ratio));
-    let mapped = 0;
-    let dirty = 0;
-    for (let r = 0; r < ranges; r++) {
-      const x = (r % cols) * (cellWidth + GAP);
-      const y = Math.floor(r / cols) * (cellHeight + GAP);
-      const [x0, x1, y0, y1] = [px(x), px(x + cellWidth), px(y), px(y + cellHeight)];
-      let rangeMapped = false;
-      let rangeDirty = 0;
-      for (let row = 0; row < PAGE_ROWS; row++) {
-        const ya = y0 + Math.round(((y1 - y0) * row) / PAGE_ROWS);
-        const yb = y0 + Math.round(((y1 - y0) * (row + 1)) / PAGE_ROWS);
-        const first = r * RANGE_PAGES + row * PAGE_COLS;
-        // One rectangle per run of pages of one kind.
-        let start = 0;
-        let kind = kindOf(this.drawnState[first]!, this.drawnDirty[first]!);
-        for (let col = 1; col <= PAGE_COLS; col++) {
-          const p = first + col;
-          const next = col < PAGE_COLS ? kindOf(this.drawnState[p]!, this.drawnDirty[p]!) : -1;
-          if (next === kind) continue;
-          const xa = x0 + Math.round(((x1 - x0) * start) / PAGE_COLS);
-          const xb = x0 + Math.round(((x1 - x0) * col) / PAGE_COLS);
-          g.fillStyle = COLORS[kind]!;
-          g.fillRect(xa, ya, xb - xa, yb - ya);
-          if (kind !== FREE) rangeMapped = true;
-          if (kind === DIRTY) rangeDirty += col - start;
-          start = col;
-          kind = next;
-        }
-      }
-      if (rangeMapped) mapped++;
-      dirty += rangeDirty;
-      // A few dirty pages in a cell can be thinner than a pixel: the outline shows them anyway.
-      if (rangeDirty > 0 || r === this.hover) {
-        g.strokeStyle = r === this.hover ? HOVER : COLORS[DIRTY]!;
-        g.lineWidth = line;
-        g.strokeRect(x0 + line / 2, y0 + line / 2, x1 - x0 - line, y1 - y0 - line);
+    if (width !== this.width) this.full = true;
+    this.width = width;
+    if (this.size === 0) {
+      if (this.full) this.drawOff();
+      this.full = false;
+      return;
+    }
+    const now = performance.now();
+    if (this.live) this.look(this.live, now);
+    let glowing = false;
+    for (let r = 0; r < this.glowUntil.length; r++) {
+      // One more draw after the glow ends puts the page's own colour back.
+      if (this.glowUntil[r]! < this.lastDraw) continue;
+      this.stale[r] = 1;
+      glowing = true;
+    }
+    if (this.full || this.relabel || this.stale.includes(1)) this.draw(now);
+    if (this.live || glowing) this.schedule();
+  }
+
+  /** Samples the next pages of the live window and compares the live page tables with the drawn ones. */
+  private look(live: Live, now: number): void {
+    const { words, pageState } = live;
+    const pages = this.signatures.length;
+    if (this.baseline) {
+      for (let p = 0; p < pages; p++) this.signatures[p] = pageSignature(words, pageState, p);
+      this.baseline = false;
+    } else {
+      for (let n = Math.min(pages, SAMPLES_PER_FRAME); n > 0; n--) {
+        const p = this.cursor;
+        const s = pageSignature(words, pageState, p);
+        if (s !== this.signatures[p]) this.changed(p, s, now);
+        this.cursor = p + 1 === pages ? 0 : p + 1;
       }
     }
-    const files = new Set(this.mappings.map((m) => m.path ?? m.nodeid ?? -1 - m.moffset)).size;
-    this.canvas.dataset.state = "attached";
-    this.canvas.dataset.mappedRanges = String(mapped);
-    this.canvas.dataset.dirtyPages = String(dirty);
-    this.counts.textContent = `${mapped} of ${ranges} ranges mapped · ${files} ${files === 1 ? "file" : "files"} · ${dirty} dirty ${dirty === 1 ? "page" : "pages"} · ${bytes(s.size)} window`;
+    this.compare(pageState, live.dirty);
+  }
+
+  private changed(page: number, signature: number, now: number): void {
+    const r = Math.floor(page / RANGE_PAGES);
+    this.signatures[page] = signature;
+    this.changedAt[page] = now;
+    this.glowUntil[r] = now + GLOW_MS;
+    this.stale[r] = 1;
+    this.changes++;
+  }
+
+  /** Takes the ranges whose page tables differ from the drawn ones, and marks them stale. */
+  private compare(pageState: Uint8Array, dirty: Uint8Array): void {
+    for (let r = 0, lo = 0; r < this.stale.length; r++, lo += RANGE_PAGES) {
+      for (let p = lo; p < lo + RANGE_PAGES; p++) {
+        if (pageState[p] === this.state[p] && dirty[p] === this.dirty[p]) continue;
+        this.state.set(pageState.subarray(lo, lo + RANGE_PAGES), lo);
+        this.dirty.set(dirty.subarray(lo, lo + RANGE_PAGES), lo);
+        this.stale[r] = 1;
+        break;
+      }
+    }
+  }
+
+  private draw(now: number): void {
+    const ranges = this.stale.length;
+    const ratio = devicePixelRatio || 1;
+    if (this.full) {
+      this.layout = layoutFor(ranges, this.width);
+      const { cols, cellHeight } = this.layout;
+      const rows = Math.ceil(ranges / cols);
+      const height = rows * cellHeight + (rows - 1) * GAP;
+      this.canvas.style.height = `${height}px`;
+      this.canvas.width = Math.round(this.width * ratio);
+      this.canvas.height = Math.round(height * ratio);
+      this.stale.fill(1);
+      this.full = false;
+    }
+    const g = this.canvas.getContext("2d");
+    if (!g) return;
+    this.details.hidden = false;
+    for (let r = 0; r < ranges; r++) {
+      if (!this.stale[r]) continue;
+      this.stale[r] = 0;
+      this.drawRange(g, r, ratio, now);
+    }
+    this.lastDraw = now;
+    this.relabel = false;
+    this.summarize();
     this.describe();
+  }
+
+  private drawRange(g: CanvasRenderingContext2D, r: number, ratio: number, now: number): void {
+    const { cols, cellWidth, cellHeight } = this.layout;
+    const x = (r % cols) * (cellWidth + GAP);
+    const y = Math.floor(r / cols) * (cellHeight + GAP);
+    // Device pixels, rounded, so page rows and runs meet without seams.
+    const px = (v: number): number => Math.round(v * ratio);
+    const [x0, x1, y0, y1] = [px(x), px(x + cellWidth), px(y), px(y + cellHeight)];
+    const colorOf = (p: number): number => {
+      const age = now - this.changedAt[p]!;
+      const level = age < GLOW_MS ? Math.ceil(GLOW_LEVELS * (1 - age / GLOW_MS)) : 0;
+      return kindOf(this.state[p]!, this.dirty[p]!) * (GLOW_LEVELS + 1) + level;
+    };
+    let mapped = 0;
+    let dirty = 0;
+    let changed = 0;
+    for (let p = r * RANGE_PAGES, end = p + RANGE_PAGES; p < end; p++) {
+      if (this.state[p]! & DAX_PAGE_MAPPED) mapped++;
+      dirty += this.dirty[p]!;
+      if (now - this.changedAt[p]! < GLOW_MS) changed++;
+    }
+    for (let row = 0; row < PAGE_ROWS; row++) {
+      const ya = y0 + Math.round(((y1 - y0) * row) / PAGE_ROWS);
+      const yb = y0 + Math.round(((y1 - y0) * (row + 1)) / PAGE_ROWS);
+      const first = r * RANGE_PAGES + row * PAGE_COLS;
+      // One rectangle per run of pages of one colour.
+      let start = 0;
+      let color = colorOf(first);
+      for (let col = 1; col <= PAGE_COLS; col++) {
+        const next = col < PAGE_COLS ? colorOf(first + col) : -1;
+        if (next === color) continue;
+        const xa = x0 + Math.round(((x1 - x0) * start) / PAGE_COLS);
+        const xb = x0 + Math.round(((x1 - x0) * col) / PAGE_COLS);
+        g.fillStyle = PALETTE[color]!;
+        g.fillRect(xa, ya, xb - xa, yb - ya);
+        start = col;
+        color = next;
+      }
+    }
+    // A few dirty or changed pages in a cell can be thinner than a pixel: the outline shows them anyway.
+    if (dirty > 0 || changed > 0 || r === this.hover) {
+      const line = Math.max(1, Math.round(ratio));
+      g.strokeStyle = r === this.hover ? HOVER : changed > 0 ? GLOW : COLORS[DIRTY]!;
+      g.lineWidth = line;
+      g.strokeRect(x0 + line / 2, y0 + line / 2, x1 - x0 - line, y1 - y0 - line);
+    }
+    this.mappedIn[r] = mapped;
+    this.dirtyIn[r] = dirty;
+    this.changedIn[r] = changed;
+  }
+
+  /** The counts, as text and as data attributes (which the e2e tests read). */
+  private summarize(): void {
+    const ranges = this.stale.length;
+    const mapped = this.mappedIn.reduce((n, m) => n + (m > 0 ? 1 : 0), 0);
+    const dirty = this.dirtyIn.reduce((n, d) => n + d, 0);
+    const changed = this.changedIn.reduce((n, c) => n + c, 0);
+    const files = new Set(this.mappings.map((m) => m.path ?? m.nodeid ?? -1 - m.moffset)).size;
+    const d = this.canvas.dataset;
+    d.state = "attached";
+    d.source = this.live ? "live" : "copy";
+    d.mappedRanges = String(mapped);
+    d.dirtyPages = String(dirty);
+    d.changedPages = String(changed);
+    d.pageChanges = String(this.changes);
+    const summary = `${mapped} of ${ranges} ranges mapped · ${plural(files, "file")} · ${plural(dirty, "dirty page")} · ${plural(changed, "page")} changed in the last second · ${bytes(this.size)} window`;
+    // Text set only when it changed: each change costs the page a layout.
+    if (summary !== this.summary) this.counts.textContent = this.summary = summary;
   }
 
   /** No window: the empty grid, and how to get one. */
@@ -185,11 +362,13 @@ export class DaxView {
     const height = this.canvas.clientHeight || 52;
     this.canvas.width = Math.round(width * ratio);
     this.canvas.height = Math.round(height * ratio);
-    this.canvas.dataset.state = "off";
-    this.canvas.dataset.mappedRanges = "0";
-    this.canvas.dataset.dirtyPages = "0";
-    this.canvas.title = "";
+    const d = this.canvas.dataset;
+    d.state = "off";
+    delete d.source;
+    d.mappedRanges = d.dirtyPages = d.changedPages = d.pageChanges = "0";
+    this.canvas.title = this.info.textContent = "";
     this.details.hidden = true;
+    this.summary = "";
     const g = this.canvas.getContext("2d");
     if (!g) return;
     g.scale(ratio, ratio);
@@ -206,24 +385,27 @@ export class DaxView {
     g.font = "13px system-ui, sans-serif";
     g.textAlign = "center";
     g.textBaseline = "middle";
-    g.fillText("DAX window: off", width / 2, height / 2 - 8);
+    g.fillText(this.starting ? "DAX window: waiting for the guest" : "DAX window: off", width / 2, height / 2 - 8);
     g.font = "11px system-ui, sans-serif";
-    g.fillText("tick “DAX window” above: the guest then maps files here instead of sending FUSE_READ", width / 2, height / 2 + 9);
+    const hint = this.starting ? "it is drawn here once the shell is up" : "tick “DAX window” above: the guest then maps files here instead of sending FUSE_READ";
+    g.fillText(hint, width / 2, height / 2 + 9);
   }
 
   /** The range at CSS pixel (x, y) of the canvas, or -1 (a gap, past the end, no window). */
   private rangeAt(x: number, y: number): number {
     const { cols, cellWidth, cellHeight } = this.layout;
-    if (!this.shared || cellWidth === 0 || x < 0 || y < 0) return -1;
+    if (this.size === 0 || cellWidth === 0 || x < 0 || y < 0) return -1;
     const col = Math.floor(x / (cellWidth + GAP));
     const row = Math.floor(y / (cellHeight + GAP));
     const inside = col < cols && x - col * (cellWidth + GAP) < cellWidth && y - row * (cellHeight + GAP) < cellHeight;
     const r = row * cols + col;
-    return inside && r < this.shared.size / RANGE ? r : -1;
+    return inside && r < this.stale.length ? r : -1;
   }
 
   private point(range: number): void {
     if (range === this.hover) return;
+    if (this.hover >= 0) this.stale[this.hover] = 1;
+    if (range >= 0) this.stale[range] = 1;
     this.hover = range;
     this.schedule();
   }
@@ -232,6 +414,7 @@ export class DaxView {
   private describe(): void {
     const r = this.hover;
     const text = r < 0 ? "" : this.rangeText(r);
+    if (text === this.canvas.title && this.info.textContent) return;
     this.info.textContent = text || "hover a range to see what it maps";
     this.canvas.title = text;
   }
@@ -240,16 +423,12 @@ export class DaxView {
     const lo = r * RANGE;
     const hi = lo + RANGE;
     const head = `range ${r} · window ${hex(lo)}–${hex(hi - 1)}`;
-    let dirty = 0;
-    let mapped = false;
-    for (let p = lo / DAX_PAGE_SIZE; p < hi / DAX_PAGE_SIZE; p++) {
-      dirty += this.drawnDirty[p]!;
-      mapped ||= (this.drawnState[p]! & DAX_PAGE_MAPPED) !== 0;
-    }
+    const changed = this.changedIn[r]!;
+    const activity = changed ? ` · ${plural(changed, "page")} changed in the last second` : "";
     const here = this.mappings.filter((m) => m.moffset < hi && m.moffset + m.length > lo);
-    // The mapping list trails the live page tables by up to a poll.
-    if (!mapped) return `${head} · free`;
-    if (here.length === 0) return `${head} · mapped`;
+    // The mapping list trails the page tables by up to a poll.
+    if (!this.mappedIn[r]) return `${head} · free${activity}`;
+    if (here.length === 0) return `${head} · mapped${activity}`;
     const parts = here.map((m) => {
       const from = Math.max(lo, m.moffset);
       const length = Math.min(hi, m.moffset + m.length) - from;
@@ -257,7 +436,7 @@ export class DaxView {
       const node = m.path !== undefined && m.nodeid !== undefined ? ` (node ${m.nodeid})` : "";
       return `${file}${node}, ${bytes(length)} from file offset ${m.foffset + (from - m.moffset)}, ${m.writable ? "writable" : "read-only"}`;
     });
-    return `${head} · ${parts.join("; ")} · ${dirty} dirty ${dirty === 1 ? "page" : "pages"}`;
+    return `${head} · ${parts.join("; ")} · ${plural(this.dirtyIn[r]!, "dirty page")}${activity}`;
   }
 }
 
@@ -275,7 +454,9 @@ function layoutFor(ranges: number, width: number): Layout {
   return layout;
 }
 
-function differ(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return true;
-  return false;
+/** `a` moved `t` of the way to `b` (#rrggbb). */
+function mix(a: string, b: string, t: number): string {
+  const channel = (c: string, i: number): number => parseInt(c.slice(1 + 2 * i, 3 + 2 * i), 16);
+  const out = [0, 1, 2].map((i) => Math.round(channel(a, i) + (channel(b, i) - channel(a, i)) * t));
+  return `#${out.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
 }

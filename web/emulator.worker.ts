@@ -3,7 +3,7 @@
 // file panel and the inspector.
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
-import { fetchGuestImages, Guest, type FileSystem, type Ino, type VirtioFsDevice } from "../src/index.ts";
+import { fetchGuestImages, Guest, type AttachedShare, type FileSystem, type Ino, type VirtioFsDevice } from "../src/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { DaxFeed } from "./worker/dax.ts";
 import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
@@ -77,15 +77,28 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
     onReady: (uptime) => post({ type: "ready", uptime, bootMs: performance.now() - t0 }),
     beforeRun: (_emulator, [attached]) => {
       device = attached?.device;
-      const dax = attached?.window;
-      if (!attached || !dax) return;
-      // Views of SharedArrayBuffers: posting them shares the memory, so the page sees every change.
-      post({ type: "dax-window", size: dax.size, pageState: dax.pageState, dirty: dax.dirty });
-      daxFeed = new DaxFeed(attached.server, dax, (ino) => paths.get(ino), (mappings) => post({ type: "dax-mappings", mappings }));
-      daxFeed.setInspecting(inspecting);
     },
   });
   void guest.halted.then(() => post({ type: "halted" }));
+  const attached = guest.shares[0];
+  if (attached) showDax(guest, attached);
+}
+
+/** Tells the page about the share's DAX window: v86's memory itself where it is shared, else copies to follow. */
+function showDax(guest: Guest, share: AttachedShare): void {
+  const { window, windowAddress } = share;
+  if (!window || windowAddress === undefined) return;
+  const ram = guest.guestMemory();
+  const live = ram.shared ? { memory: ram.buffer, offset: ram.base + windowAddress, pageState: window.pageState, dirty: window.dirty } : undefined;
+  post({ type: "dax-window", size: window.size, live });
+  daxFeed = new DaxFeed(
+    share.server,
+    window,
+    (ino) => paths.get(ino),
+    (mappings) => post({ type: "dax-mappings", mappings }),
+    live ? undefined : (copy) => post({ type: "dax-copy", ...copy }, [copy.pageState.buffer, copy.dirty.buffer, copy.signatures.buffer]),
+  );
+  daxFeed.setInspecting(inspecting);
 }
 
 /** A file panel action on the share, reported to the page; the tree follows. */

@@ -15,11 +15,9 @@ const daxSize = $<HTMLSelectElement>("dax-size");
 const params = new URLSearchParams(location.search);
 const memoryMiB = Number(params.get("memory") ?? 256);
 
-// The window is a SharedArrayBuffer, which only a cross-origin isolated page has.
-if (!globalThis.crossOriginIsolated) {
-  $("isolation").hidden = false;
-  daxOn.disabled = true;
-}
+// Without cross-origin isolation there is no SharedArrayBuffer: v86 keeps its memory to itself (the
+// banner says what that changes).
+$("isolation").hidden = globalThis.crossOriginIsolated;
 // The guest maps the window into vmalloc space, which shrinks as RAM grows (src/machine/cli.ts).
 if (memoryMiB > 512) {
   for (const option of daxSize.options) option.disabled = Number(option.value) > 64;
@@ -27,7 +25,7 @@ if (memoryMiB > 512) {
 }
 // ?dax=MiB starts with the window (a size not offered keeps the default).
 const askedDax = params.get("dax");
-if (askedDax !== null && !daxOn.disabled) {
+if (askedDax !== null) {
   daxOn.checked = true;
   if ([...daxSize.options].some((o) => o.value === askedDax && !o.disabled)) daxSize.value = askedDax;
 }
@@ -101,6 +99,9 @@ function onMessage(m: FromWorker): void {
     case "dax-window":
       inspector.dax.attach(m);
       break;
+    case "dax-copy":
+      inspector.dax.applyCopy(m);
+      break;
     case "dax-mappings":
       inspector.dax.setMappings(m.mappings);
       break;
@@ -118,7 +119,6 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   worker?.terminate();
   term.reset();
   inspector.clear();
-  inspector.dax.attach(undefined);
   progress.hidden = false;
   progress.value = 0;
   $("error").hidden = true;
@@ -128,6 +128,7 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   const url = new URL(location.href);
   url.searchParams.set("backend", backend);
   const daxMiB = daxOn.checked ? Number(daxSize.value) : undefined;
+  inspector.dax.reset(daxMiB !== undefined);
   if (daxMiB === undefined) url.searchParams.delete("dax");
   else url.searchParams.set("dax", String(daxMiB));
   history.replaceState(null, "", url);

@@ -55,14 +55,31 @@ export interface InspectBatch {
   paused: boolean;
 }
 
-/** The DAX window's page tables, views of the Worker's SharedArrayBuffers: the page reads them live. */
-export interface DaxShared {
+/** The share's DAX window, posted once. */
+export interface DaxWindowInfo {
   /** The window's size in bytes. */
   size: number;
+  /** Where v86's memory is shared (a cross-origin isolated page): the page reads the window there, live. */
+  live?: DaxLive;
+}
+
+/** Views of the Worker's SharedArrayBuffers: posting them shares the memory, so the page sees every change. */
+export interface DaxLive {
+  /** v86's memory; the window is `size` bytes of it from `offset` (where guest RAM starts + the BAR's address). */
+  memory: SharedArrayBuffer;
+  offset: number;
   /** Per 4 KiB page: DAX_PAGE_MAPPED | DAX_PAGE_WRITABLE (device/dax-window.ts). */
   pageState: Uint8Array;
-  /** Per page: 1 while the guest's stores to it have not been written back. */
+  /** Per page: 1 while the guest's stores to it have not been written back (found as the Worker polls). */
   dirty: Uint8Array;
+}
+
+/** Unshared memory: the window's state as it was (copies), posted once a second while the inspector is on. */
+export interface DaxCopy {
+  pageState: Uint8Array<ArrayBuffer>;
+  dirty: Uint8Array<ArrayBuffer>;
+  /** Per page: pageSignature (dax-signature.ts). */
+  signatures: Int32Array<ArrayBuffer>;
 }
 
 /** One mapped extent of the DAX window: which file range sits where. */
@@ -89,8 +106,10 @@ export type FromWorker =
   | { type: "share"; backend: Backend; label: string }
   | { type: "tree"; entries: TreeEntry[]; truncated: boolean }
   | ({ type: "inspect" } & InspectBatch)
-  /** The share has a DAX window: sent once, the arrays shared, not copied. */
-  | ({ type: "dax-window" } & DaxShared)
+  /** The share has a DAX window: sent once the guest is up. */
+  | ({ type: "dax-window" } & DaxWindowInfo)
+  /** The window's state, when the page cannot read it live. */
+  | ({ type: "dax-copy" } & DaxCopy)
   /** What the window maps, whenever that changed while the inspector is on screen. */
   | { type: "dax-mappings"; mappings: DaxMapped[] }
   | { type: "file"; name: string; data: ArrayBuffer }

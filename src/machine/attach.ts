@@ -41,6 +41,8 @@ export interface AttachedShare {
   readonly server: FuseServer;
   /** The share's DAX window, if it has one. */
   readonly window?: DaxWindow;
+  /** The window's guest physical address (its memory BAR): its bytes are v86's memory from there (GuestRam). */
+  readonly windowAddress?: number;
 }
 
 export interface VirtioFsAttachment {
@@ -235,7 +237,7 @@ function attachOne(machine: MachineState, share: VirtioFsShare, i: number): Live
     onReset: () => (ended = server.reset()),
     onError: (m) => log(`virtio-fs ${share.tag}: ${m}`),
   });
-  return { tag: share.tag, device, server, window, ioPort, windowRange, sessionEnded: () => ended };
+  return { tag: share.tag, device, server, window, windowAddress: windowRange?.[0], ioPort, windowRange, sessionEnded: () => ended };
 }
 
 /** The first I/O BAR base no live device holds and v86 has no device on. */

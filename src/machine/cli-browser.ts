@@ -59,7 +59,7 @@ export async function runInBrowser(run: BrowserRun): Promise<number> {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     if (!path.startsWith(prefix)) return void res.writeHead(404).end();
     const rel = path.slice(prefix.length) || "index.html";
-    // The page is cross-origin isolated, as the demo: a DAX window is a SharedArrayBuffer.
+    // The page is cross-origin isolated, as the demo: v86's memory is then a SharedArrayBuffer.
     const headers = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp", "Cache-Control": "no-store" };
     const route = routes[rel];
     if (route) {

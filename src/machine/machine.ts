@@ -25,19 +25,18 @@ export interface MachineOptions {
   sharedMemory?: boolean;
 }
 
-/** Guest physical memory inside v86's wasm memory. */
-export interface GuestRam {
-  /**
-   * The whole wasm memory. Shared, it stays valid for the machine's life, and views of it work from any
-   * Worker; unshared, a memory growth detaches it (ask again).
-   */
-  readonly buffer: SharedArrayBuffer | ArrayBuffer;
-  readonly shared: boolean;
+/** Guest physical memory inside v86's wasm memory: `buffer` is the whole wasm memory. */
+export type GuestRam = {
   /** Where guest physical address 0 is in buffer. */
   readonly base: number;
   /** Bytes of guest physical memory (v86's memory_size, which may exceed what the guest's mem= uses). */
   readonly size: number;
-}
+} & (
+  /** Valid for the machine's life; views of it work from any Worker (postMessage shares it, no copy). */
+  | { readonly shared: true; readonly buffer: SharedArrayBuffer }
+  /** A memory growth detaches it (ask again). */
+  | { readonly shared: false; readonly buffer: ArrayBuffer }
+);
 
 export interface Machine {
   readonly emulator: V86;
@@ -101,7 +100,8 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
     emulator,
     guestMemory() {
       const buffer = cpu.wasm_memory.buffer;
-      return { buffer, shared: isShared(buffer), base: cpu.mem8.byteOffset, size: cpu.memory_size[0]! };
+      const layout = { base: cpu.mem8.byteOffset, size: cpu.memory_size[0]! };
+      return isShared(buffer) ? { ...layout, shared: true, buffer } : { ...layout, shared: false, buffer };
     },
     get sharedJitModules() {
       return jit?.modules ?? 0;

@@ -1,6 +1,6 @@
 // The DAX window on its own: guest memory it fills in place, dirty pages found by comparison, and the
 // mapping table's MAP_FIXED rules.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { DAX_PAGE_MAPPED, DAX_PAGE_SHIFT, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE, DaxWindow } from "../../device/dax-window.ts";
 import { PAGE_SHIFT, PAGE_SIZE, type FuseDaxWindow } from "../../src/fuse/dax-window.ts";
 import { FakeMemory } from "../support/fake-memory.ts";
@@ -29,6 +29,19 @@ describe("DaxWindow", () => {
     expect(w.bytes()).toHaveLength(128 * 1024);
     expect(w.pageState.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(w.dirty.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it("works where there is no SharedArrayBuffer (a page that is not cross-origin isolated)", () => {
+    vi.stubGlobal("SharedArrayBuffer", undefined);
+    try {
+      const w = new DaxWindow(SIZE);
+      expect(w.pageState.buffer).toBeInstanceOf(ArrayBuffer);
+      w.map(0, PAGE, 7, 0, true);
+      store(w, 5, 1);
+      expect(w.dirtyPages()).toBe(1);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it("is the window the FUSE server takes, with the guest's page size", () => {
