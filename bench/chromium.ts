@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { createServer, type InlineConfig } from "vite";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../src/node.ts";
 import type { FsBenchWindow } from "./browser/protocol.ts";
-import type { FsResults, Workload } from "./fs.ts";
+import type { FsResults, Target, Workload } from "./fs.ts";
 
 const path = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
@@ -41,13 +41,13 @@ export async function withPage<T>(site: InlineConfig, use: (page: Page, url: str
 }
 
 /** bench/fs.ts's runFsBench in a Worker of the bench page; its progress lines arrive as console messages. */
-export function runFsBenchInBrowser(workloads: Workload[], reps: number, log: (line: string) => void): Promise<FsResults> {
+export function runFsBenchInBrowser(workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void): Promise<FsResults> {
   return withPage(BENCH_SITE, async (page, url) => {
     page.on("console", (m) => {
       if (m.type() !== "debug") log(m.text()); // debug is Vite's client chatter
     });
     page.on("pageerror", (e) => log(`page error: ${e.message}`));
-    await page.goto(`${url}?${new URLSearchParams({ workloads: workloads.map((w) => w.name).join(","), reps: String(reps) })}`);
+    await page.goto(`${url}?${new URLSearchParams({ workloads: workloads.map((w) => w.name).join(","), targets: targets.map((t) => t.id).join(","), reps: String(reps) })}`);
     return page.evaluate(() => (window as unknown as FsBenchWindow).fsBench);
   });
 }

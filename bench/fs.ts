@@ -6,7 +6,11 @@ import { Guest, MemFs, text, type CacheMode, type GuestRuntime } from "../src/in
 
 export interface Target {
   name: string;
+  /** What --targets calls it. */
+  id: string;
   dir: string;
+  /** Runs once in the booted guest before any workload's prepare (not timed); $D is the target directory. */
+  prepare?: string;
 }
 
 interface VfsTarget extends Target {
@@ -21,16 +25,33 @@ const DAX_MIB = 256;
 const MEMORY_MIB = 512;
 
 const VFS: VfsTarget[] = [
-  { name: "virtio-fs never", dir: "/b/vfs-never", cache: "never", writeback: false },
-  { name: "virtio-fs auto", dir: "/b/vfs-auto", cache: "auto", writeback: false },
-  { name: "virtio-fs auto+wb", dir: "/b/vfs-auto-wb", cache: "auto", writeback: true },
-  { name: "virtio-fs always", dir: "/b/vfs-always", cache: "always", writeback: false },
-  { name: "virtio-fs dax", dir: "/b/vfs-dax", cache: "auto", writeback: false, daxMiB: DAX_MIB },
+  { name: "virtio-fs never", id: "never", dir: "/b/vfs-never", cache: "never", writeback: false },
+  { name: "virtio-fs auto", id: "auto", dir: "/b/vfs-auto", cache: "auto", writeback: false },
+  { name: "virtio-fs auto+wb", id: "auto+wb", dir: "/b/vfs-auto-wb", cache: "auto", writeback: true },
+  { name: "virtio-fs always", id: "always", dir: "/b/vfs-always", cache: "always", writeback: false },
+  {
+    name: "virtio-fs dax",
+    id: "dax",
+    dir: "/b/vfs-dax",
+    cache: "auto",
+    writeback: false,
+    daxMiB: DAX_MIB,
+    // The host commits the window's memory as the device first fills each page, once per process (on the
+    // 2-core bench VM ~5 ms per 2 MiB range, against 0.1 ms for a later fill), while the other targets'
+    // caches reuse guest RAM long touched. So a sparse file the window's size is read through it first.
+    prepare: `truncate -s ${DAX_MIB}M $D/prime && cat $D/prime > /dev/null && rm $D/prime`,
+  },
 ];
 /** 9p at its fastest in Linux 6.1: the largest msize the virtio transport takes, and the loose cache. */
-export const NINEP: Target = { name: "9p (msize=512000, cache=loose)", dir: "/b/9p" };
-export const TMPFS: Target = { name: "tmpfs", dir: "/b/tmpfs" };
+export const NINEP: Target = { name: "9p (msize=512000, cache=loose)", id: "9p", dir: "/b/9p" };
+export const TMPFS: Target = { name: "tmpfs", id: "tmpfs", dir: "/b/tmpfs" };
 export const TARGETS: Target[] = [...VFS, NINEP, TMPFS];
+
+/** The targets named by id, in TARGETS order; all of them for none. */
+export function selectTargets(ids: readonly string[]): Target[] {
+  for (const id of ids) if (!TARGETS.some((t) => t.id === id)) throw new Error(`unknown target '${id}' (have: ${TARGETS.map((t) => t.id).join(", ")})`);
+  return ids.length ? TARGETS.filter((t) => ids.includes(t.id)) : TARGETS;
+}
 
 export interface Workload {
   name: string;
@@ -44,11 +65,21 @@ export interface Workload {
   after?: string;
   /** Drop the guest's page and dentry caches again after `before`, right before the timed part. */
   cold?: boolean;
+  /** File bytes the timed part reads, for a guest-side MiB/s. */
+  bytes?: number;
+  /** Targets (ids) the workload cannot run on, and why. */
+  unsupported?: { targets: string[]; why: string };
 }
 
-const DROP = "sync; echo 3 > /proc/sys/vm/drop_caches";
+/**
+ * Twice: the first pass only clears the referenced bit of a dentry used since the last one (Linux rotates
+ * such a dentry rather than free it), and its inode stays; a DAX file keeps its window ranges until its
+ * inode goes, so one pass left every other "cold" DAX read with the whole file still mapped.
+ */
+const DROP = "sync; echo 3 > /proc/sys/vm/drop_caches; echo 3 > /proc/sys/vm/drop_caches";
 /** The 64 MiB file the read workloads share, made once whichever of them run. */
 const BIG = "[ -e $D/big ] || dd if=/dev/zero of=$D/big bs=1M count=64 2> /dev/null";
+const BIG_BYTES = 64 << 20;
 
 export const WORKLOADS: Workload[] = [
   {
@@ -93,18 +124,29 @@ export const WORKLOADS: Workload[] = [
     prepare: BIG,
     cold: true,
     run: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
+    bytes: BIG_BYTES,
   },
   {
     name: "seq-read-warm",
     prepare: BIG,
     before: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
     run: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
+    bytes: BIG_BYTES,
   },
   {
     // One dd per read: busybox has no single-process random reader, so exec costs are in every figure.
     name: "rand-read",
     prepare: BIG,
     run: "for s in $RANDOM_BLOCKS; do dd if=$D/big of=/dev/null bs=4096 count=1 skip=$s 2> /dev/null; done",
+  },
+  {
+    // rand-read's pages, each loaded through a mapping of the file. The image's one program that maps a file
+    // is busybox devmem (MAP_SHARED, one 32-bit load per run), which maps /dev/mem: here that is the file,
+    // bound over it in a private mount namespace. One exec per page, as rand-read.
+    name: "mmap-rand-read",
+    prepare: BIG,
+    run: `unshare -m --propagation private sh -c 'mount -t tmpfs none /dev && : > /dev/mem && mount --bind "$1" /dev/mem && for s in $2; do devmem $((s * 4096)) 32 > /dev/null; done' sh $D/big "$RANDOM_BLOCKS"`,
+    unsupported: { targets: ["never"], why: "cache=never opens files FOPEN_DIRECT_IO, and Linux refuses MAP_SHARED on them (ENODEV)" },
   },
   {
     // A stat with cache=never is one LOOKUP round trip; the builtin test execs nothing.
@@ -131,6 +173,10 @@ export interface FsResults {
   reps: number;
   /** workload → target name → microseconds of each repetition. */
   samples: Record<string, Record<string, number[]>>;
+  /** workload name → its `bytes`, for those that have them. */
+  bytes: Record<string, number>;
+  /** target name → growth of the guest's `Cached:` (KiB) while it reads the 64 MiB file cold, once after the reps. */
+  pageCacheKiB?: Record<string, number>;
 }
 
 /** Runs a script in the guest after PRELUDE and returns its stdout; throws unless it exits with 0. */
@@ -140,13 +186,14 @@ type Shell = (script: string) => Promise<string>;
  * Boots the bench guest, runs the workloads and shuts it down: the same in Node and in a browser Worker;
  * only where `runtime` (the images and v86.wasm) comes from differs.
  */
-export async function runFsBench(workloads: Workload[], reps: number, log: (line: string) => void, runtime: GuestRuntime): Promise<FsResults> {
+export async function runFsBench(workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void, runtime: GuestRuntime): Promise<FsResults> {
+  const ninep = targets.includes(NINEP);
   const guest = await Guest.boot({
     runtime,
     memoryMiB: MEMORY_MIB,
-    ninep: true,
-    shares: VFS.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, daxMiB: t.daxMiB, mountPoint: t.dir })),
-    mounts: [{ fstype: "9p", tag: "host9p", dir: NINEP.dir, options: "msize=512000,cache=loose" }],
+    ninep,
+    shares: VFS.filter((t) => targets.includes(t)).map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, daxMiB: t.daxMiB, mountPoint: t.dir })),
+    mounts: ninep ? [{ fstype: "9p", tag: "host9p", dir: NINEP.dir, options: "msize=512000,cache=loose" }] : [],
   });
   try {
     return await runWorkloads(
@@ -156,6 +203,7 @@ export async function runFsBench(workloads: Workload[], reps: number, log: (line
         return text(r.stdout);
       },
       workloads,
+      targets,
       reps,
       log,
     );
@@ -165,18 +213,26 @@ export async function runFsBench(workloads: Workload[], reps: number, log: (line
 }
 
 /** Prepares every target, then times each workload on each target, `reps` rounds, interleaved. */
-async function runWorkloads(sh: Shell, workloads: Workload[], reps: number, log: (line: string) => void): Promise<FsResults> {
-  await sh(`mkdir -p ${TMPFS.dir} && mount -t tmpfs -o size=512m tmpfs ${TMPFS.dir}\n${MAKE_TARBALL}`);
-  for (const w of workloads.filter((x) => x.prepare)) {
-    for (const t of TARGETS) {
-      log(`prepare ${w.name} on ${t.name}`);
-      await sh(`D=${t.dir}; ${w.prepare}`);
+async function runWorkloads(sh: Shell, workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void): Promise<FsResults> {
+  if (targets.includes(TMPFS)) await sh(`mkdir -p ${TMPFS.dir} && mount -t tmpfs -o size=512m tmpfs ${TMPFS.dir}`);
+  if (workloads.some((w) => w.name === "untar")) await sh(MAKE_TARBALL);
+  for (const t of targets.filter((x) => x.prepare)) {
+    log(`prepare ${t.name}`);
+    await sh(`D=${t.dir}; ${t.prepare}`);
+  }
+  const runsOn = (w: Workload, t: Target) => !w.unsupported?.targets.includes(t.id);
+  for (const w of workloads) {
+    for (const t of targets) {
+      if (w.prepare && runsOn(w, t)) {
+        log(`prepare ${w.name} on ${t.name}`);
+        await sh(`D=${t.dir}; ${w.prepare}`);
+      } else if (!runsOn(w, t)) log(`${w.name} skips ${t.name}: ${w.unsupported!.why}`);
     }
   }
   const samples: FsResults["samples"] = {};
   for (let rep = 0; rep < reps; rep++) {
     for (const w of workloads) {
-      for (const t of TARGETS) {
+      for (const t of targets.filter((x) => runsOn(w, x))) {
         // Every timed part starts from empty caches: the seven targets' 64 MiB files do not fit in the
         // guest's page cache together, so what one left there would decide how "warm" the next one is.
         const us = Number(
@@ -195,5 +251,18 @@ echo $t0 $t1 | awk '{ printf "%.0f", $2 - $1 }'`),
       }
     }
   }
-  return { reps, samples };
+  const bytes = Object.fromEntries(workloads.flatMap((w) => (w.bytes ? [[w.name, w.bytes]] : [])));
+  const pageCacheKiB = workloads.some((w) => w.name === "seq-read-cold") ? await pageCacheGrowth(sh, targets, log) : undefined;
+  return { reps, samples, bytes, pageCacheKiB };
+}
+
+/** The growth of the guest's `Cached:` while each target's 64 MiB file is read from dropped caches. */
+async function pageCacheGrowth(sh: Shell, targets: Target[], log: (line: string) => void): Promise<Record<string, number>> {
+  const cached = "awk '/^Cached:/ { print $2 }' /proc/meminfo";
+  const out: Record<string, number> = {};
+  for (const t of targets) {
+    out[t.name] = Number(await sh(`D=${t.dir}; ${DROP}; a=$(${cached}); dd if=$D/big of=/dev/null bs=1M 2> /dev/null; b=$(${cached}); echo $((b - a))`));
+    log(`Cached: grew ${out[t.name]} KiB reading 64 MiB on ${t.name}`);
+  }
+  return out;
 }

@@ -1,21 +1,22 @@
-// npm run bench [-- <workload,...>] [--only a,b] [--reps n] [--browser]
+// npm run bench [-- <workload,...>] [--only a,b] [--targets a,b] [--reps n] [--browser]
 // Workloads: boot — guest uptime when init is ready and wall time to it, in Node and in headless
 // Chromium side by side; and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
 // virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
-// a Worker). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
+// a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { bootInBrowser, bootInNode, type BootSample } from "./boot.ts";
 import { nodeRuntime } from "../src/node.ts";
 import { runFsBenchInBrowser } from "./chromium.ts";
-import { TARGETS, WORKLOADS, runFsBench, type FsResults } from "./fs.ts";
+import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     only: { type: "string" },
+    targets: { type: "string" },
     reps: { type: "string", default: "5" },
     browser: { type: "boolean", default: false },
   },
@@ -25,6 +26,7 @@ if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positiv
 const wanted = new Set([...(values.only?.split(",") ?? []), ...positionals.flatMap((p) => p.split(","))]);
 const NAMES = ["boot", ...WORKLOADS.map((w) => w.name)];
 for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown workload '${w}' (have: ${NAMES.join(", ")})`);
+const targets = selectTargets(values.targets?.split(",").filter(Boolean) ?? []);
 const record: Record<string, unknown> = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version };
 
 if (wanted.size === 0 || wanted.has("boot")) {
@@ -47,16 +49,16 @@ const fsWorkloads = WORKLOADS.filter((w) => wanted.size === 0 || wanted.has(w.na
 const log = (line: string) => process.stderr.write(line + "\n");
 /** Prints the table and draws docs/<svg>; `host` is where v86 ran. */
 const report = async (results: FsResults, host: string, svg: string) => {
-  console.log(`\nfile systems, v86 in ${host}\n\n${markdownTable(results, TARGETS)}`);
+  console.log(`\nfile systems, v86 in ${host}\n\n${markdownTable(results, targets)}`);
   await mkdir(new URL("../docs/", import.meta.url), { recursive: true });
-  await writeFile(new URL(`../docs/${svg}`, import.meta.url), svgPlot(results, TARGETS, `virtio-fs, 9p and tmpfs in a v86 guest, ${host} (median of ${reps}, log scale)`));
+  await writeFile(new URL(`../docs/${svg}`, import.meta.url), svgPlot(results, targets, `virtio-fs, 9p and tmpfs in a v86 guest, ${host} (median of ${reps}, log scale)`));
 };
 if (fsWorkloads.length) {
-  const node = await runFsBench(fsWorkloads, reps, log, await nodeRuntime());
+  const node = await runFsBench(fsWorkloads, targets, reps, log, await nodeRuntime());
   record.fs = node;
   await report(node, "Node", "bench.svg");
   if (values.browser) {
-    const browser = await runFsBenchInBrowser(fsWorkloads, reps, log);
+    const browser = await runFsBenchInBrowser(fsWorkloads, targets, reps, log);
     record.fsBrowser = browser;
     await report(browser, "Chromium", "bench-browser.svg");
   }

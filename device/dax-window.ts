@@ -142,14 +142,14 @@ export class DaxWindow {
   write(offset: number, data: Uint8Array): void {
     this.checkBytes(offset, data.length);
     this.bytes().set(data, offset);
-    this.clean.set(data, offset);
+    this.keepClean(offset, data.length);
     this.backing.changed(offset, data.length);
   }
 
   zero(offset: number, length: number): void {
     this.checkBytes(offset, length);
     this.bytes().fill(0, offset, offset + length);
-    this.clean.fill(0, offset, offset + length);
+    this.keepClean(offset, length);
     this.backing.changed(offset, length);
   }
 
@@ -268,6 +268,23 @@ export class DaxWindow {
       }
     }
     return [first, end];
+  }
+
+  /**
+   * The device changed [offset, offset + length): the clean copies of its tracked pages follow. Only
+   * tracked pages have one, so filling a read-only mapping copies once and commits no memory for `clean`.
+   */
+  private keepClean(offset: number, length: number): void {
+    const bytes = this.bytes();
+    const end = offset + length;
+    for (let p = Math.floor(offset / DAX_PAGE_SIZE), last = Math.ceil(end / DAX_PAGE_SIZE); p < last; p++) {
+      if (!this.tracked[p]) continue;
+      const first = p;
+      while (p + 1 < last && this.tracked[p + 1]) p++;
+      const lo = Math.max(offset, first * DAX_PAGE_SIZE);
+      const hi = Math.min(end, (p + 1) * DAX_PAGE_SIZE);
+      this.clean.set(bytes.subarray(lo, hi), lo);
+    }
   }
 
   /** Removes the extents' table entries over [offset, offset + length), keeping what lies outside it. */

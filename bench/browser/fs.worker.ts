@@ -2,17 +2,18 @@
 // only the images are fetched and v86.wasm comes by URL.
 import wasmUrl from "v86/build/v86.wasm?url";
 import { fetchGuestImages } from "../../src/index.ts";
-import { runFsBench, WORKLOADS } from "../fs.ts";
+import { runFsBench, selectTargets, WORKLOADS } from "../fs.ts";
 import type { FsBenchMessage, FsBenchRequest } from "./protocol.ts";
 
 const post = (m: FsBenchMessage): void => postMessage(m);
 
 onmessage = async (e: MessageEvent<FsBenchRequest>) => {
-  const { workloads, reps } = e.data;
+  const { workloads, targets, reps } = e.data;
   try {
     const images = await fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, () => {});
     const results = await runFsBench(
       WORKLOADS.filter((w) => workloads.includes(w.name)),
+      selectTargets(targets),
       reps,
       (line) => post({ type: "log", line }),
       { images, wasmPath: wasmUrl },

@@ -4,7 +4,8 @@ import type { FsResults } from "../fs.ts";
 import type { FsBenchMessage, FsBenchRequest, FsBenchWindow } from "./protocol.ts";
 
 const params = new URLSearchParams(location.search);
-const request: FsBenchRequest = { workloads: (params.get("workloads") ?? "").split(",").filter(Boolean), reps: Number(params.get("reps") ?? 1) };
+const list = (name: string) => (params.get(name) ?? "").split(",").filter(Boolean);
+const request: FsBenchRequest = { workloads: list("workloads"), targets: list("targets"), reps: Number(params.get("reps") ?? 1) };
 const worker = new Worker(new URL("./fs.worker.ts", import.meta.url), { type: "module" });
 
 (window as unknown as FsBenchWindow).fsBench = new Promise<FsResults>((resolve, reject) => {

@@ -1,9 +1,10 @@
 // Between the bench page and its Worker, and what the page offers bench/chromium.ts.
 import type { FsResults } from "../fs.ts";
 
-/** Page → Worker: the workloads (bench/fs.ts names) and rounds, from the page's URL (?workloads=a,b&reps=n). */
+/** Page → Worker: the workloads (bench/fs.ts names), targets (ids) and rounds, from the page's URL (?workloads=a,b&targets=c,d&reps=n). */
 export interface FsBenchRequest {
   workloads: string[];
+  targets: string[];
   reps: number;
 }
 
