@@ -184,7 +184,8 @@ export class VirtioFsDevice {
       (written) => this.complete(generation, q, chain, written),
       (e: unknown) => {
         if (generation !== this.generation) return; // the reset closed the chain under the handler
-        this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
+        // A VirtqueueError: another chain broke the ring while this one was served, and that was reported.
+        if (!(e instanceof VirtqueueError)) this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
         this.complete(generation, q, chain, 0);
       },
     );

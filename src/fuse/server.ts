@@ -65,6 +65,9 @@ const ARGS_MAX = XATTR_SIZE_MAX + 2 * PATH_MAX;
 export class FuseServer {
   private readonly session: Session;
   private readonly logged = new Set<string>();
+  /** Requests being served, and the end of the session being reset (requests arriving meanwhile wait for it). */
+  private readonly running = new Set<Promise<number>>();
+  private ending: Promise<void> | undefined;
 
   constructor(private readonly o: FuseServerOptions) {
     const dax = o.dax && new DaxCoherentFs(o.fs, o.dax, (m) => this.logOnce(m));
@@ -95,8 +98,21 @@ export class FuseServer {
     return this.session.dax?.mappings.snapshot(this.session.nodes);
   }
 
-  /** The RequestHandler of the virtio-fs device. */
-  readonly handle = async (chain: RequestChain, queue = 1): Promise<number> => {
+  /**
+   * The RequestHandler of the virtio-fs device. A request that arrives while a session is ending waits
+   * until it has ended, so what it takes belongs to the next session.
+   */
+  readonly handle = (chain: RequestChain, queue = 1): Promise<number> => {
+    const ending = this.ending;
+    const serve = () => this.serve(chain, queue);
+    const served = ending ? ending.then(serve, serve) : serve();
+    this.running.add(served);
+    const forget = () => this.running.delete(served);
+    served.then(forget, forget);
+    return served;
+  };
+
+  private async serve(chain: RequestChain, queue: number): Promise<number> {
     const reader = chain.reader;
     if (reader.readable < fuse_in_header.SIZE) return 0; // no unique to answer to
     const header = reader.read(fuse_in_header.SIZE);
@@ -135,11 +151,27 @@ export class FuseServer {
       }
     }
     return reply === NO_REPLY ? 0 : this.writeReply(chain, h.unique, reply);
-  };
+  }
 
-  /** Ends the session as the device resets: every handle and inode reference goes back to the backend. */
+  /**
+   * Ends the session as the device resets: every handle and inode reference goes back to the backend,
+   * those that requests still running take included (the reset dropped their replies): the session ends
+   * once they are done.
+   */
   async reset(): Promise<void> {
-    await endSession(this.session);
+    const running = [...this.running];
+    const previous = this.ending;
+    const ending = (async () => {
+      await previous;
+      await Promise.allSettled(running);
+      await endSession(this.session);
+    })();
+    this.ending = ending;
+    try {
+      await ending;
+    } finally {
+      if (this.ending === ending) this.ending = undefined;
+    }
   }
 
   /**

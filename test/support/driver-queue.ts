@@ -52,9 +52,9 @@ export class DriverQueue {
     this.#heapTop = heap.addr;
     this.#free = Array.from({ length: layout.size }, (_, i) => i);
     // Linux allocates the rings zeroed.
-    mem.u8.fill(0, layout.desc, layout.desc + 16 * layout.size);
-    mem.u8.fill(0, layout.driver, layout.driver + 6 + 2 * layout.size);
-    mem.u8.fill(0, layout.device, layout.device + 6 + 8 * layout.size);
+    mem.poke(layout.desc, new Uint8Array(16 * layout.size));
+    mem.poke(layout.driver, new Uint8Array(6 + 2 * layout.size));
+    mem.poke(layout.device, new Uint8Array(6 + 8 * layout.size));
   }
 
   /** Makes a request available; returns its head descriptor index. */
@@ -65,7 +65,7 @@ export class DriverQueue {
     const writable: Range[] = [];
     for (const data of readable) {
       const addr = this.alloc(data.length);
-      this.mem.u8.set(data, addr);
+      this.mem.poke(addr, data);
       bufs.push({ addr, len: data.length, flags: 0 });
     }
     for (const len of writableLens) {
@@ -134,13 +134,14 @@ export class DriverQueue {
   }
 
   writeDesc(index: number, d: RawDesc, table = this.layout.desc): void {
-    const at = table + 16 * index;
-    const v = new DataView(this.mem.u8.buffer, this.mem.u8.byteOffset);
-    v.setUint32(at, d.addr >>> 0, true);
-    v.setUint32(at + 4, (d.addrHi ?? 0) >>> 0, true);
-    v.setUint32(at + 8, d.len >>> 0, true);
-    v.setUint16(at + 12, d.flags ?? 0, true);
-    v.setUint16(at + 14, d.next ?? 0, true);
+    const bytes = new Uint8Array(16);
+    const v = new DataView(bytes.buffer);
+    v.setUint32(0, d.addr >>> 0, true);
+    v.setUint32(4, (d.addrHi ?? 0) >>> 0, true);
+    v.setUint32(8, d.len >>> 0, true);
+    v.setUint16(12, d.flags ?? 0, true);
+    v.setUint16(14, d.next ?? 0, true);
+    this.mem.poke(table + 16 * index, bytes);
   }
 
   /** Puts head in the next avail slot and publishes it (avail->idx++). */
@@ -200,7 +201,6 @@ export class DriverQueue {
   }
 
   #set16(at: number, v: number): void {
-    this.mem.u8[at] = v;
-    this.mem.u8[at + 1] = v >>> 8;
+    this.mem.poke(at, Uint8Array.of(v & 0xff, (v >>> 8) & 0xff));
   }
 }

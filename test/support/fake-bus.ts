@@ -14,8 +14,9 @@ export class FakeBus implements DeviceBus {
   readonly memory: FakeMemory;
   readonly functions: FakePciFunction[] = [];
 
-  constructor(ramBytes = 16 * 1024 * 1024) {
-    this.memory = new FakeMemory(ramBytes);
+  /** A new RAM of `ram` bytes, or an existing one (the fuzzer puts a fresh device on the same RAM). */
+  constructor(ram: number | FakeMemory = 16 * 1024 * 1024) {
+    this.memory = typeof ram === "number" ? new FakeMemory(ram) : ram;
   }
 
   addPciFunction(spec: PciFunctionSpec): PciFunction {

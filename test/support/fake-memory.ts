@@ -7,7 +7,7 @@ export interface Range {
 
 /**
  * Guest RAM over a plain Uint8Array. Device writes go through write() and are recorded; the test's driver
- * writes straight into u8, so `writes` holds exactly what the device wrote.
+ * writes straight into u8 or through poke(), so `writes` holds exactly what the device wrote.
  */
 export class FakeMemory implements GuestMemory {
   readonly u8: Uint8Array;
@@ -37,6 +37,14 @@ export class FakeMemory implements GuestMemory {
   writesOutside(allowed: readonly Range[]): Range[] {
     return this.writes.filter((w) => !allowed.some((r) => w.addr >= r.addr && w.addr + w.len <= r.addr + r.len));
   }
+
+  /** The driver's own store (not a device write): `onPoke` sees it, so the fuzzer can record and replay it. */
+  poke(addr: number, data: Uint8Array): void {
+    this.u8.set(data, addr);
+    this.onPoke?.(addr, data);
+  }
+
+  onPoke: ((addr: number, data: Uint8Array) => void) | undefined;
 
   clearWrites(): void {
     this.writes.length = 0;

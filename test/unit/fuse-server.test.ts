@@ -6,7 +6,7 @@ import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_in_header, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
-import type { FileSystem } from "../../src/vfs/filesystem.ts";
+import type { FileSystem, Handle, Ino } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
 import { ChainReader, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../../device/virtqueue.ts";
@@ -245,6 +245,46 @@ describe("walking and reading the tree", () => {
     d.probe();
     await new Promise((r) => setImmediate(r));
     expect(server.nodeCount).toBe(1);
+  });
+});
+
+describe("a reset with requests in flight", () => {
+  it("ends the references and handles they take with the session, and serves the next session after it", async () => {
+    let gate: Promise<void> | undefined;
+    let open = 0;
+    class SlowFs extends MemFs {
+      override async lookup(parent: Ino, name: string) {
+        await gate;
+        return super.lookup(parent, name);
+      }
+      override async open(ino: Ino, flags: number) {
+        await gate;
+        const fh = await super.open(ino, flags);
+        open++;
+        return fh;
+      }
+      override async release(fh: Handle) {
+        open--;
+        return super.release(fh);
+      }
+    }
+    const { d, server } = await ready(new SlowFs(tree()));
+    const hello = await lookup(d, FUSE_ROOT_ID, "hello");
+    let pass!: () => void;
+    gate = new Promise<void>((r) => (pass = r));
+    const q = d.queues[1]!;
+    q.add([d.request(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("dir"))], [4096]);
+    q.add([d.request(Op.FUSE_OPEN, hello.nodeid, new Uint8Array(fuse_open_in.SIZE))], [4096]);
+    d.kick(1);
+    await settle();
+    d.probe(); // the guest rebooted: both replies are dropped
+    pass();
+    await settle();
+    // Found by the fuzzer: the late LOOKUP took a node id in the next session's table, the late OPEN a handle.
+    expect(server.nodeCount).toBe(1);
+    expect(open).toBe(0);
+    await d.init();
+    expect((await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("hello"))).error).toBe(0);
   });
 });
 

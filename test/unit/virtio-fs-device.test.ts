@@ -245,6 +245,20 @@ describe("request queues", () => {
     expect(await driver.post(1, [Uint8Array.of(0, 9)], [2])).toHaveLength(1);
   });
 
+  it("does not blame the handler when a malformed chain broke the ring under a request it was serving", async () => {
+    const { driver, errors, bus } = echoDevice();
+    driver.probe();
+    const q = driver.queues[1]!;
+    q.add([Uint8Array.of(3, 1, 2)], [3]); // answered three turns later, into a ring that is dead by then
+    q.writeDesc(5, { addr: bus.memory.size - 2, len: 64, flags: 0 });
+    q.publish(5);
+    driver.kick(1);
+    await settle();
+    expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBeTruthy();
+    // Found by the fuzzer: the handler's write into its closed chain was reported as a handler failure.
+    expect(errors).toEqual([expect.stringMatching(/^queue 1: .*outside guest RAM/)]);
+  });
+
   it("refuses to enable a queue laid out outside guest RAM", () => {
     const { driver, bus } = echoDevice();
     driver.status = 0;
