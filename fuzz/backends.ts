@@ -34,6 +34,9 @@ export interface Backend {
   dispose(): void;
 }
 
+/** FileSystem calls that may change the tree (a read's atime aside). */
+const MUTATING = new Set(["setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "create", "tmpfile", "write", "fallocate", "copyFileRange", "setxattr", "removexattr"]);
+
 const BIG = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 31 + 7) & 0xff);
 
 function memVolume(): Volume {
@@ -80,14 +83,28 @@ export function makeBackend(name: BackendName): Backend {
   };
   build();
   const before = snapshot(top);
+  // Rebuilding the tree costs more than most inputs: only after an input that may have changed it.
+  let changed = false;
   return {
     name,
     dax,
     hostFds: true,
     open: async () => {
-      build();
+      if (changed) build();
+      changed = false;
       const fs = await HostDirFs.open(share);
-      return { fs, close: () => fs.close() };
+      const watched = new Proxy(fs, {
+        get(target, prop) {
+          const value: unknown = Reflect.get(target, prop, target);
+          if (typeof value !== "function") return value;
+          const f = value as (...a: unknown[]) => unknown;
+          return (...args: unknown[]) => {
+            if (typeof prop === "string" && MUTATING.has(prop)) changed = true;
+            return f.apply(target, args);
+          };
+        },
+      });
+      return { fs: watched, close: () => fs.close() };
     },
     outsideChanges: () => {
       const now = snapshot(top);

@@ -54,6 +54,7 @@ export class World {
   private readonly dirty: Range[] = [];
   /** Node ids whose entries reached the guest, with their lookup counts, as the kernel would hold them. */
   private readonly learned = new Map<bigint, number>();
+  private learnedKnown = true;
   /** Sees the guest's stores (the generator records them as steps). */
   onPoke: ((addr: number, data: Uint8Array) => void) | undefined;
   private outstanding = 0;
@@ -80,6 +81,7 @@ export class World {
       onReset: () => {
         this.resets++;
         this.learned.clear();
+        this.learnedKnown = true;
         this.resetting = this.server.reset();
       },
       onError: (m) => {
@@ -282,7 +284,9 @@ export class World {
     const hv = new DataView(header.buffer, header.byteOffset);
     const av = new DataView(args.buffer, args.byteOffset, args.byteLength);
     const opcode = hv.getUint32(fuse_in_header.opcode, true);
-    if (opcode === Op.FUSE_DESTROY) return this.learned.clear();
+    // DESTROY ends the session under requests still running, whose replies may come before or after its
+    // own: what the guest holds is unknown from here until the next reset.
+    if (opcode === Op.FUSE_DESTROY) this.learnedKnown = false;
     if (opcode === Op.FUSE_FORGET && args.length >= fuse_forget_in.SIZE) this.forget(hv.getBigUint64(fuse_in_header.nodeid, true), av.getBigUint64(fuse_forget_in.nlookup, true));
     if (opcode === Op.FUSE_BATCH_FORGET && args.length >= fuse_batch_forget_in.SIZE) {
       const n = Math.min(av.getUint32(fuse_batch_forget_in.count, true), Math.floor((args.length - fuse_batch_forget_in.SIZE) / fuse_forget_one.SIZE));
@@ -314,6 +318,7 @@ export class World {
 
   /** The server holds no node the guest was never told of. */
   private checkLearned(): void {
+    if (!this.learnedKnown) return;
     // Completions are dropped (and the guest learns nothing) unless the driver runs the device.
     const status = this.region.read(COMMON.device_status, 1);
     if ((status & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || status & VIRTIO_CONFIG_S_NEEDS_RESET) return;
@@ -323,6 +328,7 @@ export class World {
 
   /** Resets the device as a reboot would, then checks that nothing of the session is left; tears down. */
   async finish(): Promise<void> {
+    this.checkWrites();
     this.stepIndex = -1;
     try {
       this.device.reset();

@@ -4,13 +4,14 @@
 //   src/machine             wires the layers below to v86
 //   src/index.ts, node.ts   the public API
 //   web/, bench/, bin/, examples/   the public API only (web/: the browser one, src/index.ts)
+//   fuzz/                   any layer, as the tests do, and the tests' fake bus and driver (test/support)
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
-type Layer = "vfs" | "device" | "fuse" | "fs" | "machine" | "api" | "web" | "bench" | "bin" | "examples" | "test";
+type Layer = "vfs" | "device" | "fuse" | "fs" | "machine" | "api" | "web" | "bench" | "bin" | "examples" | "fuzz" | "support" | "test";
 
 function layerOf(path: string): Layer | undefined {
   const p = relative(ROOT, path);
@@ -20,13 +21,14 @@ function layerOf(path: string): Layer | undefined {
   if (p.startsWith("src/fs/")) return "fs";
   if (p.startsWith("src/machine/")) return "machine";
   if (p === "src/index.ts" || p === "src/node.ts") return "api";
-  for (const top of ["web", "bench", "bin", "examples", "test"] as const) if (p.startsWith(`${top}/`)) return top;
+  if (p.startsWith("test/support/")) return "support";
+  for (const top of ["web", "bench", "bin", "examples", "fuzz", "test"] as const) if (p.startsWith(`${top}/`)) return top;
   return undefined;
 }
 
 const PUBLIC = ["src/index.ts", "src/node.ts"];
 /** What each layer may import of ours: layers, or (for the top) the public API's files. */
-const ALLOWED: Record<Exclude<Layer, "test">, { layers: Layer[]; files?: string[] }> = {
+const ALLOWED: Record<Exclude<Layer, "test" | "support">, { layers: Layer[]; files?: string[] }> = {
   vfs: { layers: ["vfs"] },
   device: { layers: ["device"] },
   fuse: { layers: ["fuse", "vfs"] },
@@ -37,6 +39,7 @@ const ALLOWED: Record<Exclude<Layer, "test">, { layers: Layer[]; files?: string[
   bench: { layers: ["bench"], files: PUBLIC },
   bin: { layers: ["bin"], files: PUBLIC },
   examples: { layers: ["examples"], files: PUBLIC },
+  fuzz: { layers: ["fuzz", "support", "api", "fuse", "fs", "vfs", "device"] },
 };
 
 function* sources(dir: string): Generator<string> {
@@ -64,7 +67,7 @@ function target(from: string, spec: string): string | undefined {
   return resolve(dirname(from), spec.replace(/\?.*$/, ""));
 }
 
-const files = ["src", "device", "web", "bench", "bin", "examples"].flatMap((d) => [...sources(join(ROOT, d))]);
+const files = ["src", "device", "web", "bench", "bin", "examples", "fuzz"].flatMap((d) => [...sources(join(ROOT, d))]);
 
 describe("layers, one way down", () => {
   it("finds the project's sources", () => {
@@ -74,7 +77,7 @@ describe("layers, one way down", () => {
   it("every import of ours is allowed by the importing file's layer", () => {
     const wrong: string[] = [];
     for (const file of files) {
-      const layer = layerOf(file) as Exclude<Layer, "test">;
+      const layer = layerOf(file) as Exclude<Layer, "test" | "support">;
       const rule = ALLOWED[layer];
       for (const spec of specifiers(readFileSync(file, "utf8"))) {
         const to = target(file, spec);
@@ -97,5 +100,6 @@ describe("layers, one way down", () => {
   it("would catch an upward import (the rule itself is not vacuous)", () => {
     expect(specifiers(`import { x } from "../fs/memfs/memfs.ts";\nconst w = new Worker(new URL("./w.ts", import.meta.url));`)).toEqual(["../fs/memfs/memfs.ts", "./w.ts"]);
     expect(ALLOWED.fuse.layers).not.toContain(layerOf(join(ROOT, "src/fs/memfs/memfs.ts")));
+    expect(ALLOWED.bench.layers).not.toContain(layerOf(join(ROOT, "test/support/fake-bus.ts")));
   });
 });
