@@ -55,10 +55,33 @@ function memVolume(): Volume {
   return vol;
 }
 
+/** `fs`, calling `changed` before any call that may change the tree. */
+function watched(fs: FileSystem, changed: () => void): FileSystem {
+  return new Proxy(fs, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      const f = value as (...a: unknown[]) => unknown;
+      return (...args: unknown[]) => {
+        if (typeof prop === "string" && MUTATING.has(prop)) changed();
+        return f.apply(target, args);
+      };
+    },
+  });
+}
+
 export function makeBackend(name: BackendName): Backend {
   const dax = name.endsWith("dax") ? DAX_WINDOW : 0;
+  // Making the tree costs more than most inputs: it is made again only after an input that may have changed it.
+  let changed = true;
   if (!name.startsWith("hostdir")) {
-    return { name, dax, hostFds: false, open: async () => ({ fs: new MemFs(memVolume()), close: async () => {} }), outsideChanges: () => [], dispose: () => {} };
+    let vol = memVolume();
+    const open = async () => {
+      if (changed) vol = memVolume();
+      changed = false;
+      return { fs: watched(new MemFs(vol), () => (changed = true)), close: async () => {} };
+    };
+    return { name, dax, hostFds: false, open, outsideChanges: () => [], dispose: () => {} };
   }
   const top = mkdtempSync(join(tmpdir(), "vfsw-fuzz-"));
   const share = join(top, "share");
@@ -82,9 +105,8 @@ export function makeBackend(name: BackendName): Backend {
     symlinkSync("../../outside/secret", join(share, "dir", "up"));
   };
   build();
+  changed = false;
   const before = snapshot(top);
-  // Rebuilding the tree costs more than most inputs: only after an input that may have changed it.
-  let changed = false;
   return {
     name,
     dax,
@@ -93,18 +115,7 @@ export function makeBackend(name: BackendName): Backend {
       if (changed) build();
       changed = false;
       const fs = await HostDirFs.open(share);
-      const watched = new Proxy(fs, {
-        get(target, prop) {
-          const value: unknown = Reflect.get(target, prop, target);
-          if (typeof value !== "function") return value;
-          const f = value as (...a: unknown[]) => unknown;
-          return (...args: unknown[]) => {
-            if (typeof prop === "string" && MUTATING.has(prop)) changed = true;
-            return f.apply(target, args);
-          };
-        },
-      });
-      return { fs: watched, close: () => fs.close() };
+      return { fs: watched(fs, () => (changed = true)), close: () => fs.close() };
     },
     outsideChanges: () => {
       const now = snapshot(top);

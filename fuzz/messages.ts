@@ -5,6 +5,8 @@ import {
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
   FUSE_ROOT_ID,
+  FUSE_SETUPMAPPING_FLAG_READ,
+  FUSE_SETUPMAPPING_FLAG_WRITE,
   FuseOpcode as O,
   fuse_access_in,
   fuse_batch_forget_in,
@@ -43,11 +45,26 @@ import type { Rng } from "./rng.ts";
 
 /** What the guest has learned from replies so far: node ids and handles to send back (or misuse). */
 export interface Known {
-  nodes: bigint[];
+  /** Node ids by what they name (from the attributes in entry replies). */
+  files: bigint[];
+  dirs: bigint[];
+  others: bigint[];
+  /** Handles from OPEN and CREATE, and from OPENDIR. */
   fhs: bigint[];
+  dhs: bigint[];
   /** DAX window bytes, 0 without one. */
   window: number;
 }
+
+export const knowNothing = (window: number): Known => ({ files: [], dirs: [BigInt(FUSE_ROOT_ID)], others: [], fhs: [], dhs: [], window });
+
+/** What an opcode's node id and handles are, when sent as the kernel would. */
+type Aim = "file" | "dir" | "any";
+const DIR_OPS = new Set<number>([O.FUSE_LOOKUP, O.FUSE_MKNOD, O.FUSE_MKDIR, O.FUSE_SYMLINK, O.FUSE_UNLINK, O.FUSE_RMDIR, O.FUSE_RENAME, O.FUSE_RENAME2, O.FUSE_LINK, O.FUSE_OPENDIR, O.FUSE_READDIR, O.FUSE_READDIRPLUS, O.FUSE_RELEASEDIR, O.FUSE_FSYNCDIR, O.FUSE_CREATE, O.FUSE_TMPFILE]);
+const FILE_OPS = new Set<number>([O.FUSE_OPEN, O.FUSE_READ, O.FUSE_WRITE, O.FUSE_RELEASE, O.FUSE_FSYNC, O.FUSE_FLUSH, O.FUSE_FALLOCATE, O.FUSE_LSEEK, O.FUSE_COPY_FILE_RANGE, O.FUSE_SETUPMAPPING, O.FUSE_REMOVEMAPPING, O.FUSE_SETATTR, O.FUSE_READLINK]);
+const aimOf = (opcode: number): Aim => (DIR_OPS.has(opcode) ? "dir" : FILE_OPS.has(opcode) ? "file" : "any");
+/** What the request being built aims its node ids and handles at. */
+let aim: Aim = "any";
 
 export interface Request {
   opcode: number;
@@ -83,22 +100,30 @@ export function nameBytes(rng: Rng): Uint8Array {
 }
 
 function node(rng: Rng, k: Known): bigint {
-  return rng.chance(0.8) && k.nodes.length ? rng.pick(k.nodes) : rng.chance(0.5) ? BigInt(FUSE_ROOT_ID) : interesting(rng, 64);
+  const all = [...k.files, ...k.dirs, ...k.others];
+  const aimed = aim === "file" ? k.files : aim === "dir" ? k.dirs : all;
+  if (rng.chance(0.75) && aimed.length) return rng.pick(aimed);
+  return rng.chance(0.7) && all.length ? rng.pick(all) : rng.chance(0.5) ? BigInt(FUSE_ROOT_ID) : interesting(rng, 64);
 }
 
 function fh(rng: Rng, k: Known): bigint {
-  return rng.chance(0.8) && k.fhs.length ? rng.pick(k.fhs) : interesting(rng, 64);
+  const aimed = aim === "dir" ? k.dhs : k.fhs;
+  if (rng.chance(0.8) && aimed.length) return rng.pick(aimed);
+  const all = [...k.fhs, ...k.dhs];
+  return rng.chance(0.5) && all.length ? rng.pick(all) : rng.chance(0.3) ? 0n : interesting(rng, 64);
 }
 
 /** A value for a field, by what its fuse.h name says it holds. */
 function fieldValue(rng: Rng, k: Known, name: string, bits: 16 | 32 | 64): bigint {
   const mask = (1n << BigInt(bits)) - 1n;
   if (/^(fh|fh_in|fh_out)$/.test(name)) return fh(rng, k) & mask;
-  if (/nodeid|newdir/.test(name)) return node(rng, k) & mask;
+  if (name === "oldnodeid") return (rng.chance(0.7) && k.files.length ? rng.pick(k.files) : node(rng, k)) & mask;
+  if (name === "newdir") return (rng.chance(0.7) ? rng.pick(k.dirs) : node(rng, k)) & mask;
+  if (/nodeid/.test(name)) return node(rng, k) & mask;
   if (name === "moffset") return BigInt(rng.chance(0.7) ? rng.int(k.window / 4096 + 2) * 4096 : Number(interesting(rng, 32))) & mask;
   if (/off|size|len|count|block/.test(name)) return rng.chance(0.6) ? BigInt(rng.pick([0, 1, 100, 4096, 8192, 65536, 2 * MiB, 70_000])) & mask : interesting(rng, bits);
   if (name === "mode") return BigInt(rng.pick([0o100644, 0o040755, 0o120777, 0o020644, 0o010644, 0o140644, 0o755, 0o644, 0o4755, rng.u32()])) & mask;
-  if (/flags|valid|mask|whence/.test(name)) return rng.chance(0.5) ? BigInt(rng.u32() & rng.u32()) & mask : BigInt(rng.int(8)) & mask;
+  if (/flags|valid|mask|whence/.test(name)) return rng.chance(0.25) ? BigInt(rng.u32() & rng.u32()) & mask : BigInt(rng.pick([0, 1, 2, 3, 0o1002, 0o102, 0o2001])) & mask;
   return interesting(rng, bits);
 }
 
@@ -184,7 +209,18 @@ const ARGS: Partial<Record<number, Build>> = {
   [O.FUSE_FALLOCATE]: s(fuse_fallocate_in),
   [O.FUSE_LSEEK]: s(fuse_lseek_in),
   [O.FUSE_COPY_FILE_RANGE]: s(fuse_copy_file_range_in),
-  [O.FUSE_SETUPMAPPING]: s(fuse_setupmapping_in),
+  [O.FUSE_SETUPMAPPING]: (rng, k) => {
+    const a = struct(rng, k, fuse_setupmapping_in);
+    if (rng.chance(0.6)) {
+      // As fs/fuse/dax.c maps: page-aligned file and window offsets, a length inside the window.
+      const v = new DataView(a.buffer);
+      v.setBigUint64(fuse_setupmapping_in.foffset, BigInt(4096 * rng.int(24)), true);
+      v.setBigUint64(fuse_setupmapping_in.len, BigInt(rng.chance(0.5) ? 4096 * rng.range(1, 64) : 2 * MiB), true);
+      v.setBigUint64(fuse_setupmapping_in.moffset, BigInt(4096 * rng.int(Math.max(1, k.window / 4096))), true);
+      v.setBigUint64(fuse_setupmapping_in.flags, rng.pick([FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_READ | FUSE_SETUPMAPPING_FLAG_WRITE, FUSE_SETUPMAPPING_FLAG_WRITE]), true);
+    }
+    return a;
+  },
   [O.FUSE_REMOVEMAPPING]: (rng, k) => {
     const n = rng.int(4);
     const head = struct(rng, k, fuse_removemapping_in);
@@ -226,6 +262,7 @@ export function request(rng: Rng, k: Known, unique: bigint): Request {
   let opcode = r < 55 ? rng.pick(COMMON_OPS) : r < 97 ? rng.pick(OTHER_OPS) : rng.pick(UNKNOWN_OPS);
   if (k.window && rng.chance(0.15)) opcode = rng.pick([O.FUSE_SETUPMAPPING, O.FUSE_SETUPMAPPING, O.FUSE_REMOVEMAPPING]);
   if (opcode === O.FUSE_DESTROY || opcode === O.FUSE_INIT) opcode = rng.chance(0.1) ? opcode : O.FUSE_LOOKUP;
+  aim = aimOf(opcode);
   let args = ARGS[opcode]?.(rng, k) ?? rng.bytes(rng.int(64));
   let h = header(opcode, unique, node(rng, k), args.length);
   const hv = new DataView(h.buffer);

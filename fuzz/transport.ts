@@ -33,7 +33,7 @@ function desc(addr: number, len: number, flags: number, next: number): Uint8Arra
 
 export async function transportChaos(g: Guest, window: number): Promise<void> {
   const rng = g.rng;
-  const known: Known = { nodes: [BigInt(FUSE_ROOT_ID), 2n, 3n], fhs: [0n, 1n, 2n], window };
+  const known: Known = { files: [2n, 3n], dirs: [BigInt(FUSE_ROOT_ID)], others: [], fhs: [0n, 1n, 2n], dhs: [1n], window };
   const rings: Ring[] = [];
   let unique = 1n;
 

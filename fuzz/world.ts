@@ -58,8 +58,10 @@ export class World {
   /** Sees the guest's stores (the generator records them as steps). */
   onPoke: ((addr: number, data: Uint8Array) => void) | undefined;
   private outstanding = 0;
-  /** Whether the guest stored anything (descriptors, perhaps) since the buffers it allows were last read. */
+  /** Whether the guest stored into a descriptor table since the buffers they allow were last read. */
   private ringsChanged = true;
+  /** The descriptor tables (the rings' and the indirect ones they name) read then. */
+  private readonly tables: Range[] = [];
   /** Bytes the server has read out of guest RAM: what a kick can make the host copy and hold. */
   private copied = 0;
   private resets = 0;
@@ -93,7 +95,7 @@ export class World {
     if (bar.space !== "io") throw new Error("BAR 0 is not I/O space");
     this.region = bar.region;
     memory.onPoke = (addr, data) => {
-      this.ringsChanged = true;
+      if (!this.ringsChanged) this.ringsChanged = this.tables.some((t) => addr < t.addr + t.len && t.addr < addr + data.length);
       this.dirty.push({ addr, len: data.length });
       this.onPoke?.(addr, data);
     };
@@ -191,6 +193,7 @@ export class World {
   private learnAllowed(): void {
     if (!this.ringsChanged) return;
     this.ringsChanged = false;
+    this.tables.length = 0;
     const u8 = this.memory.u8;
     const ram = this.memory.size;
     const u32 = (at: number) => (u8[at]! | (u8[at + 1]! << 8) | (u8[at + 2]! << 16) | (u8[at + 3]! << 24)) >>> 0;
@@ -204,6 +207,7 @@ export class World {
     for (const l of this.layouts.values()) {
       allow(l.device, 6 + 8 * l.size);
       if (l.desc + 16 * l.size > ram) continue;
+      this.tables.push({ addr: l.desc, len: 16 * l.size });
       for (let at = l.desc, end = l.desc + 16 * l.size; at < end; at += 16) {
         const flags = u8[at + 12]!;
         if (!(flags & (VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE))) continue;
@@ -215,6 +219,7 @@ export class World {
         }
         const n = Math.floor(len / 16);
         if (addr + 16 * n > ram) continue;
+        this.tables.push({ addr, len: 16 * n });
         for (let e = addr, tableEnd = addr + 16 * n; e < tableEnd; e += 16) if (u8[e + 12]! & VIRTQ_DESC_F_WRITE) allow(u32(e + 4) * 2 ** 32 + u32(e), u32(e + 8));
       }
     }
