@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { BACKENDS, DAX_WINDOW, makeBackend } from "../../fuzz/backends.ts";
 import { fuzz, HEAP_GROWTH_MAX, replay, runGenerated } from "../../fuzz/fuzzer.ts";
 import { encodeInput, loadInput } from "../../fuzz/input.ts";
-import { RAM } from "../../fuzz/world.ts";
+import { RAM, World } from "../../fuzz/world.ts";
 import { FakeMemory } from "../support/fake-memory.ts";
 
 const CORPUS = join(import.meta.dirname, "../../fuzz/corpus");
@@ -35,6 +35,15 @@ describe("fuzzing", () => {
     expect(a.input.steps.length).toBeGreaterThan(10);
     expect(encodeInput(b.input)).toBe(encodeInput(a.input));
     expect(await replay(a.input, memory)).toEqual([]);
+  });
+
+  it("would see a device write outside the rings and the writable buffers", async () => {
+    const memory = new FakeMemory(RAM + DAX_WINDOW);
+    const world = await World.open(makeBackend("memfs"), memory);
+    memory.write(0x5000, Uint8Array.of(1)); // as a device that missed a bounds check would
+    await world.exec({ t: "settle", turns: 1 }, 0);
+    await world.finish();
+    expect(world.findings).toEqual(["the device wrote [20480, +1) outside the used rings and the device-writable buffers"]);
   });
 
   for (const backend of BACKENDS) {
