@@ -154,15 +154,18 @@ type Build = (rng: Rng, k: Known) => Uint8Array;
 const s = (layout: Layout): Build => (rng, k) => struct(rng, k, layout);
 const withName = (layout: Layout | null, names = 1): Build => (rng, k) => cat(layout ? struct(rng, k, layout) : new Uint8Array(0), ...Array.from({ length: names }, () => nameBytes(rng)));
 
+/** A header whose first u32 counts the items after it (mostly right, sometimes not), then up to max - 1 items. */
+const counted = (head: Layout, item: Layout, max: number): Build => (rng, k) => {
+  const n = rng.int(max);
+  const h = struct(rng, k, head);
+  if (rng.chance(0.7)) new DataView(h.buffer).setUint32(0, n, true);
+  return cat(h, ...Array.from({ length: n }, () => struct(rng, k, item)));
+};
+
 const ARGS: Partial<Record<number, Build>> = {
   [O.FUSE_LOOKUP]: withName(null),
   [O.FUSE_FORGET]: s(fuse_forget_in),
-  [O.FUSE_BATCH_FORGET]: (rng, k) => {
-    const n = rng.int(5);
-    const head = struct(rng, k, fuse_batch_forget_in);
-    if (rng.chance(0.7)) new DataView(head.buffer).setUint32(0, n, true);
-    return cat(head, ...Array.from({ length: n }, () => struct(rng, k, fuse_forget_one)));
-  },
+  [O.FUSE_BATCH_FORGET]: counted(fuse_batch_forget_in, fuse_forget_one, 5),
   [O.FUSE_GETATTR]: s(fuse_getattr_in),
   [O.FUSE_SETATTR]: s(fuse_setattr_in),
   [O.FUSE_READLINK]: () => new Uint8Array(0),
@@ -221,12 +224,7 @@ const ARGS: Partial<Record<number, Build>> = {
     }
     return a;
   },
-  [O.FUSE_REMOVEMAPPING]: (rng, k) => {
-    const n = rng.int(4);
-    const head = struct(rng, k, fuse_removemapping_in);
-    if (rng.chance(0.7)) new DataView(head.buffer).setUint32(0, n, true);
-    return cat(head, ...Array.from({ length: n }, () => struct(rng, k, fuse_removemapping_one)));
-  },
+  [O.FUSE_REMOVEMAPPING]: counted(fuse_removemapping_in, fuse_removemapping_one, 4),
   [O.FUSE_SYNCFS]: s(fuse_syncfs_in),
 };
 
