@@ -10,10 +10,11 @@ import type { DaxSnapshot } from "./dax.ts";
 import { DaxCoherentFs } from "./dax-coherent-fs.ts";
 import type { FuseDaxWindow } from "./dax-window.ts";
 import { InodeFiles } from "./inode-files.ts";
+import { lockTableOf } from "./locks.ts";
 import { NodeTable } from "./nodes.ts";
 import type { Handler } from "./ops/common.ts";
 import { HANDLERS } from "./ops/index.ts";
-import { NO_REPLY, cachePolicy, endSession, type CacheMode, type FuseRequest, type Reply, type Session } from "./session.ts";
+import { NO_REPLY, cachePolicy, endSession, type CacheMode, type FuseRequest, type LockMode, type Reply, type Session } from "./session.ts";
 
 /**
  * What the server needs of a request's descriptor chain (the device's DescriptorChain is one): its
@@ -40,6 +41,8 @@ export interface FuseServerOptions {
    * see the backend through a DaxCoherentFs that keeps it coherent with the window.
    */
   dax?: FuseDaxWindow;
+  /** Who keeps file locks (default auto: the device once another server shares `fs`). */
+  locks?: LockMode;
 }
 
 /** One request as the inspector sees it; `args` are the bytes after fuse_in_header (do not keep a reference). */
@@ -68,6 +71,8 @@ export class FuseServer {
   /** Requests being served, and the end of the session being reset (requests arriving meanwhile wait for it). */
   private readonly running = new Set<Promise<number>>();
   private ending: Promise<void> | undefined;
+  /** Takes this server out of the backend's count of servers (close). */
+  private readonly leave: () => void;
 
   constructor(private readonly o: FuseServerOptions) {
     const dax = o.dax && new DaxCoherentFs(o.fs, o.dax, (m) => this.logOnce(m));
@@ -85,7 +90,16 @@ export class FuseServer {
       inodeDax: false,
       zeroOpen: false,
       inodeFiles: new InodeFiles(fs),
+      locks: lockTableOf(o.fs),
+      lockMode: o.locks ?? "auto",
+      deviceLocks: false,
     };
+    this.leave = this.session.locks.join();
+  }
+
+  /** Whether the session now running keeps its locks on the device (agreed at INIT). */
+  get deviceLocks(): boolean {
+    return this.session.deviceLocks;
   }
 
   /** Node ids the guest holds (the root included): the inode table shrinks back after umount. */
@@ -159,6 +173,8 @@ export class FuseServer {
    * once they are done.
    */
   async reset(): Promise<void> {
+    // Blocked SETLKW requests are among those running: answer them, or the session never ends.
+    this.session.locks.endSession(this.session);
     const running = [...this.running];
     const previous = this.ending;
     const ending = (async () => {
@@ -172,6 +188,12 @@ export class FuseServer {
     } finally {
       if (this.ending === ending) this.ending = undefined;
     }
+  }
+
+  /** Ends the session for good: the server no longer counts as a client of its backend. */
+  async close(): Promise<void> {
+    this.leave();
+    await this.reset();
   }
 
   /**

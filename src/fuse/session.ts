@@ -4,6 +4,7 @@ import type { FileSystem } from "../vfs/filesystem.ts";
 import type { DaxCoherentFs } from "./dax-coherent-fs.ts";
 import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "./abi.ts";
 import type { InodeFiles } from "./inode-files.ts";
+import type { LockTable } from "./locks.ts";
 import type { NodeTable } from "./nodes.ts";
 
 /** Cache modes as virtiofsd names them. */
@@ -33,6 +34,14 @@ export function cachePolicy(mode: CacheMode): CachePolicy {
       return { mode, timeout: 86400, openFlags: FOPEN_KEEP_CACHE, dirOpenFlags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR };
   }
 }
+
+/**
+ * Who keeps file locks: the guest kernel ("guest": fast, right while the guest is the tree's only client),
+ * the device ("device": locks hold across every guest on the backend), or "auto": the device when more
+ * than one server shares the backend as the guest starts its session (INIT).
+ */
+export type LockMode = "guest" | "device" | "auto";
+export const LOCK_MODES: readonly LockMode[] = ["guest", "device", "auto"];
 
 /** A decoded request: the header fields handlers use, and the opcode's argument bytes. */
 export interface FuseRequest {
@@ -72,6 +81,11 @@ export interface Session {
   /** Zero-message open is on: no OPEN or RELEASE, fh 0 is the node's handle in `inodeFiles`. */
   zeroOpen: boolean;
   readonly inodeFiles: InodeFiles;
+  /** The backend's lock table, shared with every other session over it. */
+  readonly locks: LockTable;
+  readonly lockMode: LockMode;
+  /** Agreed at INIT: the device serves GETLK/SETLK/SETLKW (FUSE_POSIX_LOCKS, FUSE_FLOCK_LOCKS). */
+  deviceLocks: boolean;
 }
 
 /** Gives every handle and inode reference of a session back to the backend and forgets the session. */
@@ -84,6 +98,8 @@ export async function endSession(s: Session): Promise<void> {
   s.nodes.clear();
   s.minor = 0;
   s.zeroOpen = false;
+  s.deviceLocks = false;
+  s.locks.endSession(s); // waiters are answered; their replies go nowhere after a reset
   s.inodeDax = false;
   // Stores in the DAX window reach the backend while the inodes they belong to are still referenced.
   await s.dax?.mappings.end();

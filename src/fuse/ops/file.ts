@@ -83,10 +83,12 @@ function guestFileOf(s: Session, r: FuseRequest, fh: bigint): Handle | Promise<H
 /**
  * close(2) of one descriptor: what the backend buffers (and, with a DAX window, the stores in it) is made
  * durable. A backend with nothing to do on close has no flush: ENOSYS, and Linux sends no FLUSH again
- * (fc->no_flush), which saves a round trip on every close. Locks need no FLUSH: the guest kernel keeps them.
+ * (fc->no_flush), which saves a round trip on every close, unless the device keeps locks: close(2) drops
+ * the closing process's record locks on the file, and FLUSH is how the device learns of it.
  */
 export async function flush(s: Session, r: FuseRequest): Promise<Reply> {
-  if (!s.fs.flush) return Errno.ENOSYS;
+  if (s.deviceLocks) s.locks.releaseOwner(s, nodeIno(s, r), u64(r, fuse_flush_in.lock_owner));
+  if (!s.fs.flush) return s.deviceLocks ? 0 : Errno.ENOSYS;
   const fh = await guestFileOf(s, r, u64(r, fuse_flush_in.fh));
   if (fh !== undefined) await s.fs.flush(fh); // fh 0 of a file never read, written or mapped: nothing buffered
   return 0;
@@ -98,6 +100,7 @@ export async function release(s: Session, r: FuseRequest): Promise<Reply> {
   const fh = isNodeFh(s, guestFh) ? undefined : handleOf(s.openFiles, guestFh);
   if (fh === undefined) return 0;
   s.openFiles.delete(fh);
+  s.locks.releaseHandle(s, fh);
   await s.fs.release(fh);
   return 0;
 }

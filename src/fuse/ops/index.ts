@@ -16,6 +16,8 @@ import {
   fuse_getattr_in,
   fuse_getxattr_in,
   fuse_link_in,
+  fuse_lk_in,
+  fuse_lk_out,
   fuse_lseek_in,
   fuse_mkdir_in,
   fuse_mknod_in,
@@ -32,6 +34,7 @@ import * as dax from "./dax.ts";
 import * as dir from "./dir.ts";
 import * as file from "./file.ts";
 import * as inode from "./inode.ts";
+import * as lock from "./lock.ts";
 import * as session from "./session.ts";
 import * as xattr from "./xattr.ts";
 
@@ -73,6 +76,10 @@ export const HANDLERS: Partial<Record<number, Handler>> = {
   [O.FUSE_FALLOCATE]: op(fuse_fallocate_in.SIZE, file.fallocate),
   [O.FUSE_LSEEK]: op(fuse_lseek_in.SIZE, file.lseek),
   [O.FUSE_COPY_FILE_RANGE]: op(fuse_copy_file_range_in.SIZE, file.copyFileRange),
+
+  [O.FUSE_GETLK]: op(fuse_lk_in.SIZE, lock.getlk, fuse_lk_out.SIZE),
+  [O.FUSE_SETLK]: op(fuse_lk_in.SIZE, lock.setlk),
+  [O.FUSE_SETLKW]: op(fuse_lk_in.SIZE, lock.setlkw),
 
   [O.FUSE_OPENDIR]: op(fuse_open_in.SIZE, dir.opendir, fuse_open_out.SIZE),
   [O.FUSE_READDIR]: op(fuse_read_in.SIZE, dir.readdir),

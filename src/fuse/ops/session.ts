@@ -1,5 +1,5 @@
 // INIT, DESTROY, STATFS, SYNCFS: the session and the filesystem as a whole.
-import { FOPEN_DIRECT_IO, FUSE_ASYNC_DIO, FUSE_ASYNC_READ, FUSE_AUTO_INVAL_DATA, FUSE_BIG_WRITES, FUSE_CACHE_SYMLINKS, FUSE_COMPAT_22_INIT_OUT_SIZE, FUSE_COMPAT_INIT_OUT_SIZE, FUSE_DO_READDIRPLUS, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MAP_ALIGNMENT, FUSE_MAX_PAGES, FUSE_NO_OPEN_SUPPORT, FUSE_PARALLEL_DIROPS, FUSE_POSIX_ACL, FUSE_WRITEBACK_CACHE, encode, fuse_init_in, fuse_init_out, fuse_kstatfs, initFlags, splitInitFlags } from "../abi.ts";
+import { FOPEN_DIRECT_IO, FUSE_ASYNC_DIO, FUSE_ASYNC_READ, FUSE_AUTO_INVAL_DATA, FUSE_BIG_WRITES, FUSE_CACHE_SYMLINKS, FUSE_COMPAT_22_INIT_OUT_SIZE, FUSE_COMPAT_INIT_OUT_SIZE, FUSE_DO_READDIRPLUS, FUSE_FLOCK_LOCKS, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MAP_ALIGNMENT, FUSE_MAX_PAGES, FUSE_NO_OPEN_SUPPORT, FUSE_PARALLEL_DIROPS, FUSE_POSIX_ACL, FUSE_POSIX_LOCKS, FUSE_WRITEBACK_CACHE, encode, fuse_init_in, fuse_init_out, fuse_kstatfs, initFlags, splitInitFlags } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import { PAGE_SHIFT, PAGE_SIZE } from "../dax-window.ts";
 import { endSession, type FuseRequest, type Reply, type Session } from "../session.ts";
@@ -19,10 +19,10 @@ function serverFlags(s: Session): bigint {
     FUSE_PARALLEL_DIROPS |
     FUSE_MAX_PAGES |
     FUSE_INIT_EXT |
-    // No FUSE_POSIX_LOCKS or FUSE_FLOCK_LOCKS: the guest kernel arbitrates locks itself, as with virtiofsd.
-    // It is the export's only client, virtio-fs cannot interrupt a blocked SETLKW, and server-side locks
-    // would need a FLUSH on every close(2) to drop them.
     FUSE_POSIX_ACL; // ACLs live in system.posix_acl_* xattrs; the guest kernel enforces them
+  // Locks on the device only when they must hold across guests (or the embedder asks): a guest alone
+  // arbitrates them faster itself, and device locks cost a FLUSH on every close(2) to drop them.
+  if (wantsDeviceLocks(s)) f |= FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS;
   if (s.cache.mode !== "never") f |= FUSE_CACHE_SYMLINKS;
   if (s.cache.mode === "auto") f |= FUSE_AUTO_INVAL_DATA; // drop cached pages when mtime or size moved
   if (s.writeback) f |= FUSE_WRITEBACK_CACHE;
@@ -33,6 +33,10 @@ function serverFlags(s: Session): bigint {
   // dropping the bits itself.
   else f |= FUSE_HANDLE_KILLPRIV_V2;
   return f;
+}
+
+function wantsDeviceLocks(s: Session): boolean {
+  return s.lockMode === "device" || (s.lockMode === "auto" && s.locks.serverCount > 1);
 }
 
 export async function init(s: Session, r: FuseRequest): Promise<Reply> {
@@ -53,9 +57,11 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
   const { flags, flags2 } = splitInitFlags(agreed);
   s.minor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
   s.inodeDax = (agreed & FUSE_HAS_INODE_DAX) !== 0n;
+  s.deviceLocks = (agreed & FUSE_POSIX_LOCKS) !== 0n;
   // Zero-message open (src/fuse/inode-files.ts) where open flags carry nothing: cache=never and metadata
-  // need FOPEN_DIRECT_IO on every open, and a read-only export answers a write open with EROFS.
-  s.zeroOpen = (theirs & FUSE_NO_OPEN_SUPPORT) !== 0n && !(s.cache.openFlags & FOPEN_DIRECT_IO) && !s.fs.capabilities.readOnly;
+  // need FOPEN_DIRECT_IO on every open, and a read-only export answers a write open with EROFS. Device
+  // locks need the RELEASE of each handle (flock and OFD locks go with it).
+  s.zeroOpen = (theirs & FUSE_NO_OPEN_SUPPORT) !== 0n && !(s.cache.openFlags & FOPEN_DIRECT_IO) && !s.fs.capabilities.readOnly && !s.deviceLocks;
   encode(fuse_init_out, out.view, 0, {
     major: FUSE_KERNEL_VERSION,
     minor: s.minor,
