@@ -24,7 +24,7 @@ export * from "./vfs/linux.ts";
 
 // The FUSE side, for inspectors and custom wiring.
 export { FuseServer, type FuseObserver, type FuseServerOptions, type RequestChain, type RequestTrace } from "./fuse/server.ts";
-export { CACHE_MODES, type CacheMode } from "./fuse/session.ts";
+export { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "./fuse/session.ts";
 export { FuseOpcode, fuseOpcodeName } from "./fuse/abi.ts";
 export { describeRequest, formatMode, formatOpenFlags, replyErrorName, type ArgValue, type DescribedRequest } from "./fuse/describe.ts";
 export type { DaxSnapshot } from "./fuse/dax.ts";

@@ -11,7 +11,7 @@ import { DaxWindow } from "../../device/dax-window.ts";
 import { VIRTIO_FS_TAG_LEN, VirtioFsDevice } from "../../device/virtio-fs.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { FuseServer, type FuseObserver } from "../fuse/server.ts";
-import { CACHE_MODES, type CacheMode } from "../fuse/session.ts";
+import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
 import { V86Bus, v86Cpu, type V86Cpu } from "./v86-bus.ts";
 
 export interface VirtioFsShare {
@@ -29,6 +29,12 @@ export interface VirtioFsShare {
    * with dax=inode those the server marks (its kernel must be built from guest/patches).
    */
   daxMiB?: number;
+  /**
+   * Who keeps file locks: "guest" (each guest kernel: fast, right for one guest), "device" (locks hold
+   * across every guest on this `fs`) or "auto" (the default: the device once more than one share is
+   * attached over this `fs` as the guest mounts it).
+   */
+  locks?: LockMode;
   /** Where device and server problems go (default console.warn). */
   log?(message: string): void;
   /** Sees every FUSE request and reply (the page's inspector). */
@@ -175,6 +181,7 @@ function checkShare(share: VirtioFsShare, i: number): void {
   }
   if (typeof share.fs?.lookup !== "function" || share.fs.rootIno === undefined) throw new Error(`${field("fs")}: not a FileSystem`);
   if (share.cache !== undefined && !CACHE_MODES.includes(share.cache)) throw new Error(`${field("cache")}: one of ${CACHE_MODES.join(", ")}, not ${String(share.cache)}`);
+  if (share.locks !== undefined && !LOCK_MODES.includes(share.locks)) throw new Error(`${field("locks")}: one of ${LOCK_MODES.join(", ")}, not ${String(share.locks)}`);
   const queues = share.numRequestQueues;
   if (queues !== undefined && (!Number.isInteger(queues) || queues < 1 || queues > NUM_REQUEST_QUEUES_MAX)) {
     throw new Error(`${field("numRequestQueues")}: a whole number from 1 to ${NUM_REQUEST_QUEUES_MAX}, not ${queues}`);
@@ -226,7 +233,7 @@ function attachOne(machine: MachineState, share: VirtioFsShare, i: number): Live
   }
   const log = share.log ?? ((m: string) => console.warn(m));
   const window = windowRange && new DaxWindow(windowRange[1] - windowRange[0], machine.bus.memory.range(windowRange[0], windowRange[1] - windowRange[0]));
-  const server = new FuseServer({ fs: share.fs, cache: share.cache, writeback: share.writeback, log, observer: share.observer, dax: window });
+  const server = new FuseServer({ fs: share.fs, cache: share.cache, writeback: share.writeback, locks: share.locks, log, observer: share.observer, dax: window });
   let ended = Promise.resolve();
   const device = new VirtioFsDevice(machine.bus, {
     tag: share.tag,
@@ -259,5 +266,5 @@ async function detachOne(machine: MachineState, s: LiveShare): Promise<void> {
   if (!machine.live.delete(s)) return;
   tellRamSize(machine);
   s.device.remove(); // a reset: the server's session ends and gives back what the guest held
-  await s.sessionEnded();
+  await Promise.all([s.sessionEnded(), s.server.close()]);
 }

@@ -37,6 +37,7 @@ describe("attachVirtioFs on a V86 that has not run", () => {
     [{ tag: "x".repeat(37) }, /^shares\[0\]\.tag: 1 to 36 bytes/],
     [{ daxMiB: 3 }, /^shares\[0\]\.daxMiB: a DAX window is a power of two/],
     [{ cache: "sometimes" }, /^shares\[0\]\.cache: one of never, metadata, auto, always/],
+    [{ locks: "kernel" }, /^shares\[0\]\.locks: one of guest, device, auto/],
     [{ numRequestQueues: 0 }, /^shares\[0\]\.numRequestQueues: /],
     [{ fs: {} }, /^shares\[0\]\.fs: not a FileSystem/],
   ])("throws an Error naming the field for %j", async (wrong, message) => {
