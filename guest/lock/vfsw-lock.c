@@ -14,6 +14,7 @@
  * status is CMD's. Exit 1: the lock is held elsewhere (EAGAIN/EACCES with -n); 3: EDEADLK; 2: other errors.
  */
 #define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64 /* struct flock is flock64 for every command, OFD ones included */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -51,8 +52,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "vfsw-lock: %s: %s\n", path, strerror(errno));
     return 2;
   }
-  struct flock64 fl = {.l_type = get && type == F_UNLCK ? F_WRLCK : type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
-  int cmd = get ? (ofd ? F_OFD_GETLK : F_GETLK64) : nowait ? (ofd ? F_OFD_SETLK : F_SETLK64) : (ofd ? F_OFD_SETLKW : F_SETLKW64);
+  struct flock fl = {.l_type = get && type == F_UNLCK ? F_WRLCK : type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
+  int cmd = get ? (ofd ? F_OFD_GETLK : F_GETLK) : nowait ? (ofd ? F_OFD_SETLK : F_SETLK) : (ofd ? F_OFD_SETLKW : F_SETLKW);
   if (fcntl(fd, cmd, &fl) < 0) {
     int e = errno;
     fprintf(stderr, "vfsw-lock: %s: %s\n", path, strerror(e));

@@ -1,16 +1,9 @@
 #!/bin/sh
-# File locks: an uncontended POSIX lock round trip, and flock(2) contention through flock(1).
+# File locks: an uncontended POSIX lock taken by busybox's passwd, fcntl(2) record and OFD locks through
+# vfsw-lock (guest/lock/vfsw-lock.c), and flock(2) through util-linux's flock(1), contended between
+# processes of this guest. Whoever keeps the locks (the guest kernel, or the device when guests share a
+# backend) must give the same answers; test/boot/guests.test.ts contends across two guests.
 # Usage: sh locks.sh [DIR]   (DIR defaults to $VFSW_DIR, then /mnt)
-#
-# Debian's busybox-static 1.35 has no flock applet (CONFIG_FLOCK is off) and no applet that takes a
-# lock on a file the caller names and holds it while another process tries: syslogd's log-file lock
-# is compiled out (SYSLOGD_WRLOCK), and passwd holds its F_SETLK on /etc/passwd only while it
-# rewrites the file. So in the guest only the uncontended round trip runs (passwd -d in a private mount
-# namespace whose /etc is a directory of the share: F_SETLK F_WRLCK then F_UNLCK on a file of the
-# share, between a link and a rename); the flock tests below run where a flock(1) exists (util-linux on a host, a later busybox)
-# and are reported as `skip` otherwise. Not tested anywhere here, for want of a tool: fcntl lock
-# contention (F_SETLK conflict, F_SETLKW waiting, F_GETLK), OFD locks, byte ranges, release on close
-# of another fd. Those need a small static i386 helper in the initramfs.
 set -u
 . "${0%/*}/lib.sh"
 setup locks "$@"
@@ -33,16 +26,11 @@ else
   rm -r R
 fi
 
-if ! have flock; then
-  t flock
-  skip "no flock(1) here (Debian's busybox-static 1.35 is built without the flock applet)"
-  finish
-fi
-
-# hold MODE: takes the lock on lk in the background until $SCRATCH/release exists.
+# hold TOOL ARGS...: takes a lock with `TOOL ARGS... CMD` in the background, CMD running until
+# $SCRATCH/release exists; $holder is the tool's pid, the lock's owner.
 hold() {
   rm -f "$SCRATCH/held" "$SCRATCH/release"
-  flock "$1" lk sh -c 'true >"$1"; while [ ! -e "$2" ]; do sleep 0.1; done' _ "$SCRATCH/held" "$SCRATCH/release" &
+  "$@" sh -c 'true >"$1"; while [ ! -e "$2" ]; do sleep 0.1; done' _ "$SCRATCH/held" "$SCRATCH/release" &
   holder=$!
   wait_for "$SCRATCH/held" || fail "the holder never got the lock"
 }
@@ -53,15 +41,64 @@ release() {
 
 true >lk
 
+if ! have vfsw-lock || ! have flock; then
+  t lock-tools
+  skip "needs vfsw-lock and flock(1) (the guest image has both)"
+  finish
+fi
+
+t fcntl-write-lock-excludes-its-range
+hold vfsw-lock -w -s 0 -l 10 lk
+fails vfsw-lock -n -w -s 5 -l 1 lk true
+fails_with "Resource temporarily unavailable" vfsw-lock -n -r -s 9 -l 1 lk true
+succeeds vfsw-lock -n -w -s 10 -l 10 lk true
+eq "write 0 10 $holder" "$(vfsw-lock -g -r -s 0 -l 100 lk)" "F_GETLK names the holder"
+eq unlocked "$(vfsw-lock -g -w -s 10 -l 100 lk)" "F_GETLK past the range"
+release
+
+t fcntl-read-locks-share
+hold vfsw-lock -r lk
+succeeds vfsw-lock -n -r -s 3 -l 4 lk true
+fails vfsw-lock -n -w -s 3 -l 4 lk true
+release
+succeeds vfsw-lock -n -w lk true
+
+t fcntl-setlkw-waits-for-unlock
+rm -f "$SCRATCH/got"
+hold vfsw-lock -w lk
+(vfsw-lock -w -s 100 -l 1 lk sh -c 'true >"$1"' _ "$SCRATCH/got") &
+waiter=$!
+sleep 1
+missing "$SCRATCH/got" "the waiter got the lock while it was held"
+release
+wait $waiter
+exists "$SCRATCH/got" "the waiter got the lock after the unlock"
+
+t fcntl-lock-goes-with-a-killed-process
+hold vfsw-lock -w lk
+kill -9 $holder
+wait $holder 2>/dev/null
+succeeds vfsw-lock -n -w lk true
+true >"$SCRATCH/release"
+
+t ofd-lock-is-the-open-files
+hold vfsw-lock -o -w -s 0 -l 1 lk
+fails vfsw-lock -n -o -w -s 0 -l 1 lk true
+fails vfsw-lock -n -w -s 0 -l 1 lk true
+succeeds vfsw-lock -n -o -w -s 1 -l 1 lk true
+release
+succeeds vfsw-lock -n -o -w -s 0 -l 1 lk true
+
 t exclusive-blocks-nonblocking
-hold -x
+hold flock -x lk
 fails flock -n lk true
 fails flock -s -n lk true
 release
 succeeds flock -n lk true
 
 t exclusive-blocks-until-released
-hold -x
+rm -f "$SCRATCH/got"
+hold flock -x lk
 (flock -x lk sh -c 'true >"$1"' _ "$SCRATCH/got") &
 waiter=$!
 sleep 1
@@ -71,19 +108,19 @@ wait $waiter
 exists "$SCRATCH/got" "the waiter got the lock after release"
 
 t shared-locks-coexist
-hold -s
+hold flock -s lk
 succeeds flock -s -n lk true
 fails flock -x -n lk true
 release
 
 t lock-goes-with-the-process
-hold -x
+hold flock -x lk
 true >"$SCRATCH/release"
 wait $holder
 succeeds flock -n -x lk true
 
 t lock-survives-rename
-hold -x
+hold flock -x lk
 succeeds mv lk lk2
 fails flock -n lk2 true
 release
