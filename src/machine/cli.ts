@@ -1,10 +1,10 @@
 // The `virtiofs-web` command: boots the guest under Node.
 import { parseArgs } from "node:util";
 import { CmdlineError } from "./cmdline.ts";
-import { GuestError } from "./guest.ts";
+import { GuestError, type Guest } from "./guest.ts";
 import { bootGuest, type NodeGuestOptions } from "./node-guest.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
-import { CACHE_MODES, type CacheMode } from "../fuse/session.ts";
+import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
 import { HostDirFs } from "../fs/hostdir/hostdir.ts";
 import { MemFs } from "../fs/memfs/memfs.ts";
 import { createSampleTree } from "../fs/sample-tree.ts";
@@ -12,22 +12,30 @@ import { ImageError } from "./images.ts";
 import { DAX_MIB_MAX, DAX_MIB_MIN, V86_MEMORY_MAX, daxWindowSize, v86MemorySize } from "./attach.ts";
 
 const MEMORY_MIB_MAX = Math.floor(V86_MEMORY_MAX / (1 << 20));
+const GUESTS_MAX = 8;
 
 const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
-                        [--dax [MiB]] [--exec "<cmd>"] [--browser] [--memory <MiB>] [--append "<kernel args>"]
-                        [--images <dir>] [--verbose]
+                        [--dax [MiB]] [--guests <N>] [--locks <mode>] [--exec "<cmd>"] [--browser]
+                        [--memory <MiB>] [--append "<kernel args>"] [--images <dir>] [--verbose]
 
   --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
   --memfs           export the embedded sample tree instead (the default)
   --tag <name>      the virtio-fs tag (default: share)
-  --cache <mode>    never | metadata | auto | always, as virtiofsd (default: auto)
+  --cache <mode>    never | metadata | auto | always, as virtiofsd (default: auto; never with --guests:
+                    one guest's write is then seen by the others at once)
   --writeback       let the guest's page cache gather writes (FUSE_WRITEBACK_CACHE)
   --readonly        every write fails with EROFS
   --dax [MiB]       give the device a DAX window of MiB (a power of two, ${DAX_MIB_MIN} to ${DAX_MIB_MAX}; default 256,
                     or 64 with more than 512 MiB of RAM) in v86's memory above the guest's RAM, and
                     mount with -o dax=always: the guest maps every file instead of reading it into its
                     page cache, and runs programs straight from the window
-  --exec <cmd>      run <cmd> in the guest, print its output, exit with its status
+  --guests <N>      boot N guests (1 to ${GUESTS_MAX}) on the one tree, each with its own device; $GUEST is
+                    0..N-1 in each. Not with --dax, --writeback or --browser (their caches would not be
+                    coherent across guests)
+  --locks <mode>    who keeps file locks: guest (each guest kernel), device (across guests), auto (the
+                    default: device with --guests, else guest)
+  --exec <cmd>      run <cmd> in the guest (in every guest at once with --guests: output lines prefixed
+                    [N]), print its output, exit with its status (the first non-zero one)
   --browser         run the guest in headless Chromium (as the demo page does, in a Worker) instead of
                     in this process; needs --exec. The share is served to the page read-write.
                     Chromium: /usr/bin/chromium, or CHROMIUM_PATH
@@ -35,7 +43,7 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
   --append <args>   extra kernel command-line parameters
   --images <dir>    guest images and their manifest.json (default: public/guest)
   --verbose         show the boot log (on stderr)
-Without --exec: an interactive console on this terminal; Ctrl-A x quits.`;
+Without --exec: an interactive console on this terminal; Ctrl-A x quits, Ctrl-A 0..9 shows guest N's console.`;
 
 class UsageError extends Error {}
 
@@ -47,6 +55,8 @@ interface RunArgs {
   readonly: boolean;
   /** Size of the DAX window; undefined without --dax. */
   daxMiB?: number;
+  guests: number;
+  locks: LockMode;
   exec?: string;
   browser: boolean;
   memoryMiB: number;
@@ -70,10 +80,12 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         share: { type: "string" },
         memfs: { type: "boolean", default: false },
         tag: { type: "string", default: "share" },
-        cache: { type: "string", default: "auto" },
+        cache: { type: "string" },
         writeback: { type: "boolean", default: false },
         readonly: { type: "boolean", default: false },
         dax: { type: "string" },
+        guests: { type: "string", default: "1" },
+        locks: { type: "string", default: "auto" },
         exec: { type: "string" },
         browser: { type: "boolean", default: false },
         memory: { type: "string" },
@@ -89,8 +101,16 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   if (values.help) return "help";
   if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
   if (values.browser && values.exec === undefined) throw new UsageError("--browser needs --exec: the console of a headless browser is not this terminal");
-  const cache = values.cache as CacheMode;
+  const guests = Number(values.guests);
+  if (!Number.isInteger(guests) || guests < 1 || guests > GUESTS_MAX) throw new UsageError(`--guests takes a whole number from 1 to ${GUESTS_MAX}, not '${values.guests}'`);
+  if (guests > 1) {
+    const alone = values.dax !== undefined ? "--dax" : values.writeback ? "--writeback" : values.browser ? "--browser" : undefined;
+    if (alone) throw new UsageError(`--guests ${guests} and ${alone} exclude each other: that cache would not be coherent across guests`);
+  }
+  const cache = (values.cache ?? (guests > 1 ? "never" : "auto")) as CacheMode;
   if (!CACHE_MODES.includes(cache)) throw new UsageError(`--cache takes ${CACHE_MODES.join(", ")}, not '${values.cache}'`);
+  const locks = values.locks as LockMode;
+  if (!LOCK_MODES.includes(locks)) throw new UsageError(`--locks takes ${LOCK_MODES.join(", ")}, not '${values.locks}'`);
   const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > MEMORY_MIB_MAX) {
     throw new UsageError(`--memory takes a whole number of MiB from 96 to ${MEMORY_MIB_MAX}, not '${values.memory}'`);
@@ -108,6 +128,9 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     writeback: values.writeback,
     readonly: values.readonly,
     daxMiB: dax,
+    guests,
+    // Guests boot one after another: "auto" could see one server as the first mounts.
+    locks: locks === "auto" && guests > 1 ? "device" : locks,
     exec: values.exec,
     browser: values.browser,
     memoryMiB,
@@ -158,26 +181,66 @@ async function shareFs(a: RunArgs): Promise<FileSystem> {
   }
 }
 
-async function guestOptions(a: RunArgs): Promise<NodeGuestOptions> {
+/** The options of guest `n` of a.guests: all share one backend. */
+function guestOptions(a: RunArgs, fs: FileSystem, n: number): NodeGuestOptions {
   return {
     memoryMiB: a.memoryMiB,
-    append: a.append,
+    append: [a.append, a.guests > 1 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     imagesDir: a.imagesDir,
-    shares: [{ tag: a.tag, fs: await shareFs(a), cache: a.cache, writeback: a.writeback, daxMiB: a.daxMiB, mountPoint: "/mnt" }],
+    shares: [{ tag: a.tag, fs, cache: a.cache, writeback: a.writeback, daxMiB: a.daxMiB, locks: a.locks, mountPoint: "/mnt" }],
   };
 }
 
+/** Boots a.guests guests on one backend; if one fails to boot, the others are shut down. */
+async function bootGuests(a: RunArgs, options: (n: number) => Partial<NodeGuestOptions>): Promise<Guest[]> {
+  const fs = await shareFs(a);
+  const booting = Array.from({ length: a.guests }, (_, n) => bootGuest({ ...guestOptions(a, fs, n), ...options(n) }));
+  const booted = await Promise.allSettled(booting);
+  const failed = booted.find((r) => r.status === "rejected");
+  if (!failed) return booted.map((r) => (r as PromiseFulfilledResult<Guest>).value);
+  await Promise.all(booted.map((r) => (r.status === "fulfilled" ? r.value.shutdown() : undefined)));
+  throw failed.reason;
+}
+
 async function runExec(a: RunArgs & { exec: string }): Promise<number> {
-  const guest = await bootGuest({
-    ...(await guestOptions(a)),
+  // Several guests: each line of output goes out whole, prefixed with its guest's number.
+  const out = (n: number, to: NodeJS.WriteStream) => (a.guests > 1 ? linePrefixer(`[${n}] `, (t) => to.write(t)) : { write: (b: Uint8Array) => to.write(b), end() {} });
+  const stdout = Array.from({ length: a.guests }, (_, n) => out(n, process.stdout));
+  const guests = await bootGuests(a, (n) => ({
     exec: a.exec,
     onConsole: a.verbose ? (b) => process.stderr.write(b) : undefined,
-    onStdout: (b) => process.stdout.write(b),
-  });
-  const r = await guest.waitExec();
-  process.stderr.write(r.stderr);
-  await guest.shutdown();
-  return r.status;
+    onStdout: (b) => stdout[n]!.write(b),
+  }));
+  const results = await Promise.all(
+    guests.map(async (g, n) => {
+      const r = await g.waitExec();
+      stdout[n]!.end();
+      const stderr = out(n, process.stderr);
+      stderr.write(r.stderr);
+      stderr.end();
+      await g.shutdown();
+      return r.status;
+    }),
+  );
+  return results.find((status) => status !== 0) ?? 0;
+}
+
+/** Writes whole lines, each prefixed; end() writes what is left of the last one. */
+function linePrefixer(prefix: string, write: (text: string) => void): { write(bytes: Uint8Array): void; end(): void } {
+  const decoder = new TextDecoder();
+  let partial = "";
+  return {
+    write(bytes) {
+      const lines = (partial + decoder.decode(bytes, { stream: true })).split("\n");
+      partial = lines.pop()!;
+      if (lines.length) write(lines.map((l) => `${prefix}${l}\n`).join(""));
+    },
+    end() {
+      partial += decoder.decode();
+      if (partial) write(`${prefix}${partial}\n`);
+      partial = "";
+    },
+  };
 }
 
 async function runExecInBrowser(a: RunArgs & { exec: string }): Promise<number> {
@@ -203,37 +266,61 @@ async function runExecInBrowser(a: RunArgs & { exec: string }): Promise<number> 
 
 const CTRL_A = 0x01;
 
+/** Console bytes kept for a guest not on the screen, replayed when it is switched to. */
+const BACKLOG_BYTES = 64 * 1024;
+
 async function runInteractive(a: RunArgs): Promise<number> {
   const stdin = process.stdin;
-  const guest = await bootGuest({
-    ...(await guestOptions(a)),
+  let shown = 0;
+  const backlog: Uint8Array[][] = Array.from({ length: a.guests }, () => []);
+  const guests = await bootGuests(a, (n) => ({
     interactive: true,
-    onConsole: (b) => process.stdout.write(b),
-  });
+    onConsole: (b) => {
+      if (n === shown) process.stdout.write(b);
+      else keep(backlog[n]!, b);
+    },
+  }));
   if (stdin.isTTY) stdin.setRawMode(true);
   stdin.resume();
   let quit!: () => void;
   const quitP = new Promise<void>((r) => (quit = r));
   let escape = false;
-  // QEMU's escape: Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A.
+  // QEMU's escape: Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A N shows guest N's console.
   stdin.on("data", (data: Buffer) => {
     const out: number[] = [];
     for (const byte of data) {
       if (escape) {
         escape = false;
+        const n = byte - 0x30;
         if (byte === 0x78 /* x */) return quit();
         if (byte === CTRL_A) out.push(CTRL_A);
+        else if (n >= 0 && n < guests.length && n !== shown) {
+          flush(out);
+          shown = n;
+          process.stdout.write(`\r\n[virtiofs-web: guest ${n}]\r\n`);
+          for (const b of backlog[n]!.splice(0)) process.stdout.write(b);
+        }
       } else if (byte === CTRL_A) escape = true;
       else out.push(byte);
     }
-    if (out.length) guest.send(Uint8Array.from(out));
+    flush(out);
   });
-  await Promise.race([quitP, guest.halted]);
+  const flush = (out: number[]) => {
+    if (out.length) guests[shown]!.send(Uint8Array.from(out.splice(0)));
+  };
+  await Promise.race([quitP, Promise.all(guests.map((g) => g.halted))]);
   if (stdin.isTTY) stdin.setRawMode(false);
   stdin.pause();
-  await guest.shutdown();
+  await Promise.all(guests.map((g) => g.shutdown()));
   process.stdout.write("\r\n");
   return 0;
+}
+
+/** Appends to a backlog, dropping its oldest chunks past BACKLOG_BYTES. */
+function keep(backlog: Uint8Array[], bytes: Uint8Array): void {
+  backlog.push(bytes.slice());
+  let total = backlog.reduce((n, b) => n + b.length, 0);
+  while (total > BACKLOG_BYTES && backlog.length > 1) total -= backlog.shift()!.length;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,9 +1,11 @@
 // Two guests on one tree: two PCs, each with its own virtio-fs device and FUSE session, over the same
 // FileSystem (a memfs volume, then a host directory), with the device keeping the locks. The guests use
 // util-linux's flock(1) and vfsw-lock (fcntl) as programs would.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootGuest, HostDirFs, MemFs, text, type FileSystem, type Guest, type RunResult } from "../../src/node.ts";
@@ -104,4 +106,23 @@ describe.each(trees)("two guests on one $name tree", ({ make }) => {
     await sh(b, `${waitFor("/mnt/got")}; flock -n -x /mnt/r true`);
     expect(await sh(a, "echo $GUEST; cat /mnt/f")).toBe("0\ndata\n"); // A is back on the share
   }, 180_000);
+});
+
+describe("virtiofs-web run --guests 4", () => {
+  it("runs the command in four guests on one directory at once: prefixed output, the first non-zero status, locks across all four", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vfsw-guests4-"));
+    await writeFile(join(dir, "count"), "0\n");
+    const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
+    const exec = `i=0; while [ $i -lt 25 ]; do flock -x /mnt/count sh -c 'n=$(cat /mnt/count); echo $((n + 1)) >/mnt/count'; i=$((i + 1)); done
+      echo "guest $GUEST done"; echo "note $GUEST" >&2; exit $((GUEST == 2 ? 5 : 0))`;
+    const r = await promisify(execFile)(process.execPath, [bin, "run", "--guests", "4", "--share", dir, "--exec", exec]).then(
+      (ok) => ({ code: 0, ...ok }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(r.code).toBe(5);
+    expect(r.stdout.split("\n").filter(Boolean).sort()).toEqual(["[0] guest 0 done", "[1] guest 1 done", "[2] guest 2 done", "[3] guest 3 done"]);
+    expect(r.stderr.split("\n").filter(Boolean).sort()).toEqual(["[0] note 0", "[1] note 1", "[2] note 2", "[3] note 3"]);
+    expect(await readFile(join(dir, "count"), "utf8")).toBe("100\n");
+    await rm(dir, { recursive: true, force: true });
+  }, 240_000);
 });

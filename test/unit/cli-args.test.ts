@@ -35,6 +35,9 @@ describe("parseCli", () => {
       cache: "auto",
       writeback: false,
       readonly: false,
+      daxMiB: undefined,
+      guests: 1,
+      locks: "auto",
       exec: "ls /",
       browser: false,
       memoryMiB: 128,
@@ -43,6 +46,9 @@ describe("parseCli", () => {
       verbose: true,
     });
     expect(parseCli(["run", "--browser", "--share", "d", "--exec", "true"])).toMatchObject({ browser: true, share: "d", exec: "true" });
+    // Several guests: the device keeps the locks and nothing is cached, unless asked otherwise.
+    expect(parseCli(["run", "--guests", "4", "--exec", "true"])).toMatchObject({ guests: 4, locks: "device", cache: "never" });
+    expect(parseCli(["run", "--guests", "2", "--cache", "auto", "--locks", "guest"])).toMatchObject({ guests: 2, locks: "guest", cache: "auto" });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
@@ -56,6 +62,10 @@ describe("parseCli", () => {
     [["run", "--cache", "sometimes"], /--cache takes never, metadata, auto, always/],
     [["run", "--share", "/tmp", "--memfs"], /exclude each other/],
     [["run", "--browser"], /--browser needs --exec/],
+    [["run", "--guests", "9"], /--guests takes a whole number from 1 to 8/],
+    [["run", "--guests", "2", "--dax"], /--guests 2 and --dax exclude each other/],
+    [["run", "--guests", "2", "--writeback"], /--guests 2 and --writeback exclude each other/],
+    [["run", "--locks", "kernel"], /--locks takes guest, device, auto/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseCli(argv)).toThrow(msg);
   });
