@@ -1,9 +1,10 @@
 // The emulator Worker: downloads the guest images, runs v86 with one virtio-fs share (tag "share",
 // mounted on /mnt, with a DAX window if asked), bridges the serial console to the page, and serves the
-// file panel and the inspector.
+// file panel and the inspector. On request it boots a second guest on the same share, in this Worker:
+// the one backend then has one owner, and the two emulators take turns on its thread.
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
-import { fetchGuestImages, Guest, type AttachedShare, type FileSystem, type Ino, type VirtioFsDevice } from "../src/index.ts";
+import { fetchGuestImages, Guest, type AttachedShare, type FileSystem, type GuestImages, type Ino, type VirtioFsDevice } from "../src/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { DaxFeed } from "./worker/dax.ts";
 import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
@@ -17,22 +18,23 @@ const BOOT_TIMEOUT_MS = 300_000;
 /** The file panel follows the guest's changes at most this often. */
 const TREE_THROTTLE_MS = 400;
 
-let guest: Guest | undefined;
+/** A guest of this Worker, numbered from 0 in boot order. */
+interface Running {
+  guest?: Guest;
+  device?: VirtioFsDevice;
+  readonly tap: Tap;
+}
+
 let starting = false;
+let settings: Extract<ToWorker, { type: "start" }> | undefined;
+let images: GuestImages | undefined;
 let fs: FileSystem | undefined;
-let device: VirtioFsDevice | undefined;
+const guests: Running[] = [];
 let paused = false;
 let inspecting = false;
 let daxFeed: DaxFeed | undefined;
 /** Each inode's path in the share, from the last listing. */
 let paths = new Map<Ino, string>();
-
-const tap = new Tap(
-  (batch) => post({ type: "inspect", ...batch }),
-  () => device?.queueStates() ?? [],
-  () => paused,
-  () => scheduleTree(),
-);
 
 let treeTimer: ReturnType<typeof setTimeout> | undefined;
 function scheduleTree(): void {
@@ -54,34 +56,65 @@ async function sendTree(): Promise<void> {
 }
 
 async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
-  const { backend, folder, memoryMiB, daxMiB, append } = m;
+  const { backend, folder } = m;
+  settings = m;
   const t0 = performance.now();
   // The images and the share load side by side: OPFS may wait a moment for a reloaded page's old Worker.
-  const [images, share] = await Promise.all([
+  const [fetched, share] = await Promise.all([
     fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
     openShare(backend, folder),
   ]);
+  images = fetched;
   fs = share.fs;
   post({ type: "share", backend, label: share.label });
   void sendTree();
   post({ type: "progress", phase: "boot", loaded: 0, total: 1 });
-  guest = await Guest.boot({
-    runtime: { images, wasmPath: wasmUrl },
-    memoryMiB,
-    append,
-    interactive: true,
-    bootTimeoutMs: BOOT_TIMEOUT_MS,
-    shares: [{ tag: "share", fs: share.fs, daxMiB, mountPoint: "/mnt", observer: tap, log: (m) => post({ type: "notice", level: "error", message: m }) }],
-    onConsole: (data) => post({ type: "serial", data }, [data.buffer]),
-    // After the first boot and after every reboot.
-    onReady: (uptime) => post({ type: "ready", uptime, bootMs: performance.now() - t0 }),
-    beforeRun: (_emulator, [attached]) => {
-      device = attached?.device;
-    },
-  });
-  void guest.halted.then(() => post({ type: "halted" }));
+  const guest = await boot(0, t0);
   const attached = guest.shares[0];
   if (attached) showDax(guest, attached);
+}
+
+/**
+ * Boots guest `n` on the share. The device keeps the file locks from the start, so that they hold across
+ * guests once a second one boots (a guest's kernel cannot learn of locks taken before it mounted).
+ */
+async function boot(n: number, t0: number): Promise<Guest> {
+  if (!settings || !images || !fs) throw new Error("the share is not open yet");
+  const running: Running = {
+    tap: new Tap(
+      n,
+      (batch) => post({ type: "inspect", ...batch }),
+      () => running.device?.queueStates() ?? [],
+      () => paused,
+      () => scheduleTree(),
+    ),
+  };
+  running.tap.setInspecting(inspecting);
+  guests[n] = running;
+  const guest = await Guest.boot({
+    runtime: { images, wasmPath: wasmUrl },
+    memoryMiB: settings.memoryMiB,
+    append: [settings.append, n > 0 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
+    interactive: true,
+    bootTimeoutMs: BOOT_TIMEOUT_MS,
+    shares: [{ tag: "share", fs, daxMiB: n === 0 ? settings.daxMiB : undefined, locks: "device", mountPoint: "/mnt", observer: running.tap, log: (m) => post({ type: "notice", level: "error", message: m }) }],
+    onConsole: (data) => post({ type: "serial", guest: n, data }, [data.buffer]),
+    // After the first boot and after every reboot.
+    onReady: (uptime) => post({ type: "ready", guest: n, uptime, bootMs: performance.now() - t0 }),
+    beforeRun: (_emulator, [attached]) => {
+      running.device = attached?.device;
+      if (paused) running.device?.pause();
+    },
+  });
+  running.guest = guest;
+  void guest.halted.then(() => post({ type: "halted", guest: n }));
+  return guest;
+}
+
+async function startSecondGuest(): Promise<void> {
+  if (guests.length !== 1 || !guests[0]?.guest) return; // one second guest, once the first is up
+  if (settings?.daxMiB !== undefined) throw new Error("a second guest needs the share without a DAX window: each guest's window would hold its own copy of the files");
+  await boot(1, performance.now());
 }
 
 /** Tells the page about the share's DAX window: v86's memory itself where it is shared, else copies to follow. */
@@ -121,20 +154,25 @@ onmessage = (e: MessageEvent<ToWorker>) => {
       start(m).catch((err: unknown) => post({ type: "error", message: message(err) }));
       break;
     case "input":
-      guest?.send(m.data);
+      guests[m.guest]?.guest?.send(m.data);
+      break;
+    case "second-guest":
+      startSecondGuest().catch((err: unknown) => post({ type: "notice", level: "error", message: `the second guest: ${message(err)}` }));
       break;
     case "inspect":
       inspecting = m.on;
-      tap.setInspecting(m.on);
+      for (const g of guests) g.tap.setInspecting(m.on);
       daxFeed?.setInspecting(m.on);
       break;
     case "device":
-      if (!device) break;
-      if (m.action === "pause") device.pause();
-      else if (m.action === "step") device.step();
-      else device.resume();
+      // Every guest's device: a step lets each one's oldest held request through.
+      for (const { device } of guests) {
+        if (m.action === "pause") device?.pause();
+        else if (m.action === "step") device?.step();
+        else device?.resume();
+      }
       paused = m.action !== "resume";
-      tap.refresh();
+      for (const g of guests) g.tap.refresh();
       break;
     case "upload":
       void fileAction(`uploading ${m.name}`, async (fs) => {

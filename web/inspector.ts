@@ -1,7 +1,6 @@
 // The protocol inspector: a live log of FUSE requests and replies as fuse.h names them, the virtqueues'
 // indices, requests per opcode, the DAX window (dax-view.ts), and pause/step/resume for the device. Batches from the
 // Worker are drawn once per animation frame; the log keeps the newest MAX_ROWS rows.
-import type { QueueState } from "../src/index.ts";
 import { DaxView } from "./dax-view.ts";
 import type { DeviceAction, InspectBatch, TraceEvent } from "./protocol.ts";
 
@@ -11,9 +10,11 @@ export class Inspector {
   private readonly log: HTMLTableSectionElement;
   private readonly wrap: HTMLElement;
   private readonly filter: HTMLInputElement;
-  /** Rows waiting for their reply, by unique. */
-  private readonly pending = new Map<number, HTMLTableRowElement>();
+  /** Rows waiting for their reply, by guest and unique. */
+  private readonly pending = new Map<string, HTMLTableRowElement>();
   private queued: InspectBatch[] = [];
+  /** Each guest's latest queue states, request counts and held requests (batches come per guest). */
+  private readonly guests = new Map<number, InspectBatch>();
   private frame = 0;
   readonly dax: DaxView;
 
@@ -43,24 +44,25 @@ export class Inspector {
   clear(): void {
     this.log.replaceChildren();
     this.pending.clear();
+    this.guests.clear();
   }
 
   private draw(): void {
     this.frame = 0;
     const batches = this.queued;
     this.queued = [];
-    const last = batches.at(-1);
-    if (!last) return;
+    if (batches.length === 0) return;
     const atBottom = this.wrap.scrollTop + this.wrap.clientHeight >= this.wrap.scrollHeight - 4;
     const rows: HTMLTableRowElement[] = [];
     let dropped = 0;
     for (const b of batches) {
       dropped += b.dropped;
+      this.guests.set(b.guest, b);
       for (const e of b.events) {
-        const open = e.reply ? this.pending.get(e.unique) : undefined;
+        const open = e.reply ? this.pending.get(key(e)) : undefined;
         if (open) {
           this.fillReply(open, e);
-          this.pending.delete(e.unique);
+          this.pending.delete(key(e));
         } else rows.push(this.row(e));
       }
     }
@@ -68,28 +70,31 @@ export class Inspector {
     this.log.append(...rows);
     while (this.log.rows.length > MAX_ROWS) {
       const first = this.log.rows[0]!;
-      this.pending.delete(Number(first.dataset.unique));
+      this.pending.delete(first.dataset.key!);
       first.remove();
     }
     if (atBottom) this.wrap.scrollTop = this.wrap.scrollHeight;
-    this.drawQueues(last.queues);
-    this.drawCounts(last.counts);
-    this.drawState(last.paused, last.queues.reduce((n, q) => n + q.held, 0));
+    const guests = [...this.guests.values()].sort((a, b) => a.guest - b.guest);
+    this.drawQueues(guests);
+    this.drawCounts(guests);
+    this.drawState(guests.some((g) => g.paused), guests.reduce((n, g) => n + g.queues.reduce((m, q) => m + q.held, 0), 0));
   }
 
   private row(e: TraceEvent): HTMLTableRowElement {
     const tr = document.createElement("tr");
-    tr.dataset.unique = String(e.unique);
+    tr.dataset.key = key(e);
+    tr.dataset.guest = String(e.guest);
     tr.dataset.op = e.op;
-    tr.title = `${e.op} at ${(e.at / 1000).toFixed(3)} s on queue ${e.queue}`;
-    for (const text of [String(e.unique), e.op.replace(/^FUSE_/, ""), String(e.nodeid), e.text, "…", "", ""]) {
+    tr.title = `${e.op} at ${(e.at / 1000).toFixed(3)} s on guest ${e.guest}'s queue ${e.queue}`;
+    // The second guest's uniques are marked: each guest numbers its own requests.
+    for (const text of [e.guest === 0 ? String(e.unique) : `[${e.guest}] ${e.unique}`, e.op.replace(/^FUSE_/, ""), String(e.nodeid), e.text, "…", "", ""]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
     }
     if (e.reply) this.fillReply(tr, e);
     else if (e.op === "FUSE_FORGET" || e.op === "FUSE_BATCH_FORGET" || e.op === "FUSE_INTERRUPT") tr.cells[4]!.textContent = "no reply";
-    else this.pending.set(e.unique, tr);
+    else this.pending.set(key(e), tr);
     this.applyFilter(tr);
     return tr;
   }
@@ -119,12 +124,14 @@ export class Inspector {
     tr.hidden = !words.every((w) => text.includes(w));
   }
 
-  private drawQueues(queues: QueueState[]): void {
+  private drawQueues(guests: InspectBatch[]): void {
     const body = this.root.querySelector<HTMLTableSectionElement>("#queues tbody")!;
+    const several = guests.length > 1;
     body.replaceChildren(
-      ...queues.map((q) => {
+      ...guests.flatMap(({ guest, queues }) => queues.map((q) => ({ guest, q }))).map(({ guest, q }) => {
         const tr = document.createElement("tr");
-        for (const v of [q.index === 0 ? "0 · hiprio" : `${q.index} · requests`, q.size, q.availIdx, q.usedIdx, q.inflight, q.held]) {
+        const name = q.index === 0 ? "0 · hiprio" : `${q.index} · requests`;
+        for (const v of [several ? `guest ${guest} · ${name}` : name, q.size, q.availIdx, q.usedIdx, q.inflight, q.held]) {
           const td = document.createElement("td");
           td.textContent = String(v);
           tr.append(td);
@@ -135,9 +142,12 @@ export class Inspector {
     );
   }
 
-  private drawCounts(counts: [string, number][]): void {
+  /** Requests per opcode, every guest's added up, the most frequent first. */
+  private drawCounts(guests: InspectBatch[]): void {
+    const total = new Map<string, number>();
+    for (const g of guests) for (const [op, n] of g.counts) total.set(op, (total.get(op) ?? 0) + n);
     this.root.querySelector("#counts")!.replaceChildren(
-      ...counts.map(([op, n]) => {
+      ...[...total].sort((a, b) => b[1] - a[1]).map(([op, n]) => {
         const chip = document.createElement("span");
         chip.className = "chip";
         chip.textContent = `${op.replace(/^FUSE_/, "")} ${n}`;
@@ -153,3 +163,6 @@ export class Inspector {
     this.root.querySelector<HTMLButtonElement>("#btn-resume")!.disabled = !paused;
   }
 }
+
+/** A request's key in the log: uniques are per guest. */
+const key = (e: TraceEvent): string => `${e.guest}:${e.unique}`;

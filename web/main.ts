@@ -33,7 +33,11 @@ if (askedDax !== null) {
 let worker: Worker | undefined;
 const send = (m: ToWorker, transfer: Transferable[] = []): void => worker?.postMessage(m, transfer);
 
-const term = createTerminal($("terminal"), (data) => send({ type: "input", data }));
+const term = createTerminal($("terminal"), (data) => send({ type: "input", guest: 0, data }));
+const secondButton = $<HTMLButtonElement>("btn-second-guest");
+/** The second guest's terminal, made when it is first asked for. */
+let term1: ReturnType<typeof createTerminal> | undefined;
+const terminalOf = (guest: number) => (guest === 0 ? term : term1);
 const files = new FilesPanel($("panel-files"), {
   upload: (dir, name, data) => send({ type: "upload", dir, name, data }, [data]),
   download: (path) => send({ type: "download", path }),
@@ -41,7 +45,7 @@ const files = new FilesPanel($("panel-files"), {
 });
 const inspector = new Inspector($("panel-inspector"), (action) => send({ type: "device", action }));
 const walkthrough = new Walkthrough($("panel-how"), (command) => {
-  send({ type: "input", data: new TextEncoder().encode(command) });
+  send({ type: "input", guest: 0, data: new TextEncoder().encode(command) });
   term.focus();
 });
 
@@ -65,9 +69,15 @@ function onMessage(m: FromWorker): void {
       status.textContent = m.phase === "download" ? `downloading guest ${(m.loaded / 2 ** 20).toFixed(1)} MiB` : "booting…";
       break;
     case "serial":
-      term.write(m.data);
+      terminalOf(m.guest)?.write(m.data);
       break;
     case "ready":
+      if (m.guest > 0) {
+        document.body.dataset.secondGuest = "ready";
+        term1?.focus();
+        break;
+      }
+      secondButton.disabled = daxOn.checked || document.body.dataset.secondGuest !== undefined;
       progress.value = 1;
       progress.hidden = true;
       status.textContent = `shell ready · guest uptime ${m.uptime.toFixed(2)} s · page ${(m.bootMs / 1000).toFixed(1)} s`;
@@ -76,6 +86,10 @@ function onMessage(m: FromWorker): void {
       term.focus();
       break;
     case "halted":
+      if (m.guest > 0) {
+        document.body.dataset.secondGuest = "halted";
+        break;
+      }
       status.textContent = "guest halted";
       document.body.dataset.state = "halted";
       break;
@@ -118,6 +132,10 @@ function onMessage(m: FromWorker): void {
 function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   worker?.terminate();
   term.reset();
+  term1?.reset();
+  $("terminal-1").hidden = true;
+  secondButton.disabled = true;
+  delete document.body.dataset.secondGuest;
   inspector.clear();
   progress.hidden = false;
   progress.value = 0;
@@ -138,6 +156,16 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined });
   send({ type: "inspect", on: tab !== "files" });
 }
+
+// A second PC on the same share, in the same Worker: a second terminal under the first.
+secondButton.addEventListener("click", () => {
+  secondButton.disabled = true;
+  $("terminal-1").hidden = false;
+  term1 ??= createTerminal($("terminal-1"), (data) => send({ type: "input", guest: 1, data }));
+  term1.reset();
+  document.body.dataset.secondGuest = "booting";
+  send({ type: "second-guest" });
+});
 
 // A local folder needs the File System Access API's picker, which only some browsers offer.
 type PickerWindow = Window & { showDirectoryPicker?(options: { mode: "readwrite" }): Promise<FileSystemDirectoryHandle> };

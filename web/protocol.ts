@@ -10,7 +10,10 @@ export type DeviceAction = "pause" | "step" | "resume";
 export type ToWorker =
   /** `daxMiB`: give the share a DAX window of that size, mounted with dax=always. */
   | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string }
-  | { type: "input"; data: Uint8Array }
+  /** Keys for guest `guest`'s console (0, or 1 once the second guest runs). */
+  | { type: "input"; guest: number; data: Uint8Array }
+  /** Boot a second guest on the same share, beside the first (no DAX window). */
+  | { type: "second-guest" }
   /** The inspector or the walkthrough is on screen: decode and send FUSE traffic (off, only counting). */
   | { type: "inspect"; on: boolean }
   | { type: "device"; action: DeviceAction }
@@ -32,6 +35,8 @@ export interface TreeEntry {
 
 /** One FUSE request, and its reply once there is one. */
 export interface TraceEvent {
+  /** Which guest sent it: uniques are per guest. */
+  guest: number;
   unique: number;
   queue: number;
   opcode: number;
@@ -45,7 +50,9 @@ export interface TraceEvent {
   reply?: { error: number; errno: string; bytes: number; ms: number };
 }
 
+/** One guest's traffic since its last batch, and its device's state. */
 export interface InspectBatch {
+  guest: number;
   /** New requests, and replies to requests sent in this or an earlier batch (`reply` set). */
   events: TraceEvent[];
   /** Events left out because the page could not have kept up. */
@@ -98,9 +105,9 @@ export interface DaxMapped {
 
 export type FromWorker =
   | { type: "progress"; phase: "download" | "boot"; loaded: number; total: number }
-  | { type: "serial"; data: Uint8Array }
-  | { type: "ready"; uptime: number; bootMs: number }
-  | { type: "halted" }
+  | { type: "serial"; guest: number; data: Uint8Array }
+  | { type: "ready"; guest: number; uptime: number; bootMs: number }
+  | { type: "halted"; guest: number }
   | { type: "error"; message: string }
   /** The share is attached: what serves it. */
   | { type: "share"; backend: Backend; label: string }

@@ -12,15 +12,15 @@ export async function boot(page: Page, query = ""): Promise<void> {
 let commands = 0;
 
 /**
- * Types `command` into the terminal and waits until it has finished; resolves to the terminal's text
- * from the command's own line on (its output).
+ * Types `command` into the terminal in `box` (the first guest's by default) and waits until it has
+ * finished; resolves to the terminal's text from the command's own line on (its output).
  */
-export async function run(page: Page, command: string, timeout = 20_000): Promise<string> {
+export async function run(page: Page, command: string, timeout = 20_000, box = "#terminal"): Promise<string> {
   const marker = `end-of-${++commands}-${Date.now() % 100_000}`;
-  await page.locator(".xterm").click();
+  await page.locator(`${box} .xterm`).click();
   // The marker is split by quotes on the command line, so only the echo's output matches it.
   await page.keyboard.type(`${command}; echo "${marker.slice(0, 4)}""${marker.slice(4)}"\n`);
-  const rows = page.locator(".xterm-rows");
+  const rows = page.locator(`${box} .xterm-rows`);
   await expect(rows).toContainText(marker, { timeout });
   const text = await rows.innerText();
   return text.slice(Math.max(0, text.lastIndexOf(command.slice(0, 20))), text.lastIndexOf(marker));

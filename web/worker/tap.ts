@@ -45,6 +45,7 @@ export class Tap implements FuseObserver {
   private readonly t0 = performance.now();
 
   constructor(
+    private readonly guest: number,
     private readonly send: (batch: InspectBatch) => void,
     private readonly queues: () => QueueState[],
     private readonly paused: () => boolean,
@@ -64,7 +65,7 @@ export class Tap implements FuseObserver {
     this.counts.set(t.opcode, (this.counts.get(t.opcode) ?? 0) + 1);
     if (!this.inspecting) return;
     const d = describeRequest(t.opcode, t.args);
-    const e: TraceEvent = { unique: Number(t.unique), queue: t.queue, opcode: t.opcode, op: d.op, nodeid: Number(t.nodeid), args: d.args, text: d.text, at: performance.now() - this.t0 };
+    const e: TraceEvent = { guest: this.guest, unique: Number(t.unique), queue: t.queue, opcode: t.opcode, op: d.op, nodeid: Number(t.nodeid), args: d.args, text: d.text, at: performance.now() - this.t0 };
     if (!NO_REPLY.has(t.opcode)) this.open.set(t, e);
     this.push(e);
   }
@@ -102,7 +103,7 @@ export class Tap implements FuseObserver {
       this.scheduled = false;
       if (!this.inspecting) return;
       const counts = [...this.counts].sort((a, b) => b[1] - a[1]).map(([op, n]): [string, number] => [fuseOpcodeName(op) ?? `opcode ${op}`, n]);
-      this.send({ events: this.events, dropped: this.dropped, queues: this.queues(), counts, paused: this.paused() });
+      this.send({ guest: this.guest, events: this.events, dropped: this.dropped, queues: this.queues(), counts, paused: this.paused() });
       this.events = [];
       this.batch.clear();
       this.dropped = 0;
