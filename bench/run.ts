@@ -1,6 +1,7 @@
 // npm run bench [-- <workload,...>] [--only a,b] [--targets a,b] [--reps n] [--browser]
 // Workloads: boot — guest uptime when init is ready and wall time to it, in Node and in headless
-// Chromium side by side; and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
+// Chromium side by side; sessions — a guest's cost per request alone and with a second guest on its
+// tree (bench/sessions.ts); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
 // virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
 // a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
 import { mkdir, writeFile } from "node:fs/promises";
@@ -11,6 +12,7 @@ import { nodeRuntime } from "../src/node.ts";
 import { runFsBenchInBrowser } from "./chromium.ts";
 import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
+import { runSessionsBench } from "./sessions.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,7 +26,7 @@ const { values, positionals } = parseArgs({
 const reps = Number(values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positive integer");
 const wanted = new Set([...(values.only?.split(",") ?? []), ...positionals.flatMap((p) => p.split(","))]);
-const NAMES = ["boot", ...WORKLOADS.map((w) => w.name)];
+const NAMES = ["boot", "sessions", ...WORKLOADS.map((w) => w.name)];
 for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown workload '${w}' (have: ${NAMES.join(", ")})`);
 const targets = selectTargets(values.targets?.split(",").filter(Boolean) ?? []);
 const record: Record<string, unknown> = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version };
@@ -44,6 +46,16 @@ if (wanted.size === 0 || wanted.has("boot")) {
   console.log(row("Chromium (page load → shell)", browser));
   record.boot = { node, browser };
 }
+
+if (wanted.size === 0 || wanted.has("sessions")) {
+  const r = await runSessionsBench(reps, (line) => process.stderr.write(line + "\n"));
+  const row = (what: string, k: keyof SessionsRow) => `| ${what} | ${r.alone[k].toFixed(0)} µs | ${r.shared[k].toFixed(0)} µs | ${(r.shared[k] / r.alone[k]).toFixed(2)}× |`;
+  console.log(`\nsessions: guest A's cost per request (less tmpfs), median of ${reps}\n\n| request | alone (locks in the guest) | a second guest on the tree (locks on the device) | ratio |\n|---|---|---|---|`);
+  console.log(row("null request: [ -e /mnt/f ] (LOOKUP)", "nullRequest"));
+  console.log(row("open + close: : </mnt/f (LOOKUP, OPEN, FLUSH, RELEASE)", "openClose"));
+  record.sessions = r;
+}
+type SessionsRow = Awaited<ReturnType<typeof runSessionsBench>>["alone"];
 
 const fsWorkloads = WORKLOADS.filter((w) => wanted.size === 0 || wanted.has(w.name));
 const log = (line: string) => process.stderr.write(line + "\n");
