@@ -146,6 +146,19 @@ export class DaxWindow {
     this.backing.changed(offset, data.length);
   }
 
+  /**
+   * Lets `source` write the backend's bytes straight into [offset, offset + length) (no dirty bits, as
+   * write); what it leaves after the count it returns reads as zeros.
+   */
+  async writeFrom(offset: number, length: number, source: (into: Uint8Array) => Promise<number>): Promise<void> {
+    this.checkBytes(offset, length);
+    const n = await source(this.bytes().subarray(offset, offset + length));
+    if (!(n >= 0 && n <= length)) throw new RangeError(`writeFrom: ${n} of ${length} bytes`);
+    this.bytes().fill(0, offset + n, offset + length);
+    this.keepClean(offset, length);
+    this.backing.changed(offset, length);
+  }
+
   zero(offset: number, length: number): void {
     this.checkBytes(offset, length);
     this.bytes().fill(0, offset, offset + length);

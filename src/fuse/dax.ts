@@ -270,12 +270,18 @@ export class DaxMappings {
 
   private async fill(fh: Handle, m: Mapping, epoch: number): Promise<void> {
     for (let done = 0; done < m.length; done += CHUNK) {
-      const n = Math.min(CHUNK, m.length - done);
-      const data = await this.fs.read(fh, m.fileOffset + done, n);
+      await this.copyIn(fh, m.fileOffset + done, m.offset + done, Math.min(CHUNK, m.length - done));
       this.checkEpoch(epoch);
-      this.window.write(m.offset + done, data);
-      this.window.zero(m.offset + done + data.length, n - data.length);
     }
+  }
+
+  /** The backend's bytes of the file from `foffset` into window [moffset, moffset + n), zeros past its end. */
+  private async copyIn(fh: Handle, foffset: number, moffset: number, n: number): Promise<void> {
+    const fs = this.fs;
+    if (fs.readInto) return this.window.writeFrom(moffset, n, (into) => fs.readInto!(fh, foffset, into));
+    const data = await fs.read(fh, foffset, n);
+    this.window.write(moffset, data);
+    this.window.zero(moffset + data.length, n - data.length);
   }
 
   /** The parts of `ino`'s extents over file range [from, to), and inside window span `win` if given. */
@@ -333,10 +339,7 @@ export class DaxMappings {
     const fh = await this.backendFile(ino, false);
     for (const { extent, moffset, length } of pieces) {
       for (let done = 0; done < length; done += CHUNK) {
-        const n = Math.min(CHUNK, length - done);
-        const data = await this.fs.read(fh, fileAt(extent, moffset + done), n);
-        this.window.write(moffset + done, data);
-        this.window.zero(moffset + done + data.length, n - data.length);
+        await this.copyIn(fh, fileAt(extent, moffset + done), moffset + done, Math.min(CHUNK, length - done));
       }
     }
   }

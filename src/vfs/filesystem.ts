@@ -129,6 +129,11 @@ export interface FileSystem {
    * EINVAL for a negative or non-integer offset or length, or a length over MAX_IO_SIZE.
    */
   read(fh: Handle, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * As read, into `into` (up to its length): the count read. Optional; a DAX window fills its pages with it
+   * straight from the backend, without a buffer between.
+   */
+  readInto?(fh: Handle, offset: number, into: Uint8Array): Promise<number>;
   release(fh: Handle): Promise<void>;
 
   /** ENOTDIR for anything but a directory. */

@@ -350,6 +350,22 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         await fs.release(fh);
       });
 
+      it("reads into a caller's buffer, a shared one too, leaving what is past end of file untouched", async () => {
+        if (!fs.readInto) return; // optional: callers fall back to read
+        const fh = await fs.open((await resolve("big.bin")).ino, 0);
+        const into = new Uint8Array(new SharedArrayBuffer(70_000)).fill(0xee);
+        expect(await fs.readInto(fh, 12345, into)).toBe(70_000);
+        expect(Buffer.from(into).equals(Buffer.from(BIG.subarray(12345, 12345 + 70_000)))).toBe(true);
+        into.fill(0xee);
+        expect(await fs.readInto(fh, BIG.length - 10, into.subarray(5, 105))).toBe(10);
+        expect([...into.subarray(0, 5)]).toEqual([0xee, 0xee, 0xee, 0xee, 0xee]);
+        expect(Buffer.from(into.subarray(5, 15)).equals(Buffer.from(BIG.subarray(BIG.length - 10)))).toBe(true);
+        expect(into[15]).toBe(0xee);
+        expect(await fs.readInto(fh, BIG.length + 1, into)).toBe(0);
+        expect(await errnoOf(fs.readInto(fh, -1, into))).toBe("EINVAL");
+        await fs.release(fh);
+      });
+
       it("rejects bad ranges", async () => {
         const fh = await fs.open((await resolve("hello.txt")).ino, 0);
         for (const [off, len] of [[-1, 1], [0, -1], [0.5, 1], [0, 1.5], [Number.NaN, 1], [2 ** 53, 1], [0, MAX_IO_SIZE + 1]]) {

@@ -220,16 +220,21 @@ export class HostDirFs implements FileSystem {
 
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     checkRange(offset, length);
+    const out = new Uint8Array(length);
+    return out.subarray(0, await this.readInto(fh, offset, out));
+  }
+
+  async readInto(fh: Handle, offset: number, into: Uint8Array): Promise<number> {
+    checkRange(offset, into.length);
     const { file, how } = this.handles.getKind(fh, "file");
     checkCanRead(how, fh);
-    const out = new Uint8Array(length);
     let got = 0;
-    while (got < length) {
-      const { bytesRead } = await file.read(out, got, length - got, offset + got).catch(rethrowHost);
+    while (got < into.length) {
+      const { bytesRead } = await file.read(into, got, into.length - got, offset + got).catch(rethrowHost);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    return out.subarray(0, got);
+    return got;
   }
 
   async release(fh: Handle): Promise<void> {

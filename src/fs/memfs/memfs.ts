@@ -133,12 +133,19 @@ export class MemFs implements FileSystem {
 
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     checkRange(offset, length);
+    const { node } = this.handles.getKind(fh, "file");
+    const out = new Uint8Array(Math.max(0, Math.min(length, node.getSize() - offset)));
+    await this.readInto(fh, offset, out);
+    return out;
+  }
+
+  async readInto(fh: Handle, offset: number, into: Uint8Array): Promise<number> {
+    checkRange(offset, into.length);
     const { node, how } = this.handles.getKind(fh, "file");
     checkCanRead(how, fh);
-    const n = Math.max(0, Math.min(length, node.getSize() - offset));
-    const out = new Uint8Array(n);
-    if (n > 0) node.read(out, 0, n, offset);
-    return out;
+    const n = Math.max(0, Math.min(into.length, node.getSize() - offset));
+    if (n > 0) node.read(into, 0, n, offset);
+    return n;
   }
 
   async release(fh: Handle): Promise<void> {
