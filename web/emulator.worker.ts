@@ -75,8 +75,9 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
 }
 
 /**
- * Boots guest `n` on the share. The device keeps the file locks from the start, so that they hold across
- * guests once a second one boots (a guest's kernel cannot learn of locks taken before it mounted).
+ * Boots guest `n` on the share. Locks are "auto": a guest alone keeps its own (zero-message open, no FLUSH
+ * where there is nothing to flush); once a second server shares the backend, sessions that start keep them
+ * on the device.
  */
 async function boot(n: number, t0: number): Promise<Guest> {
   if (!settings || !images || !fs) throw new Error("the share is not open yet");
@@ -97,18 +98,29 @@ async function boot(n: number, t0: number): Promise<Guest> {
     append: [settings.append, n > 0 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     interactive: true,
     bootTimeoutMs: BOOT_TIMEOUT_MS,
-    shares: [{ tag: "share", fs, daxMiB: n === 0 ? settings.daxMiB : undefined, locks: "device", mountPoint: "/mnt", observer: running.tap, log: (m) => post({ type: "notice", level: "error", message: m }) }],
+    shares: [{ tag: "share", fs, daxMiB: n === 0 ? settings.daxMiB : undefined, mountPoint: "/mnt", observer: running.tap, log: (m) => post({ type: "notice", level: "error", message: m }) }],
     onConsole: (data) => post({ type: "serial", guest: n, data }, [data.buffer]),
     // After the first boot and after every reboot.
     onReady: (uptime) => post({ type: "ready", guest: n, uptime, bootMs: performance.now() - t0 }),
     beforeRun: (_emulator, [attached]) => {
       running.device = attached?.device;
       if (paused) running.device?.pause();
+      if (n > 0) restartFirst();
     },
   });
   running.guest = guest;
   void guest.halted.then(() => post({ type: "halted", guest: n }));
   return guest;
+}
+
+/**
+ * The first guest's kernel mounted alone and keeps its file locks to itself, where the second guest cannot
+ * see them: once the second guest's server is there, the first restarts (as with its reset button; the
+ * share's files stay) and its new session keeps its locks on the device.
+ */
+function restartFirst(): void {
+  post({ type: "notice", level: "info", message: "the first guest restarts so that its file locks move to the device, where the second guest sees them" });
+  guests[0]?.guest?.emulator.restart();
 }
 
 async function startSecondGuest(): Promise<void> {

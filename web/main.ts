@@ -78,6 +78,7 @@ function onMessage(m: FromWorker): void {
         break;
       }
       secondButton.disabled = daxOn.checked || document.body.dataset.secondGuest !== undefined;
+      document.body.dataset.boots = String(Number(document.body.dataset.boots ?? 0) + 1);
       progress.value = 1;
       progress.hidden = true;
       status.textContent = `shell ready · guest uptime ${m.uptime.toFixed(2)} s · page ${(m.bootMs / 1000).toFixed(1)} s`;
@@ -136,6 +137,7 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
   $("terminal-1").hidden = true;
   secondButton.disabled = true;
   delete document.body.dataset.secondGuest;
+  delete document.body.dataset.boots;
   inspector.clear();
   progress.hidden = false;
   progress.value = 0;

@@ -11,6 +11,9 @@ test("two guests on one OPFS tree: a second terminal, files and locks shared, bo
   await expect(page.locator("body")).toHaveAttribute("data-second-guest", "ready", { timeout: 60_000 });
   await expect(page.locator(`${second} .xterm-rows`)).toContainText("[1] ", { timeout: 10_000 });
   await expect(page.locator("#btn-second-guest")).toBeDisabled();
+  // The first guest restarted, so that its locks too are kept by the device.
+  await expect(page.locator("body")).toHaveAttribute("data-boots", "2", { timeout: 60_000 });
+  await expect(page.locator("#terminal .xterm-rows")).toContainText("# ", { timeout: 10_000 });
 
   expect(await run(page, "echo guest=$GUEST", 20_000, second)).toContain("guest=1");
   const token = `both-${Date.now()}`;
