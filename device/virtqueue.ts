@@ -70,6 +70,22 @@ interface Segments {
   total: number;
 }
 
+/**
+ * One descriptor of a chain as the walk found it (struct virtq_desc), kept for inspection: a zero-length
+ * buffer and the descriptor that points at an indirect table are listed too.
+ */
+export interface ChainDescriptor {
+  /** Index in the queue's descriptor table, or in the indirect table when `indirect`. */
+  readonly index: number;
+  /** Guest physical address (the low 32 bits: a 32-bit guest has no RAM above). */
+  readonly addr: number;
+  readonly len: number;
+  /** VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_INDIRECT as the driver wrote them. */
+  readonly flags: number;
+  /** The descriptor lives in an indirect table. */
+  readonly indirect: boolean;
+}
+
 /** Sequential cursor over a list of segments. */
 abstract class SegmentCursor {
   #seg = 0;
@@ -171,6 +187,8 @@ export class DescriptorChain {
     readable: Segments,
     writable: Segments,
     assertLive: () => void,
+    /** Every descriptor of the chain in walk order. */
+    readonly descriptors: readonly ChainDescriptor[],
   ) {
     this.reader = new ChainReader(memory, readable, assertLive);
     this.writer = new ChainWriter(memory, writable, assertLive);
@@ -268,8 +286,8 @@ export class SplitQueue {
     const head = u16(u8, driver + 4 + 2 * (this.#lastAvail & (size - 1)));
     if (head >= size) return this.#fail(`head index ${head} >= queue size ${size}`);
     if (this.#inflight[head]) return this.#fail(`head ${head} is already in use by the device`);
-    const [readable, writable] = this.#walk(head);
-    const chain: DescriptorChain = new DescriptorChain(head, this.#memory, readable, writable, () => this.#assertOwned(chain));
+    const [readable, writable, descriptors] = this.#walk(head);
+    const chain: DescriptorChain = new DescriptorChain(head, this.#memory, readable, writable, () => this.#assertOwned(chain), descriptors);
     this.#inflight[head] = chain;
     this.#inflightCount++;
     this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
@@ -347,13 +365,14 @@ export class SplitQueue {
     return u16(this.#memory.u8, driver + 2) !== this.#lastAvail;
   }
 
-  /** Follows the chain from head, validating every descriptor; returns [readable, writable] segments. */
-  #walk(head: number): [Segments, Segments] {
+  /** Follows the chain from head, validating every descriptor; returns [readable, writable] segments and the descriptors. */
+  #walk(head: number): [Segments, Segments, ChainDescriptor[]] {
     const u8 = this.#memory.u8;
     const ramSize = this.#memory.size;
     const { size } = this.#layout;
     const readable: Segments = { addr: [], len: [], total: 0 };
     const writable: Segments = { addr: [], len: [], total: 0 };
+    const descriptors: ChainDescriptor[] = [];
     let table = this.#layout.desc;
     let tableLen = size;
     let indirect = false;
@@ -373,6 +392,7 @@ export class SplitQueue {
       const where = indirect ? `indirect descriptor ${index}` : `descriptor ${index}`;
       // A 32-bit guest has no RAM at or above 4 GiB; addrLo + len is exact in a double, so no wraparound.
       const inRam = addrHi === 0 && addrLo + len <= ramSize;
+      descriptors.push({ index, addr: addrLo, len, flags, indirect });
 
       if (flags & VIRTQ_DESC_F_INDIRECT) {
         if (!this.#indirect) return this.#fail(`${where}: INDIRECT without VIRTIO_F_INDIRECT_DESC`);
@@ -403,7 +423,7 @@ export class SplitQueue {
         segs.addr.push(addrLo);
         segs.len.push(len);
       }
-      if (!(flags & VIRTQ_DESC_F_NEXT)) return [readable, writable];
+      if (!(flags & VIRTQ_DESC_F_NEXT)) return [readable, writable, descriptors];
       if (next >= tableLen) return this.#fail(`${where}: next index ${next} >= ${indirect ? "table length" : "queue size"} ${tableLen}`);
       index = next;
     }

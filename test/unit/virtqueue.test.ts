@@ -113,6 +113,13 @@ describe("SplitQueue: normal chains", () => {
     const c = popOne(q);
     expect(text(c.reader.read(4))).toBe("abcd");
     expect(c.writer.writable).toBe(4);
+    // Every descriptor as walked, the one that points at the table included, for the inspector.
+    expect(c.descriptors).toEqual([
+      { index: 0, addr: a, len: 2, flags: NEXT, indirect: false },
+      { index: 5, addr: table, len: 32, flags: INDIRECT, indirect: false },
+      { index: 0, addr: b, len: 2, flags: NEXT, indirect: true },
+      { index: 1, addr: w, len: 4, flags: WRITE, indirect: true },
+    ]);
   });
 
   it("handles readable-only and writable-only chains", () => {
