@@ -86,6 +86,36 @@ export interface ChainDescriptor {
   readonly indirect: boolean;
 }
 
+/** A split queue as the inspector draws it: the ring's fields read from guest memory, the newest entries. */
+export interface RingSnapshot {
+  size: number;
+  /** VIRTIO_F_EVENT_IDX negotiated: used_event and avail_event mean something. */
+  eventIdx: boolean;
+  /** Guest physical addresses of the descriptor table, the available ring, the used ring. */
+  desc: number;
+  driver: number;
+  device: number;
+  availFlags: number;
+  availIdx: number;
+  /** The device's next avail entry to take (last_avail_idx). */
+  lastAvail: number;
+  /** avail->used_event: interrupt me when used idx passes this. */
+  usedEvent: number;
+  /** The newest avail entries, oldest first: `idx` is the free-running index, `head` the chain's first descriptor. */
+  avail: { idx: number; head: number }[];
+  usedFlags: number;
+  usedIdx: number;
+  /** used->avail_event: kick me when avail idx passes this. */
+  availEvent: number;
+  used: { idx: number; id: number; len: number }[];
+  /** Heads of the chains popped and not yet pushed. */
+  inflight: number[];
+  /** The descriptor table entries of the chains listed in `avail` (indirect tables not followed). */
+  descriptors: { index: number; addr: number; len: number; flags: number; next: number }[];
+  /** Used buffer notifications: raised, or suppressed by the driver (VIRTQ_AVAIL_F_NO_INTERRUPT, used_event). */
+  interrupts: { sent: number; suppressed: number };
+}
+
 /** Sequential cursor over a list of segments. */
 abstract class SegmentCursor {
   #seg = 0;
@@ -223,6 +253,7 @@ export class SplitQueue {
   #signalledUsed = 0;
   #pushedSinceSignal = 0;
   #dead: string | null = null;
+  #interrupts = { sent: 0, suppressed: 0 };
 
   constructor(memory: GuestMemory, layout: SplitQueueLayout, opts: SplitQueueOptions) {
     const { size, desc, driver, device } = layout;
@@ -331,6 +362,12 @@ export class SplitQueue {
     this.#signalledUsed = this.#usedIdx;
     this.#pushedSinceSignal = 0;
     if (pushed === 0) return false;
+    const needed = this.#needsInterrupt(old, pushed);
+    this.#interrupts[needed ? "sent" : "suppressed"]++;
+    return needed;
+  }
+
+  #needsInterrupt(old: number, pushed: number): boolean {
     const { size, driver } = this.#layout;
     const u8 = this.#memory.u8;
     // Reserved flag bits carry no meaning, so test only the defined one.
@@ -338,6 +375,62 @@ export class SplitQueue {
     if (pushed >= 0x10000) return true;
     const usedEvent = u16(u8, driver + 4 + 2 * size);
     return ((this.#usedIdx - usedEvent - 1) & 0xffff) < ((this.#usedIdx - old) & 0xffff);
+  }
+
+  /**
+   * The ring as it stands, with its newest `entries` avail and used entries, for the inspector. Reads only
+   * the areas checked at construction and descriptor table entries; never fails, even on a broken queue.
+   */
+  snapshot(entries: number): RingSnapshot {
+    const u8 = this.#memory.u8;
+    const { size, desc, driver, device } = this.#layout;
+    const availIdx = u16(u8, driver + 2);
+    const usedIdx = u16(u8, device + 2);
+    const count = (idx: number): number => Math.min(entries, idx, size);
+    const avail = Array.from({ length: count(availIdx) }, (_, k) => {
+      const idx = (availIdx - count(availIdx) + k) & 0xffff;
+      return { idx, head: u16(u8, driver + 4 + 2 * (idx & (size - 1))) };
+    });
+    const used = Array.from({ length: count(usedIdx) }, (_, k) => {
+      const idx = (usedIdx - count(usedIdx) + k) & 0xffff;
+      const at = device + 4 + 8 * (idx & (size - 1));
+      return { idx, id: u32(u8, at), len: u32(u8, at + 4) };
+    });
+    // The chains the avail entries name, through the table (NEXT bounded by the queue size, as the walk is).
+    const seen = new Set<number>();
+    const descriptors: RingSnapshot["descriptors"] = [];
+    for (const { head } of avail) {
+      for (let i = head, n = 0; i < size && !seen.has(i) && n < size; n++) {
+        seen.add(i);
+        const at = desc + DESC_SIZE * i;
+        const flags = u16(u8, at + 12);
+        const next = u16(u8, at + 14);
+        descriptors.push({ index: i, addr: u32(u8, at), len: u32(u8, at + 8), flags, next });
+        if (!(flags & VIRTQ_DESC_F_NEXT)) break;
+        i = next;
+      }
+    }
+    const inflight: number[] = [];
+    this.#inflight.forEach((c, head) => c && inflight.push(head));
+    return {
+      size,
+      eventIdx: this.#eventIdx,
+      desc,
+      driver,
+      device,
+      availFlags: u16(u8, driver),
+      availIdx,
+      lastAvail: this.#lastAvail,
+      usedEvent: u16(u8, driver + 4 + 2 * size),
+      avail,
+      usedFlags: u16(u8, device),
+      usedIdx,
+      availEvent: u16(u8, device + 4 + 8 * size),
+      used,
+      inflight,
+      descriptors: descriptors.sort((a, b) => a.index - b.index),
+      interrupts: { ...this.#interrupts },
+    };
   }
 
   /**

@@ -1,11 +1,12 @@
 // The protocol inspector: a log of FUSE requests and replies as fuse.h names them, from boot on (the
 // Worker's history comes first), the virtqueues' indices, requests per opcode, the DAX window
-// (dax-view.ts), and pause/step/resume for the device. A row clicked (or reached with the arrow keys and
+// (dax-view.ts), each queue's split ring (ring-view.ts), and pause/step/resume for the device. A row clicked (or reached with the arrow keys and
 // Enter) shows its chain and bytes (bytes-view.ts). The log goes out as a JSON file and comes back in to be
 // read without a guest. Batches from the Worker are drawn once per animation frame; the log keeps the
 // newest MAX_ROWS rows.
 import { showRequest } from "./bytes-view.ts";
 import { DaxView } from "./dax-view.ts";
+import { drawRings } from "./ring-view.ts";
 import { HISTORY_SIZE, type DeviceAction, type InspectBatch } from "./protocol.ts";
 import { decodeRecord, exportTrace, importTrace, type TraceEvent } from "./trace.ts";
 
@@ -21,6 +22,7 @@ export class Inspector {
   /** What every row shows, by key: for its details and the export. */
   private readonly shown = new Map<string, TraceEvent>();
   private readonly detail: HTMLElement;
+  private readonly rings: HTMLDetailsElement;
   private queued: { batch: InspectBatch; events: TraceEvent[] }[] = [];
   /** The file being read instead of the guest's traffic. */
   private replaying: string | undefined;
@@ -39,6 +41,7 @@ export class Inspector {
     this.wrap = root.querySelector("#log-wrap")!;
     this.filter = root.querySelector("#log-filter")!;
     this.detail = root.querySelector("#detail")!;
+    this.rings = root.querySelector("#rings-box")!;
     root.querySelector("#history-size")!.textContent = `history: the last ${HISTORY_SIZE} requests per guest, from boot on`;
     this.log.addEventListener("click", (ev) => {
       const tr = (ev.target as HTMLElement).closest("tr");
@@ -189,6 +192,7 @@ export class Inspector {
     );
     const guests = [...this.guests.values()].sort((a, b) => a.guest - b.guest);
     this.drawQueues(guests);
+    if (this.rings.open) drawRings(this.rings.querySelector("#rings")!, guests);
     this.drawCounts(guests);
     this.drawState(guests.some((g) => g.paused), guests.reduce((n, g) => n + g.queues.reduce((m, q) => m + q.held, 0), 0));
   }

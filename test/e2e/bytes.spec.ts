@@ -68,3 +68,29 @@ test("the inspector keeps the traffic from boot on and shows a request's chain a
   await expect(page.locator("#replay-note")).toHaveText("");
   await expect(log.locator('tr[data-op="FUSE_INIT"]')).not.toHaveCount(0);
 });
+
+test("the split ring view follows the device, one request at a time while paused", async ({ page }) => {
+  await page.setViewportSize({ width: 1280, height: 1500 });
+  await boot(page);
+  await page.locator("#tab-inspector").click();
+  await page.locator("#rings-box summary").click();
+  const ring = page.locator('.ring[data-guest="0"][data-queue="1"]');
+  await expect(ring).toContainText("last_avail_idx");
+  await expect(ring).toContainText(/interrupts\s*\d+ sent · \d+ suppressed/);
+  const usedIdx = async () => Number(/used ring\s*flags \d+ · idx (\d+)/.exec(await ring.innerText())![1]);
+
+  // Paused, the device takes the cat's first chain off the avail ring and holds it.
+  await page.locator("#btn-pause").click();
+  await page.locator(".xterm").click();
+  await page.keyboard.type("echo 3 > /proc/sys/vm/drop_caches; cat /mnt/hello.txt\n");
+  await expect(ring).toContainText("1 held (paused)", { timeout: 10_000 });
+  await expect(ring.locator(".slot.held").first()).toBeVisible();
+  const before = await usedIdx();
+  await page.locator("#rings-box").screenshot({ path: "docs/inspector-rings.png" });
+  // Step: that chain is served and goes on the used ring; the guest's next request is held in its turn.
+  await page.locator("#btn-step").click();
+  await expect.poll(usedIdx).toBe(before + 1);
+  await page.locator("#btn-resume").click();
+  await expect(page.locator(".xterm-rows")).toContainText("Hello from the browser!");
+  await expect(ring.locator(".slot.held")).toHaveCount(0);
+});
