@@ -5,6 +5,7 @@ import { Inspector } from "./inspector.ts";
 import { BACKENDS, type Backend, type FromWorker, type ToWorker } from "./protocol.ts";
 import { createTerminal } from "./terminal.ts";
 import { decodeRecord } from "./trace.ts";
+import { Stories } from "./stories.ts";
 import { Walkthrough } from "./walkthrough.ts";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -53,10 +54,12 @@ const inspector = new Inspector(
     send({ type: "inspect", on: true });
   },
 );
-const walkthrough = new Walkthrough($("panel-how"), (command) => {
+const runCommand = (command: string): void => {
   send({ type: "input", guest: 0, data: new TextEncoder().encode(command) });
   term.focus();
-});
+};
+const walkthrough = new Walkthrough($("story-cat"), runCommand);
+const stories = new Stories($("panel-how"), runCommand, () => daxOn.checked);
 
 // Tabs. The Worker sends FUSE traffic only while the inspector or the walkthrough is on screen (its
 // history from boot on first).
@@ -121,6 +124,7 @@ function onMessage(m: FromWorker): void {
       const events = m.records.map(decodeRecord);
       inspector.apply(m, events);
       walkthrough.observe(events);
+      stories.observe(events);
       break;
     }
     case "backlog":
