@@ -1,6 +1,7 @@
-// "How it works", the first story (stories.ts has the others): one `cat /mnt/hello.txt` step by step, each step lit as its request shows up in the
-// inspector's stream, with the values it carried. The kernel's caches decide what is seen: a name looked
-// up within the cache time sends no LOOKUP, pages already cached no READ.
+// "How it works", its first story (stories.ts has the others): one `cat /mnt/hello.txt` step by step, each
+// step lit as its request shows up in the inspector's stream, with the values it carried. The kernel's
+// caches decide what is seen: a name looked up within the cache time sends no LOOKUP, pages already cached
+// no READ.
 import type { TraceEvent } from "./trace.ts";
 
 type Step = "syscall" | "lookup" | "open" | "read" | "release" | "irq";
