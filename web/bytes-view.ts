@@ -116,7 +116,11 @@ function dump(kind: "request" | "reply", caption: string, bytes: Uint8Array, len
     const tr = el("tr", `f${i % 6}`);
     tr.dataset.field = String(i);
     tr.dataset.name = `${f.struct}${f.field ? "." + f.field : ""}`;
-    for (const v of [String(f.offset), String(f.size), tr.dataset.name, f.value]) tr.append(el("td", undefined, v));
+    for (const v of [String(f.offset), String(f.size), tr.dataset.name]) tr.append(el("td", undefined, v));
+    // Long flag lists break after each "|".
+    const value = el("td");
+    f.value.split("|").forEach((part, k) => value.append(...(k ? [el("wbr"), "|" + part] : [part])));
+    tr.append(value);
     body.append(tr);
   });
   const thead = el("thead");
