@@ -68,7 +68,7 @@ export interface InspectBatch {
   guest: number;
   /** New requests, and requests of an earlier batch again once their reply is in (`reply` set). */
   records: TraceRecord[];
-  /** Events left out because the page could not have kept up. */
+  /** Records left out because the page could not have kept up (the history still has them). */
   dropped: number;
   queues: QueueState[];
   counts: [op: string, n: number][];
