@@ -3,7 +3,7 @@
 // come back in any order.
 import type { DeviceBus } from "./bus.ts";
 import { VirtioPciTransport } from "./virtio-pci.ts";
-import { SPLIT_QUEUE_MAX_SIZE, VirtqueueError, type DescriptorChain } from "./virtqueue.ts";
+import { SPLIT_QUEUE_MAX_SIZE, VirtqueueError, type DescriptorChain, type RingSnapshot } from "./virtqueue.ts";
 
 export const VIRTIO_ID_FS = 26;
 /** Shared memory region id of the DAX cache window (virtio_fs.h). */
@@ -32,7 +32,13 @@ export interface QueueState {
   inflight: number;
   /** Chains taken from the ring but held back while the device is paused. */
   held: number;
+  /** The ring's newest entries (RING_ENTRIES of each), the chains in flight, and the heads held. */
+  ring: RingSnapshot;
+  heldHeads: number[];
 }
+
+/** Avail and used entries a QueueState shows. */
+export const RING_ENTRIES = 8;
 
 export interface VirtioFsOptions {
   tag: string;
@@ -127,7 +133,9 @@ export class VirtioFsDevice {
     const states: QueueState[] = [];
     for (let q = 0; q <= this.numRequestQueues; q++) {
       const ring = this.transport.queue(q);
-      if (ring) states.push({ index: q, size: ring.size, ...ring.indices, inflight: ring.inflight, held: this.held.filter((h) => h.q === q).length });
+      if (!ring) continue;
+      const held = this.held.filter((h) => h.q === q).map((h) => h.chain.head);
+      states.push({ index: q, size: ring.size, ...ring.indices, inflight: ring.inflight, held: held.length, ring: ring.snapshot(RING_ENTRIES), heldHeads: held });
     }
     return states;
   }

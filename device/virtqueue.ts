@@ -70,6 +70,52 @@ interface Segments {
   total: number;
 }
 
+/**
+ * One descriptor of a chain as the walk found it (struct virtq_desc), kept for inspection: a zero-length
+ * buffer and the descriptor that points at an indirect table are listed too.
+ */
+export interface ChainDescriptor {
+  /** Index in the queue's descriptor table, or in the indirect table when `indirect`. */
+  readonly index: number;
+  /** Guest physical address (the low 32 bits: a 32-bit guest has no RAM above). */
+  readonly addr: number;
+  readonly len: number;
+  /** VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_INDIRECT as the driver wrote them. */
+  readonly flags: number;
+  /** The descriptor lives in an indirect table. */
+  readonly indirect: boolean;
+}
+
+/** A split queue as the inspector draws it: the ring's fields read from guest memory, the newest entries. */
+export interface RingSnapshot {
+  size: number;
+  /** VIRTIO_F_EVENT_IDX negotiated: used_event and avail_event mean something. */
+  eventIdx: boolean;
+  /** Guest physical addresses of the descriptor table, the available ring, the used ring. */
+  desc: number;
+  driver: number;
+  device: number;
+  availFlags: number;
+  availIdx: number;
+  /** The device's next avail entry to take (last_avail_idx). */
+  lastAvail: number;
+  /** avail->used_event: interrupt me when used idx passes this. */
+  usedEvent: number;
+  /** The newest avail entries, oldest first: `idx` is the free-running index, `head` the chain's first descriptor. */
+  avail: { idx: number; head: number }[];
+  usedFlags: number;
+  usedIdx: number;
+  /** used->avail_event: kick me when avail idx passes this. */
+  availEvent: number;
+  used: { idx: number; id: number; len: number }[];
+  /** Heads of the chains popped and not yet pushed. */
+  inflight: number[];
+  /** The descriptor table entries of the chains listed in `avail` (indirect tables not followed). */
+  descriptors: { index: number; addr: number; len: number; flags: number; next: number }[];
+  /** Used buffer notifications: raised, or suppressed by the driver (VIRTQ_AVAIL_F_NO_INTERRUPT, used_event). */
+  interrupts: { sent: number; suppressed: number };
+}
+
 /** Sequential cursor over a list of segments. */
 abstract class SegmentCursor {
   #seg = 0;
@@ -171,6 +217,8 @@ export class DescriptorChain {
     readable: Segments,
     writable: Segments,
     assertLive: () => void,
+    /** Every descriptor of the chain in walk order. */
+    readonly descriptors: readonly ChainDescriptor[],
   ) {
     this.reader = new ChainReader(memory, readable, assertLive);
     this.writer = new ChainWriter(memory, writable, assertLive);
@@ -205,6 +253,7 @@ export class SplitQueue {
   #signalledUsed = 0;
   #pushedSinceSignal = 0;
   #dead: string | null = null;
+  #interrupts = { sent: 0, suppressed: 0 };
 
   constructor(memory: GuestMemory, layout: SplitQueueLayout, opts: SplitQueueOptions) {
     const { size, desc, driver, device } = layout;
@@ -268,8 +317,8 @@ export class SplitQueue {
     const head = u16(u8, driver + 4 + 2 * (this.#lastAvail & (size - 1)));
     if (head >= size) return this.#fail(`head index ${head} >= queue size ${size}`);
     if (this.#inflight[head]) return this.#fail(`head ${head} is already in use by the device`);
-    const [readable, writable] = this.#walk(head);
-    const chain: DescriptorChain = new DescriptorChain(head, this.#memory, readable, writable, () => this.#assertOwned(chain));
+    const [readable, writable, descriptors] = this.#walk(head);
+    const chain: DescriptorChain = new DescriptorChain(head, this.#memory, readable, writable, () => this.#assertOwned(chain), descriptors);
     this.#inflight[head] = chain;
     this.#inflightCount++;
     this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
@@ -313,6 +362,12 @@ export class SplitQueue {
     this.#signalledUsed = this.#usedIdx;
     this.#pushedSinceSignal = 0;
     if (pushed === 0) return false;
+    const needed = this.#needsInterrupt(old, pushed);
+    this.#interrupts[needed ? "sent" : "suppressed"]++;
+    return needed;
+  }
+
+  #needsInterrupt(old: number, pushed: number): boolean {
     const { size, driver } = this.#layout;
     const u8 = this.#memory.u8;
     // Reserved flag bits carry no meaning, so test only the defined one.
@@ -320,6 +375,62 @@ export class SplitQueue {
     if (pushed >= 0x10000) return true;
     const usedEvent = u16(u8, driver + 4 + 2 * size);
     return ((this.#usedIdx - usedEvent - 1) & 0xffff) < ((this.#usedIdx - old) & 0xffff);
+  }
+
+  /**
+   * The ring as it stands, with its newest `entries` avail and used entries, for the inspector. Reads only
+   * the areas checked at construction and descriptor table entries; never fails, even on a broken queue.
+   */
+  snapshot(entries: number): RingSnapshot {
+    const u8 = this.#memory.u8;
+    const { size, desc, driver, device } = this.#layout;
+    const availIdx = u16(u8, driver + 2);
+    const usedIdx = u16(u8, device + 2);
+    const count = (idx: number): number => Math.min(entries, idx, size);
+    const avail = Array.from({ length: count(availIdx) }, (_, k) => {
+      const idx = (availIdx - count(availIdx) + k) & 0xffff;
+      return { idx, head: u16(u8, driver + 4 + 2 * (idx & (size - 1))) };
+    });
+    const used = Array.from({ length: count(usedIdx) }, (_, k) => {
+      const idx = (usedIdx - count(usedIdx) + k) & 0xffff;
+      const at = device + 4 + 8 * (idx & (size - 1));
+      return { idx, id: u32(u8, at), len: u32(u8, at + 4) };
+    });
+    // The chains the avail entries name, through the table (NEXT bounded by the queue size, as the walk is).
+    const seen = new Set<number>();
+    const descriptors: RingSnapshot["descriptors"] = [];
+    for (const { head } of avail) {
+      for (let i = head, n = 0; i < size && !seen.has(i) && n < size; n++) {
+        seen.add(i);
+        const at = desc + DESC_SIZE * i;
+        const flags = u16(u8, at + 12);
+        const next = u16(u8, at + 14);
+        descriptors.push({ index: i, addr: u32(u8, at), len: u32(u8, at + 8), flags, next });
+        if (!(flags & VIRTQ_DESC_F_NEXT)) break;
+        i = next;
+      }
+    }
+    const inflight: number[] = [];
+    this.#inflight.forEach((c, head) => c && inflight.push(head));
+    return {
+      size,
+      eventIdx: this.#eventIdx,
+      desc,
+      driver,
+      device,
+      availFlags: u16(u8, driver),
+      availIdx,
+      lastAvail: this.#lastAvail,
+      usedEvent: u16(u8, driver + 4 + 2 * size),
+      avail,
+      usedFlags: u16(u8, device),
+      usedIdx,
+      availEvent: u16(u8, device + 4 + 8 * size),
+      used,
+      inflight,
+      descriptors: descriptors.sort((a, b) => a.index - b.index),
+      interrupts: { ...this.#interrupts },
+    };
   }
 
   /**
@@ -347,13 +458,14 @@ export class SplitQueue {
     return u16(this.#memory.u8, driver + 2) !== this.#lastAvail;
   }
 
-  /** Follows the chain from head, validating every descriptor; returns [readable, writable] segments. */
-  #walk(head: number): [Segments, Segments] {
+  /** Follows the chain from head, validating every descriptor; returns [readable, writable] segments and the descriptors. */
+  #walk(head: number): [Segments, Segments, ChainDescriptor[]] {
     const u8 = this.#memory.u8;
     const ramSize = this.#memory.size;
     const { size } = this.#layout;
     const readable: Segments = { addr: [], len: [], total: 0 };
     const writable: Segments = { addr: [], len: [], total: 0 };
+    const descriptors: ChainDescriptor[] = [];
     let table = this.#layout.desc;
     let tableLen = size;
     let indirect = false;
@@ -373,6 +485,7 @@ export class SplitQueue {
       const where = indirect ? `indirect descriptor ${index}` : `descriptor ${index}`;
       // A 32-bit guest has no RAM at or above 4 GiB; addrLo + len is exact in a double, so no wraparound.
       const inRam = addrHi === 0 && addrLo + len <= ramSize;
+      descriptors.push({ index, addr: addrLo, len, flags, indirect });
 
       if (flags & VIRTQ_DESC_F_INDIRECT) {
         if (!this.#indirect) return this.#fail(`${where}: INDIRECT without VIRTIO_F_INDIRECT_DESC`);
@@ -403,7 +516,7 @@ export class SplitQueue {
         segs.addr.push(addrLo);
         segs.len.push(len);
       }
-      if (!(flags & VIRTQ_DESC_F_NEXT)) return [readable, writable];
+      if (!(flags & VIRTQ_DESC_F_NEXT)) return [readable, writable, descriptors];
       if (next >= tableLen) return this.#fail(`${where}: next index ${next} >= ${indirect ? "table length" : "queue size"} ${tableLen}`);
       index = next;
     }

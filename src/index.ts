@@ -23,12 +23,14 @@ export * from "./vfs/errno.ts";
 export * from "./vfs/linux.ts";
 
 // The FUSE side, for inspectors and custom wiring.
-export { FuseServer, type FuseObserver, type FuseServerOptions, type RequestChain, type RequestTrace } from "./fuse/server.ts";
+export { FuseServer, type ChainDescriptor, type FuseObserver, type FuseServerOptions, type RequestChain, type RequestTrace } from "./fuse/server.ts";
 export { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "./fuse/session.ts";
-export { FuseOpcode, fuseOpcodeName } from "./fuse/abi.ts";
+export { FuseOpcode, fuse_in_header, fuse_out_header, fuseOpcodeName } from "./fuse/abi.ts";
 export { describeRequest, formatMode, formatOpenFlags, replyErrorName, type ArgValue, type DescribedRequest } from "./fuse/describe.ts";
+export { annotateReply, annotateRequest, formatInitFlags, type ByteField } from "./fuse/annotate.ts";
 export type { DaxSnapshot } from "./fuse/dax.ts";
 
 // The emulated hardware, for drawing it.
 export { VirtioFsDevice, type QueueState } from "../device/virtio-fs.ts";
+export { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type RingSnapshot } from "../device/virtqueue.ts";
 export { DAX_PAGE_MAPPED, DAX_PAGE_SIZE, DAX_PAGE_WRITABLE, DaxWindow, type DaxExtent } from "../device/dax-window.ts";

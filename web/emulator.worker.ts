@@ -146,6 +146,13 @@ function showDax(guest: Guest, share: AttachedShare): void {
   daxFeed.setInspecting(inspecting);
 }
 
+/** Every guest's history in one list, oldest first, for the inspector that has just opened. */
+function sendBacklog(): void {
+  const backlogs = guests.map((g) => g.tap.backlog());
+  const records = backlogs.flatMap((b) => b.records).sort((a, b) => a.at - b.at);
+  post({ type: "backlog", records, dropped: backlogs.reduce((n, b) => n + b.dropped, 0) });
+}
+
 /** A file panel action on the share, reported to the page; the tree follows. */
 async function fileAction(what: string, action: (fs: FileSystem) => Promise<void>): Promise<void> {
   if (!fs) return;
@@ -172,6 +179,7 @@ onmessage = (e: MessageEvent<ToWorker>) => {
       startSecondGuest().catch((err: unknown) => post({ type: "notice", level: "error", message: `the second guest: ${message(err)}` }));
       break;
     case "inspect":
+      if (m.on && !inspecting) sendBacklog();
       inspecting = m.on;
       for (const g of guests) g.tap.setInspecting(m.on);
       daxFeed?.setInspecting(m.on);

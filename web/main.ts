@@ -4,6 +4,8 @@ import { FilesPanel } from "./files-panel.ts";
 import { Inspector } from "./inspector.ts";
 import { BACKENDS, type Backend, type FromWorker, type ToWorker } from "./protocol.ts";
 import { createTerminal } from "./terminal.ts";
+import { decodeRecord } from "./trace.ts";
+import { Stories } from "./stories.ts";
 import { Walkthrough } from "./walkthrough.ts";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -43,13 +45,24 @@ const files = new FilesPanel($("panel-files"), {
   download: (path) => send({ type: "download", path }),
   remove: (path) => send({ type: "delete", path }),
 });
-const inspector = new Inspector($("panel-inspector"), (action) => send({ type: "device", action }));
-const walkthrough = new Walkthrough($("panel-how"), (command) => {
+const inspector = new Inspector(
+  $("panel-inspector"),
+  (action) => send({ type: "device", action }),
+  () => {
+    // Off and on again: the Worker sends its history, as when the tab opens.
+    send({ type: "inspect", on: false });
+    send({ type: "inspect", on: true });
+  },
+);
+const runCommand = (command: string): void => {
   send({ type: "input", guest: 0, data: new TextEncoder().encode(command) });
   term.focus();
-});
+};
+const walkthrough = new Walkthrough($("story-cat"), runCommand);
+const stories = new Stories($("panel-how"), runCommand, () => daxOn.checked);
 
-// Tabs. The Worker decodes FUSE traffic only while the inspector or the walkthrough is on screen.
+// Tabs. The Worker sends FUSE traffic only while the inspector or the walkthrough is on screen (its
+// history from boot on first).
 const tabs = ["files", "inspector", "how"] as const;
 let tab: (typeof tabs)[number] = "files";
 function showTab(next: (typeof tabs)[number]): void {
@@ -107,9 +120,15 @@ function onMessage(m: FromWorker): void {
     case "tree":
       files.showTree(m.entries, m.truncated);
       break;
-    case "inspect":
-      inspector.apply(m);
-      walkthrough.observe(m.events);
+    case "inspect": {
+      const events = m.records.map(decodeRecord);
+      inspector.apply(m, events);
+      walkthrough.observe(events);
+      stories.observe(events);
+      break;
+    }
+    case "backlog":
+      inspector.backlog(m.records.map(decodeRecord), m.dropped);
       break;
     case "dax-window":
       inspector.dax.attach(m);

@@ -1,5 +1,5 @@
 // Messages between the page and the emulator Worker.
-import type { ArgValue, QueueState } from "../src/index.ts";
+import type { ChainDescriptor, QueueState } from "../src/index.ts";
 
 /** Where the guest's /mnt comes from. */
 export type Backend = "memfs" | "opfs" | "local";
@@ -14,7 +14,7 @@ export type ToWorker =
   | { type: "input"; guest: number; data: Uint8Array }
   /** Boot a second guest on the same share, beside the first (no DAX window). */
   | { type: "second-guest" }
-  /** The inspector or the walkthrough is on screen: decode and send FUSE traffic (off, only counting). */
+  /** The inspector or the walkthrough is on screen: send the history kept since boot, then FUSE traffic as it comes. */
   | { type: "inspect"; on: boolean }
   | { type: "device"; action: DeviceAction }
   /** Paths are relative to the share's root, "" being the root itself. */
@@ -33,29 +33,42 @@ export interface TreeEntry {
   target?: string;
 }
 
-/** One FUSE request, and its reply once there is one. */
-export interface TraceEvent {
+/** Requests each guest's Worker history keeps from boot on (the oldest go first). */
+export const HISTORY_SIZE = 2000;
+/** Bytes kept of each request and of each reply: every struct, names, and the start of a payload. */
+export const BYTES_KEPT = 512;
+
+/** One FUSE request as the device saw it, and its reply once there is one: raw, the page decodes it. */
+export interface TraceRecord {
   /** Which guest sent it: uniques are per guest. */
   guest: number;
-  unique: number;
+  /** This guest's records in order from 0 (uniques start again when the guest mounts again). */
+  seq: number;
   queue: number;
-  opcode: number;
-  /** fuse.h's opcode name. */
-  op: string;
-  nodeid: number;
-  args: Record<string, ArgValue>;
-  text: string;
   /** Milliseconds since the Worker started, when the request reached the server. */
   at: number;
-  reply?: { error: number; errno: string; bytes: number; ms: number };
+  /** fuse_in_header and the arguments, as read from the chain: the first BYTES_KEPT bytes. */
+  request: Uint8Array;
+  /** The request's whole length (fuse_in_header.len). */
+  requestLength: number;
+  /** The chain's descriptors, as the device walked them. */
+  chain: readonly ChainDescriptor[];
+  reply?: {
+    error: number;
+    /** Bytes the server wrote into the chain (fuse_out_header.len). */
+    length: number;
+    ms: number;
+    /** fuse_out_header and the payload as written: the first BYTES_KEPT bytes. */
+    bytes: Uint8Array;
+  };
 }
 
 /** One guest's traffic since its last batch, and its device's state. */
 export interface InspectBatch {
   guest: number;
-  /** New requests, and replies to requests sent in this or an earlier batch (`reply` set). */
-  events: TraceEvent[];
-  /** Events left out because the page could not have kept up. */
+  /** New requests, and requests of an earlier batch again once their reply is in (`reply` set). */
+  records: TraceRecord[];
+  /** Records left out because the page could not have kept up (the history still has them). */
   dropped: number;
   queues: QueueState[];
   counts: [op: string, n: number][];
@@ -113,6 +126,8 @@ export type FromWorker =
   | { type: "share"; backend: Backend; label: string }
   | { type: "tree"; entries: TreeEntry[]; truncated: boolean }
   | ({ type: "inspect" } & InspectBatch)
+  /** Every guest's history, oldest first, as the inspector opens; `dropped` went for want of room. */
+  | { type: "backlog"; records: TraceRecord[]; dropped: number }
   /** The share has a DAX window: sent once the guest is up. */
   | ({ type: "dax-window" } & DaxWindowInfo)
   /** The window's state, when the page cannot read it live. */

@@ -1,7 +1,8 @@
-// "How it works": one `cat /mnt/hello.txt` step by step, each step lit as its request shows up in the
-// inspector's stream, with the values it carried. The kernel's caches decide what is seen: a name looked
-// up within the cache time sends no LOOKUP, pages already cached no READ.
-import type { TraceEvent } from "./protocol.ts";
+// "How it works", its first story (stories.ts has the others): one `cat /mnt/hello.txt` step by step, each
+// step lit as its request shows up in the inspector's stream, with the values it carried. The kernel's
+// caches decide what is seen: a name looked up within the cache time sends no LOOKUP, pages already cached
+// no READ.
+import type { TraceEvent } from "./trace.ts";
 
 type Step = "syscall" | "lookup" | "open" | "read" | "release" | "irq";
 

@@ -16,13 +16,27 @@ import type { Handler } from "./ops/common.ts";
 import { HANDLERS } from "./ops/index.ts";
 import { NO_REPLY, cachePolicy, endSession, type CacheMode, type FuseRequest, type LockMode, type Reply, type Session } from "./session.ts";
 
+/** One descriptor of a request's chain (struct virtq_desc as the device walked it), shown to the observer. */
+export interface ChainDescriptor {
+  /** Index in the descriptor table, or in the indirect table when `indirect`. */
+  readonly index: number;
+  /** Guest physical address. */
+  readonly addr: number;
+  readonly len: number;
+  /** virtq_desc.flags: VIRTQ_DESC_F_NEXT 1, VIRTQ_DESC_F_WRITE 2 (device-writable), VIRTQ_DESC_F_INDIRECT 4. */
+  readonly flags: number;
+  readonly indirect: boolean;
+}
+
 /**
  * What the server needs of a request's descriptor chain (the device's DescriptorChain is one): its
- * device-readable bytes, and room in its device-writable part for the reply.
+ * device-readable bytes, and room in its device-writable part for the reply; its descriptors, when the
+ * device lists them, only go to the observer.
  */
 export interface RequestChain {
   readonly reader: { readonly readable: number; read(n: number): Uint8Array };
   readonly writer: { readonly writable: number; write(bytes: Uint8Array): void };
+  readonly descriptors?: readonly ChainDescriptor[];
 }
 
 export interface FuseServerOptions {
@@ -45,19 +59,28 @@ export interface FuseServerOptions {
   locks?: LockMode;
 }
 
-/** One request as the inspector sees it; `args` are the bytes after fuse_in_header (do not keep a reference). */
+/**
+ * One request as the inspector sees it: `header` (fuse_in_header) and `args` (the bytes after it) are what
+ * the server read from the chain (copy what you keep: do not keep a reference).
+ */
 export interface RequestTrace {
   queue: number;
   opcode: number;
   unique: bigint;
   nodeid: bigint;
+  header: Uint8Array;
   args: Uint8Array;
+  /** The chain's descriptors, where the device lists them (empty otherwise). */
+  chain: readonly ChainDescriptor[];
 }
 
 export interface FuseObserver {
   request(t: RequestTrace): void;
-  /** error is 0 or a negative errno; bytes is what went into the chain; no call for requests without reply. */
-  reply(t: RequestTrace, error: number, bytes: number, ms: number): void;
+  /**
+   * error is 0 or a negative errno; bytes is what went into the chain, `written` those bytes in order
+   * (fuse_out_header, then the payload's parts: views, copy what you keep); no call for requests without reply.
+   */
+  reply(t: RequestTrace, error: number, bytes: number, ms: number, written: readonly Uint8Array[]): void;
 }
 
 export const DEFAULT_MAX_WRITE = 1 << 20;
@@ -153,18 +176,19 @@ export class FuseServer {
       const obs = this.o.observer;
       if (!obs) reply = await this.dispatch(req);
       else {
-        const trace: RequestTrace = { queue, opcode: h.opcode, unique: h.unique, nodeid: h.nodeid, args };
+        const trace: RequestTrace = { queue, opcode: h.opcode, unique: h.unique, nodeid: h.nodeid, header, args, chain: chain.descriptors ?? [] };
         const t0 = performance.now();
         obs.request(trace);
         reply = await this.dispatch(req);
         if (reply !== NO_REPLY) {
           const written = this.writeReply(chain, h.unique, reply);
-          obs.reply(trace, typeof reply === "number" ? -reply : 0, written, performance.now() - t0);
-          return written;
+          const bytes = written.reduce((n, p) => n + p.length, 0);
+          obs.reply(trace, typeof reply === "number" ? -reply : 0, bytes, performance.now() - t0, written);
+          return bytes;
         }
       }
     }
-    return reply === NO_REPLY ? 0 : this.writeReply(chain, h.unique, reply);
+    return reply === NO_REPLY ? 0 : this.writeReply(chain, h.unique, reply).reduce((n, p) => n + p.length, 0);
   }
 
   /**
@@ -221,9 +245,10 @@ export class FuseServer {
     }
   }
 
-  private writeReply(chain: RequestChain, unique: bigint, reply: Exclude<Reply, typeof NO_REPLY>): number {
+  /** Writes fuse_out_header and the payload into the chain; returns what it wrote, in order. */
+  private writeReply(chain: RequestChain, unique: bigint, reply: Exclude<Reply, typeof NO_REPLY>): Uint8Array[] {
     const w = chain.writer;
-    if (w.writable < OUT_HEADER) return 0; // a hostile chain with no room for an answer
+    if (w.writable < OUT_HEADER) return []; // a hostile chain with no room for an answer
     let error = typeof reply === "number" ? -reply : 0;
     let parts = typeof reply === "number" ? [] : reply instanceof Uint8Array ? [reply] : reply;
     let len = OUT_HEADER + parts.reduce((n, p) => n + p.length, 0);
@@ -240,7 +265,7 @@ export class FuseServer {
     hv.setBigUint64(fuse_out_header.unique, unique, true);
     w.write(header);
     for (const p of parts) w.write(p);
-    return len;
+    return [header, ...parts];
   }
 
   private logOnce(message: string): void {

@@ -113,6 +113,39 @@ describe("SplitQueue: normal chains", () => {
     const c = popOne(q);
     expect(text(c.reader.read(4))).toBe("abcd");
     expect(c.writer.writable).toBe(4);
+    // Every descriptor as walked, the one that points at the table included, for the inspector.
+    expect(c.descriptors).toEqual([
+      { index: 0, addr: a, len: 2, flags: NEXT, indirect: false },
+      { index: 5, addr: table, len: 32, flags: INDIRECT, indirect: false },
+      { index: 0, addr: b, len: 2, flags: NEXT, indirect: true },
+      { index: 1, addr: w, len: 4, flags: WRITE, indirect: true },
+    ]);
+  });
+
+  it("shows the ring as it stands: newest avail and used entries, chains in flight, interrupts sent and suppressed", () => {
+    const { drv, q, layout } = setup(8, { eventIdx: true });
+    const a = drv.add([bytes("one")], [4]);
+    const b = drv.add([bytes("two")], [4]);
+    const c1 = popOne(q);
+    popOne(q);
+    q.push(c1);
+    drv.setUsedEvent(0);
+    expect(q.needsInterrupt()).toBe(true);
+    drv.setUsedEvent(5); // the driver wants no interrupt before used idx passes 5
+    const c3 = (drv.add([bytes("three")], [4]), popOne(q));
+    q.push(c3);
+    expect(q.needsInterrupt()).toBe(false);
+    const s = q.snapshot(2);
+    expect(s).toMatchObject({ size: 8, eventIdx: true, desc: layout.desc, availIdx: 3, lastAvail: 3, usedIdx: 2, usedEvent: 5, inflight: [b], interrupts: { sent: 1, suppressed: 1 } });
+    expect(s.avail.map((e) => e.idx)).toEqual([1, 2]);
+    expect(s.avail[0]!.head).toBe(b);
+    expect(s.used).toEqual([
+      { idx: 0, id: a, len: 0 },
+      { idx: 1, id: c3.head, len: 0 },
+    ]);
+    // Each listed chain's descriptors: one readable, one writable, linked by NEXT.
+    const chainOfB = s.descriptors.filter((d) => d.index === b || d.index === s.descriptors.find((x) => x.index === b)!.next);
+    expect(chainOfB.map((d) => d.flags)).toEqual([NEXT, WRITE]);
   });
 
   it("handles readable-only and writable-only chains", () => {
