@@ -106,7 +106,11 @@ export class Tap implements FuseObserver {
       this.next = (this.next + 1) % HISTORY_SIZE;
       this.historyDropped++;
     }
-    if (!NO_REPLY.has(t.opcode)) this.open.set(t, r);
+    if (!NO_REPLY.has(t.opcode)) {
+      this.open.set(t, r);
+      // A reset drops the replies of requests in flight: past the history's size, the oldest are such.
+      if (this.open.size > HISTORY_SIZE) this.open.delete(this.open.keys().next().value!);
+    }
     if (this.inspecting) this.push(r);
   }
 
