@@ -1,0 +1,36 @@
+// npm run soak -- [--reboots N] [--remounts N] [--seed S]
+// The lifecycle soak (bench/lifecycle.ts): one guest rebooted N times and its shares unmounted and
+// mounted again N times, every table back at its baseline after each cycle. Exits 1 on any deviation.
+import { parseArgs } from "node:util";
+import { runLifecycle } from "./lifecycle.ts";
+
+const { values } = parseArgs({
+  options: {
+    reboots: { type: "string", default: "1000" },
+    remounts: { type: "string", default: "1000" },
+    seed: { type: "string", default: String(Date.now() % 1_000_000) },
+  },
+});
+const count = (name: string, v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} takes a non-negative integer`);
+  return n;
+};
+const reboots = count("reboots", values.reboots);
+const remounts = count("remounts", values.remounts);
+const seed = count("seed", values.seed);
+const log = (line: string) => console.log(line);
+
+let failed = false;
+if (reboots || remounts) {
+  log(`lifecycle: ${reboots} reboots, ${remounts} remounts, seed ${seed}`);
+  const r = await runLifecycle({ reboots, remounts, seed, every: Math.max(1, Math.round((reboots + remounts) / 50)), log });
+  log(
+    `lifecycle: ${r.reboots} reboots (${(r.rebootMs / 1000).toFixed(2)} s each), ${r.remounts} remounts (${(r.remountMs / 1000).toFixed(2)} s each); ` +
+      `baseline nodes ${r.baseline.nodes.join("/")}, handles ${r.baseline.handles.join("/")}, host fds ${r.baseline.fds}; ` +
+      `heap ${r.heapStartMiB.toFixed(1)} → ${r.heapEndMiB.toFixed(1)} MiB (max ${r.heapMaxMiB.toFixed(1)}); ${r.deviations.length} deviations`,
+  );
+  for (const d of r.deviations) log(`  DEVIATION ${d}`);
+  failed ||= r.deviations.length > 0;
+}
+process.exit(failed ? 1 : 0);
