@@ -1,13 +1,17 @@
-// npm run soak -- [--reboots N] [--remounts N] [--seed S]
+// npm run soak -- [--reboots N] [--remounts N] [--kills N] [--seed S]
 // The lifecycle soak (bench/lifecycle.ts): one guest rebooted N times and its shares unmounted and
-// mounted again N times, every table back at its baseline after each cycle. Exits 1 on any deviation.
+// mounted again N times, every table back at its baseline after each cycle. Crash safety
+// (bench/crash.ts): the process serving a host directory SIGKILLed N times while its guest writes,
+// renames and syncs, every reported file intact after each. Exits 1 on any deviation.
 import { parseArgs } from "node:util";
+import { runHostdirKills } from "./crash.ts";
 import { runLifecycle } from "./lifecycle.ts";
 
 const { values } = parseArgs({
   options: {
     reboots: { type: "string", default: "1000" },
     remounts: { type: "string", default: "1000" },
+    kills: { type: "string", default: "100" },
     seed: { type: "string", default: String(Date.now() % 1_000_000) },
   },
 });
@@ -18,6 +22,7 @@ const count = (name: string, v: string): number => {
 };
 const reboots = count("reboots", values.reboots);
 const remounts = count("remounts", values.remounts);
+const kills = count("kills", values.kills);
 const seed = count("seed", values.seed);
 const log = (line: string) => console.log(line);
 
@@ -32,5 +37,15 @@ if (reboots || remounts) {
   );
   for (const d of r.deviations) log(`  DEVIATION ${d}`);
   failed ||= r.deviations.length > 0;
+}
+if (kills) {
+  log(`hostdir kills: ${kills}, seed ${seed}`);
+  const r = await runHostdirKills({ kills, seed, log });
+  log(
+    `hostdir kills: ${r.kills} SIGKILLs (${(r.meanCycleMs / 1000).toFixed(1)} s each, boot included), ${r.reported} files reported durable, ` +
+      `the newest of ${r.checked} names checked after the last (${(r.bytesIntact / 1024).toFixed(0)} KiB intact); ${r.problems.length} problems`,
+  );
+  for (const p of r.problems) log(`  LOST ${p}`);
+  failed ||= r.problems.length > 0;
 }
 process.exit(failed ? 1 : 0);
