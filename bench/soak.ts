@@ -1,10 +1,13 @@
-// npm run soak -- [--reboots N] [--remounts N] [--kills N] [--seed S]
+// npm run soak -- [--reboots N] [--remounts N] [--kills N] [--reloads N] [--seed S]
 // The lifecycle soak (bench/lifecycle.ts): one guest rebooted N times and its shares unmounted and
 // mounted again N times, every table back at its baseline after each cycle. Crash safety
 // (bench/crash.ts): the process serving a host directory SIGKILLed N times while its guest writes,
-// renames and syncs, every reported file intact after each. Exits 1 on any deviation.
+// renames and syncs, every reported file intact after each; the demo page on OPFS reloaded N times in
+// headless Chromium during the same (bench/opfs-reload.ts). Exits 1 on any deviation.
 import { parseArgs } from "node:util";
+import { withPage } from "./chromium.ts";
 import { runHostdirKills } from "./crash.ts";
+import { runOpfsReloads } from "./opfs-reload.ts";
 import { runLifecycle } from "./lifecycle.ts";
 
 const { values } = parseArgs({
@@ -12,6 +15,7 @@ const { values } = parseArgs({
     reboots: { type: "string", default: "1000" },
     remounts: { type: "string", default: "1000" },
     kills: { type: "string", default: "100" },
+    reloads: { type: "string", default: "100" },
     seed: { type: "string", default: String(Date.now() % 1_000_000) },
   },
 });
@@ -23,6 +27,7 @@ const count = (name: string, v: string): number => {
 const reboots = count("reboots", values.reboots);
 const remounts = count("remounts", values.remounts);
 const kills = count("kills", values.kills);
+const reloads = count("reloads", values.reloads);
 const seed = count("seed", values.seed);
 const log = (line: string) => console.log(line);
 
@@ -44,6 +49,16 @@ if (kills) {
   log(
     `hostdir kills: ${r.kills} SIGKILLs (${(r.meanCycleMs / 1000).toFixed(1)} s each, boot included), ${r.reported} files reported durable, ` +
       `the newest of ${r.checked} names checked after the last (${(r.bytesIntact / 1024).toFixed(0)} KiB intact); ${r.problems.length} problems`,
+  );
+  for (const p of r.problems) log(`  LOST ${p}`);
+  failed ||= r.problems.length > 0;
+}
+if (reloads) {
+  log(`OPFS reloads: ${reloads}, seed ${seed}`);
+  const r = await withPage({}, (page, url) => runOpfsReloads(page, url, { reloads, seed, log }));
+  log(
+    `OPFS reloads: ${r.reloads} reloads (${(r.meanCycleMs / 1000).toFixed(1)} s each, boot included), ${r.reported} files seen reported durable, ` +
+      `${r.checked} checks after reloads; ${r.problems.length} problems`,
   );
   for (const p of r.problems) log(`  LOST ${p}`);
   failed ||= r.problems.length > 0;
