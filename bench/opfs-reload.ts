@@ -34,7 +34,7 @@ echo "CHECKED $n BAD $bad"`;
 export interface ReloadOptions {
   reloads: number;
   seed: number;
-  /** The reload comes this long after the workload started, uniformly (default 300 to 6,000 ms). */
+  /** The reload comes this long after the workload started, uniformly (default 1 to 20 s: a round takes seconds in the page). */
   minMs?: number;
   maxMs?: number;
   log?(line: string): void;
@@ -70,9 +70,15 @@ async function run(page: Page, command: string, timeout = 60_000): Promise<strin
   return text.slice(Math.max(0, text.lastIndexOf(command.slice(0, 20))), text.lastIndexOf(marker));
 }
 
-/** Writes a script onto the share in one typed line (base64, so the shell sees none of its characters). */
+/**
+ * Writes a script onto the share in typed lines of base64 (the shell sees none of its characters), in
+ * pieces: busybox's line editor takes 1,024 characters a line.
+ */
 async function install(page: Page, path: string, script: string): Promise<void> {
-  await run(page, `echo ${Buffer.from(script).toString("base64")} | base64 -d > ${path}`);
+  const b64 = Buffer.from(script).toString("base64");
+  await run(page, `: > ${path}.b64`);
+  for (let at = 0; at < b64.length; at += 800) await run(page, `echo ${b64.slice(at, at + 800)} >> ${path}.b64`);
+  await run(page, `base64 -d ${path}.b64 > ${path} && rm ${path}.b64`);
 }
 
 /** The workload's reports the terminal shows now (a line scrolled away only makes the check smaller). */
@@ -89,8 +95,8 @@ function reports(text: string): Map<string, number> {
 export async function runOpfsReloads(page: Page, url: string, opts: ReloadOptions): Promise<ReloadReport> {
   const log = opts.log ?? (() => {});
   const rnd = seeded(opts.seed);
-  const minMs = opts.minMs ?? 300;
-  const maxMs = opts.maxMs ?? 6_000;
+  const minMs = opts.minMs ?? 1_000;
+  const maxMs = opts.maxMs ?? 20_000;
   const problems: string[] = [];
   let reported = 0;
   let checked = 0;
