@@ -28,6 +28,9 @@ export interface LifecycleReport {
   /** Mean wall time of one cycle (file work, reboot or remount, checks), ms. */
   rebootMs: number;
   remountMs: number;
+  /** Each reboot alone: wall time from `reboot -f` to init ready, and the guest's uptime then (s). */
+  rebootWallMs: number[];
+  rebootUptime: number[];
   /** What each share's server held right after the first boot, and host fds then. */
   baseline: { nodes: number[]; handles: number[]; fds: number };
   heapStartMiB: number;
@@ -154,10 +157,15 @@ export async function runLifecycle(opts: LifecycleOptions): Promise<LifecycleRep
     };
 
     let cycle = 0;
+    const rebootWallMs: number[] = [];
+    const rebootUptime: number[] = [];
     const t0 = performance.now();
     for (let i = 1; i <= opts.reboots && deviations.length === 0; i++) {
       await work(cycle++);
+      const tr = performance.now();
       await g.reboot();
+      rebootWallMs.push(performance.now() - tr);
+      rebootUptime.push(g.uptimeAtReady);
       check(`reboot ${i}`, true);
       progress("reboot", i, opts.reboots, t0);
     }
@@ -189,6 +197,8 @@ export async function runLifecycle(opts: LifecycleOptions): Promise<LifecycleRep
       remounts: opts.remounts,
       rebootMs,
       remountMs,
+      rebootWallMs,
+      rebootUptime,
       baseline,
       heapStartMiB: heapStart / MiB,
       heapEndMiB: heapEnd / MiB,

@@ -40,6 +40,8 @@ if (reboots || remounts) {
       `baseline nodes ${r.baseline.nodes.join("/")}, handles ${r.baseline.handles.join("/")}, host fds ${r.baseline.fds}; ` +
       `heap ${r.heapStartMiB.toFixed(1)} → ${r.heapEndMiB.toFixed(1)} MiB (max ${r.heapMaxMiB.toFixed(1)}); ${r.deviations.length} deviations`,
   );
+  const ends = (xs: number[], f: (x: number) => string) => (xs.length ? `${f(xs[0] ?? NaN)} first, ${f(xs.at(-1) ?? NaN)} last` : "none");
+  log(`lifecycle: reboot alone ${ends(r.rebootWallMs, (ms) => `${(ms / 1000).toFixed(1)} s`)}; guest uptime at ready ${ends(r.rebootUptime, (s) => `${s.toFixed(2)} s`)}`);
   for (const d of r.deviations) log(`  DEVIATION ${d}`);
   failed ||= r.deviations.length > 0;
 }
