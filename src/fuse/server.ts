@@ -130,6 +130,11 @@ export class FuseServer {
     return this.session.nodes.size;
   }
 
+  /** Backend handles the session holds: those the guest opened, and zero-message open's one per inode. */
+  get openHandles(): number {
+    return this.session.openFiles.size + this.session.openDirs.size + this.session.inodeFiles.size;
+  }
+
   /** What the DAX window maps now (for the inspector); undefined without a window. */
   daxSnapshot(): DaxSnapshot | undefined {
     return this.session.dax?.mappings.snapshot(this.session.nodes);

@@ -231,8 +231,11 @@ describe("walking and reading the tree", () => {
     const { d, server } = await ready();
     const hello = await lookup(d, FUSE_ROOT_ID, "hello");
     const fh = await open(d, hello.nodeid);
+    await open(d, BigInt(FUSE_ROOT_ID), Op.FUSE_OPENDIR);
+    expect(server.openHandles).toBe(2);
     expect((await d.fuse(Op.FUSE_DESTROY, FUSE_ROOT_ID)).error).toBe(0);
     expect(server.nodeCount).toBe(1);
+    expect(server.openHandles).toBe(0);
     await d.init();
     expect((await d.fuse(Op.FUSE_READ, hello.nodeid, readIn(fh, 0, 3), 3)).error).toBe(-Errno.EBADF);
     expect((await d.fuse(Op.FUSE_GETATTR, hello.nodeid, new Uint8Array(fuse_getattr_in.SIZE))).error).toBe(-Errno.ENOENT);
