@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { expect, test } from "@playwright/test";
-import { boot, run } from "./page.ts";
+import { boot, docsShot, run } from "./page.ts";
 
 test("the inspector keeps the traffic from boot on and shows a request's chain and bytes", async ({ page }, info) => {
   await page.setViewportSize({ width: 1280, height: 1500 }); // room for the byte view in the screenshots
@@ -33,7 +33,7 @@ test("the inspector keeps the traffic from boot on and shows a request's chain a
   // Hovering a byte names its field and value.
   await expect(request.locator('.b[data-field]').nth(4)).toHaveAttribute("title", "fuse_in_header.opcode = 26 FUSE_INIT");
   await expect(value(detail.locator(".dump.reply"), "fuse_init_out.max_write")).toHaveText(/^\d+$/);
-  await page.locator("#side").screenshot({ path: "docs/inspector-bytes.png" });
+  await page.locator("#side").screenshot({ path: docsShot(info, "inspector-bytes.png") });
 
   // A cat's READ: the chain virtiofs.ko built (an indirect table: fuse_in_header and fuse_read_in for the
   // device to read, fuse_out_header and the pages for it to write).
@@ -50,7 +50,7 @@ test("the inspector keeps the traffic from boot on and shows a request's chain a
   const readRequest = detail.locator(".dump.request");
   for (const [k, v] of args.split(" ").map((kv) => kv.split("="))) await expect(value(readRequest, `fuse_read_in.${k}`)).toHaveText(v!);
   await expect(detail.locator(".dump.reply h4")).toContainText("bytes");
-  await page.locator("#side").screenshot({ path: "docs/inspector-read-chain.png" });
+  await page.locator("#side").screenshot({ path: docsShot(info, "inspector-read-chain.png") });
   await expect(detail.locator(".dump.reply .hex")).toContainText("48656c6c6f", { useInnerText: false }); // "Hello"
 
   // The log goes out as JSON and comes back in, read without the guest.
@@ -69,7 +69,7 @@ test("the inspector keeps the traffic from boot on and shows a request's chain a
   await expect(log.locator('tr[data-op="FUSE_INIT"]')).not.toHaveCount(0);
 });
 
-test("the split ring view follows the device, one request at a time while paused", async ({ page }) => {
+test("the split ring view follows the device, one request at a time while paused", async ({ page }, info) => {
   await page.setViewportSize({ width: 1280, height: 1500 });
   await boot(page);
   await page.locator("#tab-inspector").click();
@@ -86,7 +86,7 @@ test("the split ring view follows the device, one request at a time while paused
   await expect(ring).toContainText("1 held (paused)", { timeout: 10_000 });
   await expect(ring.locator(".slot.held").first()).toBeVisible();
   const before = await usedIdx();
-  await page.locator("#rings-box").screenshot({ path: "docs/inspector-rings.png" });
+  await page.locator("#rings-box").screenshot({ path: docsShot(info, "inspector-rings.png") });
   // Step: that chain is served and goes on the used ring; the guest's next request is held in its turn.
   await page.locator("#btn-step").click();
   await expect.poll(usedIdx).toBe(before + 1);

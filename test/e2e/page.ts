@@ -1,6 +1,6 @@
 // What the e2e tests do with the demo page: load it and wait for the shell, run a command in the
 // terminal and wait for its output.
-import { expect, type Page } from "@playwright/test";
+import { expect, type Page, type TestInfo } from "@playwright/test";
 
 /** Opens the page (with `query`, e.g. "?backend=opfs") and waits for the guest's shell. */
 export async function boot(page: Page, query = ""): Promise<void> {
@@ -25,3 +25,9 @@ export async function run(page: Page, command: string, timeout = 20_000, box = "
   const text = await rows.innerText();
   return text.slice(Math.max(0, text.lastIndexOf(command.slice(0, 20))), text.lastIndexOf(marker));
 }
+
+/**
+ * Where a screenshot the README shows goes: docs/NAME with DOCS_SCREENSHOTS=1 (`npm run docs:screenshots`),
+ * else the test's own output, so a test run leaves the repository as it found it.
+ */
+export const docsShot = (info: TestInfo, name: string): string => (process.env.DOCS_SCREENSHOTS ? `docs/${name}` : info.outputPath(name));

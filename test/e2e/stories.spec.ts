@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { boot } from "./page.ts";
+import { boot, docsShot } from "./page.ts";
 
 test("How it works: a write made durable with fsync, step by step", async ({ page }) => {
   await boot(page);
@@ -15,7 +15,7 @@ test("How it works: a write made durable with fsync, step by step", async ({ pag
   await expect(page.locator('button[data-story="dax"] + .story-note')).toContainText("DAX window");
 });
 
-test("How it works: a read through the DAX window maps the file instead of reading it", async ({ page }) => {
+test("How it works: a read through the DAX window maps the file instead of reading it", async ({ page }, info) => {
   await page.setViewportSize({ width: 1280, height: 1200 });
   await boot(page, "?dax=64");
   await page.locator("#tab-how").click();
@@ -28,5 +28,5 @@ test("How it works: a read through the DAX window maps the file instead of readi
   await run.click();
   await expect(page.locator('li[data-step="d-remove"]')).toHaveClass(/done/, { timeout: 20_000 });
   await expect(page.locator('li[data-step="d-map"]')).toHaveClass(/done/, { timeout: 20_000 });
-  await page.locator("section.story", { has: run }).screenshot({ path: "docs/story-dax.png" });
+  await page.locator("section.story", { has: run }).screenshot({ path: docsShot(info, "story-dax.png") });
 });
