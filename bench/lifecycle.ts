@@ -7,10 +7,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { Volume } from "memfs";
 import { bootGuest, HostDirFs, MemFs, text, type AttachedShare, type Guest, type GuestShare } from "../src/node.ts";
+import { heapUsed } from "./heap.ts";
 
 export interface LifecycleOptions {
   reboots: number;
@@ -45,17 +44,6 @@ export const HEAP_GROWTH_MAX = 48 << 20;
 const MiB = 1 << 20;
 
 export const hostFdCount = (): number => readdirSync("/proc/self/fd").length;
-
-let collect: (() => void) | undefined;
-/** Heap in use after a full collection (gc exposed at run time, so no node flag is needed). */
-export function heapUsed(): number {
-  if (!collect) {
-    setFlagsFromString("--expose-gc");
-    collect = runInNewContext("gc") as () => void;
-  }
-  collect();
-  return process.memoryUsage().heapUsed;
-}
 
 interface Share {
   spec: GuestShare;

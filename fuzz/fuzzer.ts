@@ -2,8 +2,6 @@
 // the same guest RAM), every finding saved as a replayable input; and the replay of saved inputs.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { FakeMemory } from "../test/support/fake-memory.ts";
 import { BACKENDS, DAX_WINDOW, makeBackend, type Backend, type BackendName } from "./backends.ts";
 import { fuseSession } from "./fuse-session.ts";
@@ -12,6 +10,7 @@ import { saveInput, type FuzzInput } from "./input.ts";
 import { Rng } from "./rng.ts";
 import { transportChaos } from "./transport.ts";
 import { RAM, World, strayError } from "./world.ts";
+import { heapUsed } from "../bench/heap.ts";
 
 export interface FuzzOptions {
   backends?: readonly BackendName[];
@@ -48,17 +47,6 @@ export interface BackendReport {
 export const HEAP_GROWTH_MAX = 48 << 20;
 const HEAP_WARMUP = 200;
 const MAX_FINDINGS = 5;
-
-let collect: (() => void) | undefined;
-/** Heap in use after a full collection (gc exposed at run time, so no node flag is needed). */
-export function heapUsed(): number {
-  if (!collect) {
-    setFlagsFromString("--expose-gc");
-    collect = runInNewContext("gc") as () => void;
-  }
-  collect();
-  return process.memoryUsage().heapUsed;
-}
 
 const newMemory = (): FakeMemory => new FakeMemory(RAM + DAX_WINDOW);
 

@@ -17,7 +17,8 @@ const el = <K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, t
 
 const addr = (a: number): string => "0x" + a.toString(16).padStart(8, "0");
 
-function flagNames(flags: number): string {
+/** virtq_desc.flags by name. */
+export function flagNames(flags: number): string {
   const names = [
     [VIRTQ_DESC_F_NEXT, "NEXT"],
     [VIRTQ_DESC_F_WRITE, "WRITE"],

@@ -3,18 +3,11 @@
 // last_avail_idx, the used ring (flags, idx, avail_event, the newest entries), the descriptor table entries
 // of those chains (the ones being served or held by a paused device lit), and the interrupts sent or
 // suppressed. With the device paused, Step moves it one request at a time.
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type QueueState } from "../src/index.ts";
+import { VIRTQ_DESC_F_NEXT, type QueueState } from "../src/index.ts";
+import { flagNames } from "./bytes-view.ts";
 
 const hex = (a: number): string => "0x" + a.toString(16);
 
-function flagNames(flags: number): string {
-  const names = [
-    [VIRTQ_DESC_F_NEXT, "NEXT"],
-    [VIRTQ_DESC_F_WRITE, "WRITE"],
-    [VIRTQ_DESC_F_INDIRECT, "INDIRECT"],
-  ] as const;
-  return names.filter(([bit]) => flags & bit).map(([, n]) => n).join("|") || "0";
-}
 
 const span = (className: string, text: string, title?: string): HTMLSpanElement => {
   const s = document.createElement("span");

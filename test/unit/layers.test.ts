@@ -4,7 +4,7 @@
 //   src/machine             wires the layers below to v86
 //   src/index.ts, node.ts   the public API
 //   web/, bench/, bin/, examples/   the public API only (web/: the browser one, src/index.ts)
-//   fuzz/                   any layer, as the tests do, and the tests' fake bus and driver (test/support)
+//   fuzz/                   any layer, as the tests do, the tests' fake bus and driver (test/support), and bench/'s helpers
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -39,7 +39,7 @@ const ALLOWED: Record<Exclude<Layer, "test" | "support">, { layers: Layer[]; fil
   bench: { layers: ["bench"], files: PUBLIC },
   bin: { layers: ["bin"], files: PUBLIC },
   examples: { layers: ["examples"], files: PUBLIC },
-  fuzz: { layers: ["fuzz", "support", "api", "fuse", "fs", "vfs", "device"] },
+  fuzz: { layers: ["fuzz", "support", "bench", "api", "fuse", "fs", "vfs", "device"] },
 };
 
 function* sources(dir: string): Generator<string> {
