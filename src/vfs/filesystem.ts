@@ -10,6 +10,7 @@
 // creates a name (counting as one reference, like `lookup`), `FsError(EROFS)` from read-only backends.
 
 import { errnoName } from "./errno.ts";
+import type { Saved } from "./state.ts";
 
 /** A backend inode number: a positive safe integer, never recycled by the backend that issued it. */
 export type Ino = number;
@@ -247,6 +248,22 @@ export interface FileSystem {
   listxattr(ino: Ino): Promise<string[]>;
   /** ENODATA when absent. */
   removexattr(ino: Ino, name: string): Promise<void>;
+
+  // Snapshots (Guest.saveState). A backend without these cannot be part of one.
+  /**
+   * The backend's part of a snapshot, taken while no request runs: the inodes referenced (with their
+   * counts) and the handles open, under their numbers, with what reopens them — and, for a backend that
+   * lives in memory, the whole tree and its data. A backend over storage that outlives the page or process
+   * (OPFS, a host directory) keeps the tree where it is and saves references to it.
+   */
+  saveState?(): Promise<Saved>;
+  /**
+   * Takes saveState's value on a freshly constructed backend of the same kind (nothing looked up, nothing
+   * open): afterwards every inode and handle number the state named works as before. A by-reference
+   * backend whose file vanished or was replaced meanwhile answers ESTALE for that inode and its handles,
+   * never another file's data. StateError (src/vfs/state.ts) when the value is not such a state.
+   */
+  restoreState?(state: Saved): Promise<void>;
 }
 
 /** The caller's identity, from fuse_in_header: the owner of what it creates. */
