@@ -2,7 +2,7 @@
 // memory region. It knows nothing of FUSE: every chain goes to a RequestHandler, and completions may
 // come back in any order.
 import type { DeviceBus } from "./bus.ts";
-import { VirtioPciTransport } from "./virtio-pci.ts";
+import { VirtioPciTransport, type VirtioPciState } from "./virtio-pci.ts";
 import { SPLIT_QUEUE_MAX_SIZE, VirtqueueError, type DescriptorChain, type RingSnapshot } from "./virtqueue.ts";
 
 export const VIRTIO_ID_FS = 26;
@@ -138,6 +138,31 @@ export class VirtioFsDevice {
       states.push({ index: q, size: ring.size, ...ring.indices, inflight: ring.inflight, held: held.length, ring: ring.snapshot(RING_ENTRIES), heldHeads: held });
     }
     return states;
+  }
+
+  /**
+   * The device's part of a snapshot. Take it with the machine stopped and the handler settled: the chains
+   * still in flight (a request waiting on a lock, chains held while paused) are saved by head and served
+   * again after restore, so a request reaches the handler either before the snapshot or after it.
+   */
+  save(): VirtioPciState {
+    return this.transport.save();
+  }
+
+  /**
+   * Takes a saved state into a device just attached with the same options, after the guest memory and the
+   * handler's session are restored: serves the chains that were in flight again and takes any the driver
+   * published meanwhile. VirtqueueError (device reset) when the state does not fit this device.
+   */
+  restore(state: VirtioPciState): void {
+    const inflight = this.transport.restore(state);
+    inflight.forEach((chains, q) => {
+      for (const chain of chains) {
+        this.inflightBytes += chainBytes(chain);
+        this.dispatch(this.generation, q, chain);
+      }
+    });
+    inflight.forEach((_, q) => this.drain(q));
   }
 
   /** Resets the device as a PCI reset would (the machine rebooted). */

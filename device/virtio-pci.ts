@@ -2,7 +2,7 @@
 // notifications, device configuration and an optional shared memory region, over a DeviceBus.
 import type { DeviceBus, PciFunction, RegisterRegion } from "./bus.ts";
 import { buildConfigSpace } from "./pci.ts";
-import { SplitQueue, VirtqueueError } from "./virtqueue.ts";
+import { SplitQueue, VirtqueueError, type DescriptorChain, type SplitQueueState } from "./virtqueue.ts";
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 /** Modern device ids are 0x1040 + the virtio device type. */
@@ -111,6 +111,17 @@ interface QueueState {
   ring: SplitQueue | undefined;
 }
 
+/** What a snapshot keeps of the transport: the registers the driver wrote and every queue's ring state. */
+export interface VirtioPciState {
+  status: number;
+  driverFeatures: bigint;
+  deviceFeatureSelect: number;
+  driverFeatureSelect: number;
+  queueSelect: number;
+  isr: number;
+  queues: { size: number; enabled: boolean; desc: number; driver: number; device: number; ring: SplitQueueState | null }[];
+}
+
 /** Value of a 64-bit register as two 32-bit halves; a guest address above 4 GiB stays out of RAM. */
 const hiLo = (lo: number, hi: number): number => hi * 2 ** 32 + (lo >>> 0);
 
@@ -192,6 +203,58 @@ export class VirtioPciTransport {
     this.isr = 0;
     this.pci.setIrq(false);
     this.o.onReset();
+  }
+
+  save(): VirtioPciState {
+    return {
+      status: this.status,
+      driverFeatures: this.driverFeatures,
+      deviceFeatureSelect: this.deviceFeatureSelect,
+      driverFeatureSelect: this.driverFeatureSelect,
+      queueSelect: this.queueSelect,
+      isr: this.isr,
+      queues: this.queues.map(({ size, enabled, desc, driver, device, ring }) => ({ size, enabled, desc, driver, device, ring: ring?.save() ?? null })),
+    };
+  }
+
+  /**
+   * Takes a saved state into a transport just built with the same options over the restored guest memory;
+   * returns, per queue, the chains that were in flight (to serve again). VirtqueueError, with the transport
+   * reset, when the state does not fit this device.
+   */
+  restore(state: VirtioPciState): DescriptorChain[][] {
+    try {
+      const reg = (v: number, max: number, what: string): number => {
+        if (!Number.isInteger(v) || v < 0 || v > max) throw new VirtqueueError(`saved ${what} ${v} is out of range`);
+        return v;
+      };
+      if (state.queues.length !== this.queues.length) throw new VirtqueueError(`saved state has ${state.queues.length} queues, the device ${this.queues.length}`);
+      if ((state.driverFeatures & ~this.deviceFeatures) !== 0n) throw new VirtqueueError("saved driver features were never offered");
+      this.status = reg(state.status, 0xff, "device status");
+      this.driverFeatures = state.driverFeatures;
+      this.deviceFeatureSelect = reg(state.deviceFeatureSelect, 0xffffffff, "feature select");
+      this.driverFeatureSelect = reg(state.driverFeatureSelect, 0xffffffff, "feature select");
+      this.queueSelect = reg(state.queueSelect, 0xffff, "queue select");
+      const inflight = state.queues.map((saved, i) => {
+        const q = this.queues[i]!;
+        const size = reg(saved.size, this.o.maxQueueSize, "queue size");
+        if (size === 0 || size & (size - 1)) throw new VirtqueueError(`saved queue size ${size} is not a power of two`);
+        for (const a of [saved.desc, saved.driver, saved.device]) reg(a, Number.MAX_SAFE_INTEGER, "queue address");
+        Object.assign(q, { size, desc: saved.desc, driver: saved.driver, device: saved.device });
+        if (saved.enabled !== (saved.ring !== null)) throw new VirtqueueError(`saved queue ${i} is enabled without a ring`);
+        if (!saved.ring) return [];
+        this.enableQueue(q);
+        if (!q.ring) throw new VirtqueueError(`saved queue ${i} does not fit guest memory`);
+        return q.ring.restore(saved.ring);
+      });
+      this.isr = reg(state.isr, VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG, "ISR");
+      // The interrupt line is level-triggered: still asserted if the driver had not read the ISR yet.
+      if (this.isr) this.pci.setIrq(true);
+      return inflight;
+    } catch (e) {
+      this.reset();
+      throw e;
+    }
   }
 
   /** Resets the device and takes it off the bus (the machine is being torn down or the device detached). */

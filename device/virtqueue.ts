@@ -116,6 +116,18 @@ export interface RingSnapshot {
   interrupts: { sent: number; suppressed: number };
 }
 
+/**
+ * What a snapshot keeps of a queue beside its layout: the device's side of the indices, and the heads of the
+ * chains in flight (their descriptors stay in guest memory, which the driver leaves alone until they are used).
+ */
+export interface SplitQueueState {
+  lastAvail: number;
+  usedIdx: number;
+  signalledUsed: number;
+  pushedSinceSignal: number;
+  inflight: number[];
+}
+
 /** Sequential cursor over a list of segments. */
 abstract class SegmentCursor {
   #seg = 0;
@@ -293,6 +305,43 @@ export class SplitQueue {
   /** Number of chains popped and not yet pushed. */
   get inflight(): number {
     return this.#inflightCount;
+  }
+
+  /** The device's indices and the heads in flight, for a snapshot. */
+  save(): SplitQueueState {
+    const inflight: number[] = [];
+    this.#inflight.forEach((c, head) => c && inflight.push(head));
+    return { lastAvail: this.#lastAvail, usedIdx: this.#usedIdx, signalledUsed: this.#signalledUsed, pushedSinceSignal: this.#pushedSinceSignal, inflight };
+  }
+
+  /**
+   * Takes a saved state into a queue just built over the same layout in the restored guest memory, and
+   * returns the chains that were in flight, walked again from the ring: the device serves them again.
+   * VirtqueueError when the state does not fit this queue or a chain no longer walks.
+   */
+  restore(state: SplitQueueState): DescriptorChain[] {
+    this.#assertUsable();
+    if (this.#inflightCount !== 0 || this.#lastAvail !== 0 || this.#usedIdx !== 0) throw new VirtqueueError("restore into a queue already in use");
+    const index = (v: number, what: string): number => {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new VirtqueueError(`saved ${what} ${v} is not a ring index`);
+      return v;
+    };
+    const heads = state.inflight;
+    if (!Array.isArray(heads) || heads.length > this.size || new Set(heads).size !== heads.length) throw new VirtqueueError("saved chains in flight are not distinct heads");
+    for (const head of heads) if (!Number.isInteger(head) || head < 0 || head >= this.size) throw new VirtqueueError(`saved head ${head} is outside the queue`);
+    if (!Number.isSafeInteger(state.pushedSinceSignal) || state.pushedSinceSignal < 0) throw new VirtqueueError("saved push count is invalid");
+    const chains = heads.map((head) => {
+      const [readable, writable, descriptors] = this.#walk(head);
+      const chain: DescriptorChain = new DescriptorChain(head, this.#memory, readable, writable, () => this.#assertOwned(chain), descriptors);
+      return chain;
+    });
+    this.#lastAvail = index(state.lastAvail, "last_avail_idx");
+    this.#usedIdx = index(state.usedIdx, "used idx");
+    this.#signalledUsed = index(state.signalledUsed, "signalled used idx");
+    this.#pushedSinceSignal = state.pushedSinceSignal;
+    for (const chain of chains) this.#inflight[chain.head] = chain;
+    this.#inflightCount = chains.length;
+    return chains;
   }
 
   /**

@@ -15,7 +15,7 @@ import {
   VIRTIO_PCI_CAP_NOTIFY_CFG,
   VIRTIO_PCI_CAP_SHARED_MEMORY_CFG,
 } from "../../device/virtio-pci.ts";
-import type { DescriptorChain } from "../../device/virtqueue.ts";
+import { VirtqueueError, type DescriptorChain } from "../../device/virtqueue.ts";
 import { FakeBus } from "../support/fake-bus.ts";
 import { ReferenceDriver, settle } from "../support/reference-driver.ts";
 
@@ -323,5 +323,96 @@ describe("bounded work per kick", () => {
     for (const done of pending.slice(2)) done();
     await settle();
     expect(q.getUsed()).toHaveLength(5);
+  });
+});
+
+describe("virtio-fs device snapshot", () => {
+  /** A device on `bus` whose handler answers with the request's first byte + 1, or never when that byte is 255. */
+  function answering(bus: FakeBus) {
+    const handled: number[] = [];
+    const device = new VirtioFsDevice(bus, {
+      tag: "myfs",
+      numRequestQueues: 2,
+      handler: (chain: DescriptorChain) => {
+        const b = chain.reader.read(chain.reader.readable)[0]!;
+        handled.push(b);
+        if (b === 255) return new Promise<number>(() => {});
+        chain.writer.write(Uint8Array.of(b + 1));
+        return Promise.resolve(1);
+      },
+    });
+    return { device, handled };
+  }
+
+  it("restores registers and rings in a new device and serves the chain that was in flight again", async () => {
+    const busA = new FakeBus();
+    const a = answering(busA);
+    const driver = new ReferenceDriver(busA);
+    driver.probe({ eventIdx: true, indirect: true });
+    const q = driver.queues[1]!;
+    expect((await driver.post(1, [Uint8Array.of(1)], [1])).map((u) => Array.from(u.data))).toEqual([[2]]);
+    const stuck = q.add([Uint8Array.of(255)], [1]);
+    driver.kick(1);
+    await settle();
+    expect(a.handled).toEqual([1, 255]);
+    const saved = a.device.save();
+    expect(saved.queues[1]!.ring?.inflight).toEqual([stuck]);
+
+    // A new device over the same RAM, as a restored machine has it; the driver never notices.
+    const busB = new FakeBus(busA.memory);
+    const b = answering(busB);
+    b.device.restore(structuredClone(saved));
+    const regs = new ReferenceDriver(busB);
+    expect(regs.status).toBe(driver.status);
+    regs.writeCommon(COMMON.queue_select, 2, 1);
+    expect(regs.readCommon(COMMON.queue_desc, 4)).toBe(q.layout.desc);
+    expect(regs.readCommon(COMMON.queue_enable, 2)).toBe(1);
+    // The stuck chain reached the new handler again: its answer lands where the driver expects it.
+    expect(b.handled).toEqual([255]);
+    // …and new requests go on at the next used index.
+    q.add([Uint8Array.of(7)], [1]);
+    new ReferenceDriver(busB).kick(1);
+    await settle();
+    expect(q.getUsed().map((u) => Array.from(u.data))).toEqual([[8]]); // the replayed chain still waits (255 never answers)
+    expect(b.handled).toEqual([255, 7]);
+    expect(q.usedIdx()).toBe(2);
+  });
+
+  it("completes a replayed chain into the used ring the driver reads", async () => {
+    const busA = new FakeBus();
+    let release: ((n: number) => void) | undefined;
+    const held = new VirtioFsDevice(busA, { tag: "myfs", numRequestQueues: 2, handler: () => new Promise<number>((r) => (release = r)) });
+    const driver = new ReferenceDriver(busA);
+    driver.probe();
+    const head = driver.queues[1]!.add([Uint8Array.of(41)], [1]);
+    driver.kick(1);
+    expect(release).toBeDefined();
+    const saved = held.save();
+    const busB = new FakeBus(busA.memory);
+    const b = answering(busB);
+    b.device.restore(saved);
+    await settle();
+    expect(driver.queues[1]!.getUsed().map((u) => [u.id, Array.from(u.data)])).toEqual([[head, [42]]]);
+    expect(busB.functions[0]!.irq).toBe(true);
+  });
+
+  it("refuses a state that does not fit the device, and resets", () => {
+    const busA = new FakeBus();
+    const a = answering(busA);
+    new ReferenceDriver(busA).probe();
+    const saved = a.device.save();
+    const cases = [
+      { ...saved, queues: saved.queues.slice(1) },
+      { ...saved, driverFeatures: 1n << 60n },
+      { ...saved, queues: saved.queues.map((q, i) => (i === 1 ? { ...q, size: 3 } : q)) },
+      { ...saved, queues: saved.queues.map((q, i) => (i === 1 ? { ...q, desc: busA.memory.size } : q)) },
+      { ...saved, queues: saved.queues.map((q, i) => (i === 1 && q.ring ? { ...q, ring: { ...q.ring, inflight: [5000] } } : q)) },
+      { ...saved, queues: saved.queues.map((q, i) => (i === 1 && q.ring ? { ...q, ring: { ...q.ring, usedIdx: 70000 } } : q)) },
+    ];
+    for (const bad of cases) {
+      const b = answering(new FakeBus(busA.memory));
+      expect(() => b.device.restore(bad)).toThrow(VirtqueueError);
+      expect(b.device.transport.deviceStatus).toBe(0);
+    }
   });
 });
