@@ -65,6 +65,19 @@ export class InodeFiles {
     await Promise.allSettled([...(entry ? [entry.fh] : []), ...old].map((p) => p.then((fh) => this.fs.release(fh))));
   }
 
+  /** Every inode's handle, and the retired ones, for a snapshot (taken with no request running: all are open). */
+  async save(): Promise<{ files: [ino: Ino, fh: Handle, write: boolean][]; retired: [ino: Ino, fh: Handle][] }> {
+    const files = await Promise.all([...this.byIno].map(async ([ino, e]): Promise<[Ino, Handle, boolean]> => [ino, await e.fh, e.write]));
+    const retired = await Promise.all([...this.retired].flatMap(([ino, fhs]) => fhs.map(async (fh): Promise<[Ino, Handle]> => [ino, await fh])));
+    return { files, retired };
+  }
+
+  /** Takes saved handles back into an empty table (the backend restored them under the same numbers). */
+  restore(saved: { files: readonly (readonly [Ino, Handle, boolean])[]; retired: readonly (readonly [Ino, Handle])[] }): void {
+    for (const [ino, fh, write] of saved.files) this.byIno.set(ino, { fh: Promise.resolve(fh), write });
+    for (const [ino, fh] of saved.retired) this.retired.set(ino, [...(this.retired.get(ino) ?? []), Promise.resolve(fh)]);
+  }
+
   /** The session ended: every handle goes back. */
   async clear(): Promise<void> {
     await Promise.allSettled([...new Set([...this.byIno.keys(), ...this.retired.keys()])].map((ino) => this.drop(ino)));

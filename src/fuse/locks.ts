@@ -107,6 +107,29 @@ export class LockTable {
     return { held, waiting };
   }
 
+  /** Blocked SETLKW requests of one session. */
+  waiting(session: LockSession): number {
+    let n = 0;
+    for (const i of this.inodes.values()) n += i.waiters.filter((w) => w.session === session).length;
+    return n;
+  }
+
+  /** The locks one session holds, for a snapshot (its waiters are requests in flight, served again after restore). */
+  heldBy(session: LockSession): LockRequest[] {
+    const out: LockRequest[] = [];
+    for (const [ino, i] of this.inodes) {
+      for (const h of i.held) if (h.session === session) out.push({ ino, flock: h.flock, owner: h.owner, fh: h.fh, type: h.type, start: h.start, end: h.end, pid: h.pid });
+    }
+    return out;
+  }
+
+  /** Gives a restored session the locks it held; false (nothing taken) if one conflicts with a lock held now. */
+  restoreHeld(session: LockSession, locks: readonly LockRequest[]): boolean {
+    if (locks.some((l) => l.type === F_UNLCK || this.inodes.get(l.ino)?.held.some((h) => conflicts(h, session, l)))) return false;
+    for (const l of locks) this.inode(l.ino).held.push({ session, owner: l.owner, fh: l.fh, flock: l.flock, type: l.type, start: l.start, end: l.end, pid: l.pid });
+    return true;
+  }
+
   /** GETLK: the first lock of another owner that keeps `req` from being taken, if any. */
   test(session: LockSession, req: LockRequest): LockInfo | undefined {
     const c = this.inodes.get(req.ino)?.held.find((h) => conflicts(h, session, req));

@@ -72,6 +72,22 @@ export class NodeTable {
     for (const [id, n] of this.byId) if (id !== FUSE_ROOT_ID) yield { ino: n.ino, nlookup: n.nlookup };
   }
 
+  /** Every node (id, inode, lookups) and the next id to issue: for a snapshot. */
+  save(): { nodes: [id: number, ino: Ino, nlookup: number][]; nextId: number } {
+    return { nodes: [...this.byId].map(([id, n]) => [id, n.ino, n.nlookup]), nextId: this.nextId };
+  }
+
+  /** Takes saved nodes back (the caller checked the numbers); the root must be among them, as saved. */
+  restore(nodes: readonly (readonly [id: number, ino: Ino, nlookup: number])[], nextId: number): void {
+    this.byId.clear();
+    this.byIno.clear();
+    for (const [id, ino, nlookup] of nodes) {
+      this.byId.set(id, { ino, nlookup });
+      this.byIno.set(ino, id);
+    }
+    this.nextId = nextId;
+  }
+
   clear(): void {
     this.byId.clear();
     this.byIno.clear();

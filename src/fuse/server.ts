@@ -4,6 +4,7 @@
 // gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
 import { Errno } from "../vfs/errno.ts";
 import { FsError, type FileSystem } from "../vfs/filesystem.ts";
+import { StateError, type Saved } from "../vfs/state.ts";
 import { FuseOpcode, XATTR_SIZE_MAX, decode, fuse_in_header, fuse_out_header, fuse_write_in, fuseOpcodeName } from "./abi.ts";
 import { PATH_MAX } from "../vfs/linux.ts";
 import type { DaxSnapshot } from "./dax.ts";
@@ -14,6 +15,7 @@ import { lockTableOf } from "./locks.ts";
 import { NodeTable } from "./nodes.ts";
 import type { Handler } from "./ops/common.ts";
 import { HANDLERS } from "./ops/index.ts";
+import { restoreSession, saveSession } from "./session-state.ts";
 import { NO_REPLY, cachePolicy, endSession, type CacheMode, type FuseRequest, type LockMode, type Reply, type Session } from "./session.ts";
 
 /** One descriptor of a request's chain (struct virtq_desc as the device walked it), shown to the observer. */
@@ -217,6 +219,40 @@ export class FuseServer {
     } finally {
       if (this.ending === ending) this.ending = undefined;
     }
+  }
+
+  /**
+   * Settles when every request being served has been answered, except SETLKW requests waiting for a lock
+   * (they stay in flight and are served again after a restore). Call with the guest stopped.
+   */
+  async quiesce(): Promise<void> {
+    while (this.running.size > this.session.locks.waiting(this.session)) {
+      // A request may turn into a lock waiter without settling: look again now and then.
+      await Promise.race([...this.running, new Promise((r) => setTimeout(r, 5))]);
+    }
+  }
+
+  /**
+   * The session's part of a snapshot, and the backend's (FileSystem.saveState). Call after quiesce().
+   * A share with a DAX window cannot be saved: its mappings are not part of the state.
+   */
+  async saveState(): Promise<{ session: Saved; backend: Saved }> {
+    const fs = this.o.fs;
+    if (this.session.dax) throw new Error("a share with a DAX window cannot be saved in a snapshot");
+    if (!fs.saveState) throw new Error("this share's backend cannot be saved in a snapshot");
+    return { session: await saveSession(this.session), backend: await fs.saveState() };
+  }
+
+  /**
+   * Takes saveState's value into a new server over a freshly constructed backend of the same kind, before
+   * the device serves anything. StateError when the value does not fit.
+   */
+  async restoreState(state: { session: Saved; backend: Saved }): Promise<void> {
+    const fs = this.o.fs;
+    if (this.session.dax) throw new StateError("a share with a DAX window cannot be restored from a snapshot");
+    if (!fs.restoreState) throw new StateError("this share's backend cannot be restored from a snapshot");
+    await fs.restoreState(state.backend);
+    restoreSession(this.session, state.session);
   }
 
   /** Ends the session for good: the server no longer counts as a client of its backend. */

@@ -1,11 +1,12 @@
 // A guest handle: boot the PC, run shell commands through guest/init's framed console, shut down. The same
 // code runs in Node and in a browser Worker; only where the images and v86.wasm come from differs.
 import { ConsoleFrames } from "./console-frames.ts";
-import { kernelCmdline, randomNonce, utf8Base64, type GuestMount } from "./cmdline.ts";
+import { kernelCmdline, randomNonce, utf8Base64, type GuestMode, type GuestMount } from "./cmdline.ts";
 import type { GuestImages } from "./images.ts";
 import { startMachine, type GuestRam, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
 import { attachVirtioFs, v86MemorySize, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
+import { SnapshotError, imageHashes, packSnapshot, unpackSnapshot, type SnapshotContents } from "./snapshot.ts";
 
 /** A virtio-fs share and where the guest mounts it (with dax=always when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
@@ -58,6 +59,16 @@ export interface GuestOptions {
   bootTimeoutMs?: number;
 }
 
+/**
+ * What Guest.restore takes: the snapshot file, the runtime, and the shares to attach — the same tags in the
+ * same order, each over a freshly constructed backend of the kind that was saved (a new MemFs, a HostDirFs
+ * over the same directory, an OpfsFs over the same origin). The rest comes from the snapshot.
+ */
+export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsole" | "onStdout" | "beforeRun"> {
+  snapshot: Uint8Array;
+  shares?: GuestShare[];
+}
+
 export interface RunResult {
   stdout: Uint8Array;
   stderr: Uint8Array;
@@ -70,6 +81,16 @@ interface PendingRun {
   chunks: Uint8Array[];
   onStdout?: (bytes: Uint8Array) => void;
   resolve(r: RunResult): void;
+}
+
+/** How the machine is built: fresh (boot) or from a snapshot (restore). */
+interface LaunchPlan {
+  nonce: string;
+  mode: GuestMode;
+  cmdline: string;
+  memoryBytes: number;
+  ninep: boolean;
+  restore?: SnapshotContents;
 }
 
 const decoder = new TextDecoder();
@@ -94,16 +115,57 @@ export class Guest {
   }
 
   static async boot(opts: GuestOptions): Promise<Guest> {
-    const { images, wasmPath } = opts.runtime;
     const nonce = randomNonce();
-    const mode = opts.exec !== undefined ? { kind: "exec" as const, command: opts.exec } : opts.interactive ? { kind: "shell" as const } : { kind: "agent" as const };
+    const mode: GuestMode = opts.exec !== undefined ? { kind: "exec", command: opts.exec } : opts.interactive ? { kind: "shell" } : { kind: "agent" };
     const shares = opts.shares ?? [];
     const mounts: GuestMount[] = [
       ...shares.map((sh) => ({ fstype: "virtiofs" as const, tag: sh.tag, dir: sh.mountPoint, options: shareMountOptions(sh) })),
       ...(opts.mounts ?? []),
     ];
     const cmdline = kernelCmdline({ nonce, mode, mounts, append: opts.append });
+    const memoryBytes = v86MemorySize(opts.memoryMiB ?? 256, shares.flatMap((s) => (s.daxMiB === undefined ? [] : [s.daxMiB])));
+    return Guest.launch(opts, { nonce, mode, cmdline, memoryBytes, ninep: opts.ninep ?? false });
+  }
+
+  /**
+   * Resumes a guest from a snapshot (saveState) in a new emulator: the machine as it was, the shares'
+   * devices and FUSE sessions as they were, the backends' state taken back by the given shares' backends.
+   * SnapshotError when the file is damaged, foreign, for other guest images, or its shares do not match.
+   */
+  static async restore(opts: RestoreOptions): Promise<Guest> {
+    const snap = await unpackSnapshot(opts.snapshot);
+    const have = await imageHashes(opts.runtime.images);
+    for (const [name, sum] of Object.entries(snap.images)) {
+      if (have[name as keyof typeof have] !== sum) throw new SnapshotError(`the snapshot was taken with another ${name} (sha256 ${sum.slice(0, 12)}…, these images have ${have[name as keyof typeof have].slice(0, 12)}…)`);
+    }
+    const shares = opts.shares ?? [];
+    const want = snap.shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ");
+    if (shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ") !== want) throw new SnapshotError(`the snapshot has shares ${want || "(none)"}; give the same tags and mount points, in order`);
+    for (const [i, s] of snap.shares.entries()) {
+      const given = shares[i]!;
+      if (given.daxMiB !== undefined) throw new SnapshotError(`share ${s.tag}: a share with a DAX window cannot be restored`);
+      const mismatch = [
+        ["cache", s.cache, given.cache ?? "auto"],
+        ["writeback", s.writeback, given.writeback ?? false],
+        ["numRequestQueues", s.numRequestQueues, given.numRequestQueues ?? 1],
+        ["locks", s.locks, given.locks ?? "auto"],
+      ].find(([, a, b]) => a !== b);
+      if (mismatch) throw new SnapshotError(`share ${s.tag}: the snapshot has ${mismatch[0]}=${String(mismatch[1])}, the share given ${String(mismatch[2])}`);
+    }
+    return Guest.launch(
+      { runtime: opts.runtime, shares, onConsole: opts.onConsole, onStdout: opts.onStdout, beforeRun: opts.beforeRun, interactive: snap.mode === "shell" },
+      { nonce: snap.nonce, mode: { kind: snap.mode }, cmdline: snap.cmdline, memoryBytes: snap.memoryBytes, ninep: snap.ninep, restore: snap },
+    );
+  }
+
+  private static async launch(opts: GuestOptions, plan: LaunchPlan): Promise<Guest> {
+    const { images, wasmPath } = opts.runtime;
+    const { nonce, mode, cmdline } = plan;
+    const shares = opts.shares ?? [];
     const guest = new Guest(mode.kind === "agent");
+    guest.plan = plan;
+    guest.shareOptions = shares;
+    guest.images = images;
     if (mode.kind === "exec") {
       guest.execDone = new Promise((resolve) => (guest.current = { chunks: [], onStdout: opts.onStdout, resolve }));
     }
@@ -130,18 +192,23 @@ export class Guest {
     guest.machine = await startMachine({
       images,
       cmdline,
-      memoryBytes: v86MemorySize(opts.memoryMiB ?? 256, shares.flatMap((s) => (s.daxMiB === undefined ? [] : [s.daxMiB]))),
+      memoryBytes: plan.memoryBytes,
       wasmPath,
-      ninep: opts.ninep,
+      ninep: plan.ninep,
       sharedMemory: opts.sharedMemory,
       onSerial: (b) => frames.push(b),
       beforeRun: async (emulator) => {
         guest.attachment = await attachVirtioFs(emulator, shares);
         guest.shares = [...guest.attachment.shares];
+        if (plan.restore) await guest.takeState(emulator, plan.restore);
         await opts.beforeRun?.(emulator, guest.shares);
       },
     });
     guest.bootTimeoutMs = opts.bootTimeoutMs ?? 120_000;
+    if (plan.restore) {
+      guest.uptimeAtReady = plan.restore.uptimeAtReady;
+      return guest; // init was ready when the snapshot was taken, and still is
+    }
     try {
       await guest.waitReady(readyP);
     } catch (e) {
@@ -151,7 +218,80 @@ export class Guest {
     return guest;
   }
 
+  /** v86's state, then each share's backend and session, then its device (which serves what was in flight). */
+  private async takeState(emulator: V86, snap: SnapshotContents): Promise<void> {
+    await emulator.restore_state(snap.v86.slice().buffer);
+    for (const [i, saved] of snap.shares.entries()) {
+      const { server, device } = this.shares[i]!;
+      try {
+        await server.restoreState({ session: saved.session, backend: saved.backend });
+        device.restore(saved.device);
+      } catch (e) {
+        throw new SnapshotError(`share ${saved.tag}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  /**
+   * The running guest with its shares as one snapshot file (see snapshot.ts), for Guest.restore. Waits for
+   * the commands queued before it, stops the CPU, lets every request in flight finish (a SETLKW waiting
+   * for a lock stays in flight and is served again after restore), saves, and runs on. Not for a guest
+   * booted with exec, nor one with a DAX window.
+   */
+  async saveState(): Promise<Uint8Array> {
+    const job = this.queue.then(() => this.takeSnapshot());
+    this.queue = job.catch(() => undefined);
+    return job;
+  }
+
+  private async takeSnapshot(): Promise<Uint8Array> {
+    const plan = this.plan;
+    const emulator = this.emulator;
+    if (plan.mode.kind === "exec") throw new GuestError("a guest booted with exec cannot be saved: boot it without exec and run() the command");
+    if (this.shareOptions.some((s) => s.daxMiB !== undefined)) throw new GuestError("a guest with a DAX window cannot be saved yet");
+    emulator.stop();
+    try {
+      await Promise.all(this.shares.map((s) => s.server.quiesce()));
+      await new Promise((r) => setTimeout(r, 0)); // the device's completions and interrupt checks run
+      const v86 = new Uint8Array(await emulator.save_state());
+      const shares = await Promise.all(
+        this.shares.map(async (s, i) => {
+          const o = this.shareOptions[i]!;
+          const { session, backend } = await s.server.saveState();
+          return {
+            tag: s.tag,
+            mountPoint: o.mountPoint,
+            cache: o.cache ?? "auto",
+            writeback: o.writeback ?? false,
+            numRequestQueues: o.numRequestQueues ?? 1,
+            locks: o.locks ?? "auto",
+            device: s.device.save(),
+            session,
+            backend,
+          };
+        }),
+      );
+      return await packSnapshot({
+        created: new Date().toISOString(),
+        images: await imageHashes(this.images),
+        memoryBytes: plan.memoryBytes,
+        cmdline: plan.cmdline,
+        nonce: plan.nonce,
+        mode: plan.mode.kind,
+        ninep: plan.ninep,
+        uptimeAtReady: this.uptimeAtReady,
+        v86,
+        shares,
+      });
+    } finally {
+      void emulator.run();
+    }
+  }
+
   private bootTimeoutMs = 0;
+  private plan!: LaunchPlan;
+  private shareOptions: readonly GuestShare[] = [];
+  private images!: GuestImages;
   private readonly readyWaiters: (() => void)[] = [];
 
   private nextReady(): Promise<void> {

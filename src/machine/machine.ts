@@ -2,6 +2,7 @@
 import { V86 } from "v86";
 import type { GuestImages } from "./images.ts";
 import { keepBootImageAcrossReboots } from "./v86-reboot.ts";
+import { fastMemoryPacking } from "./v86-state.ts";
 import { v86Cpu, type V86Cpu } from "./v86-bus.ts";
 import { isShared, shareJitModules, sharedMemoryAvailable, sharedMemoryWasm, type SharedJit } from "./v86-shared-memory.ts";
 
@@ -89,6 +90,7 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
     cpu = v86Cpu(emulator);
     // sharedMemoryWasm falls back to unshared if the engine refuses: go by what v86 got.
     if (isShared(cpu.wasm_memory.buffer)) jit = shareJitModules(emulator);
+    fastMemoryPacking(emulator);
     keepBootImageAcrossReboots(emulator, { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength });
     await opts.beforeRun?.(emulator);
   } catch (e) {
