@@ -627,7 +627,9 @@ export class HostDirFs implements FileSystem {
     try {
       if (h.kind === "file") {
         const { file, st } = await this.openObject(h.ino, node, hostFlags(h.how));
-        return this.fileHandle(opened, file, h.ino, h.how, st);
+        if (hostType(st) === S_IFREG) return this.fileHandle(opened, file, h.ino, h.how, st);
+        await file.close(); // a state naming a directory's identity for a file handle
+        return { kind: "stale" };
       }
       const dir = await this.onDir(node, (fd) => open(at(fd.fd, "."), DIR_FLAGS).catch(rethrowHost));
       const value = this.dirHandle(dir, h.ino, node);
