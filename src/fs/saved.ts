@@ -47,10 +47,11 @@ export function listingOf(v: Saved | undefined, what: string, nextIno: Ino): Dir
   const items = list(v, what);
   if (items.length < 2) throw new StateError(`${what}: no "." and ".."`);
   return items.map((item, i) => {
-    const e = record(item, `${what}[${i}]`);
-    const dots = i === 0 ? "." : i === 1 ? ".." : undefined;
-    const entryName = dots === undefined ? name(e.name, `${what}[${i}].name`) : str(e.name, `${what}[${i}].name`);
-    if (entryName !== (dots ?? entryName)) throw new StateError(`${what}[${i}]: expected ${dots}`);
-    return { name: entryName, ino: int(e.ino, `${what}[${i}].ino`, 1, nextIno - 1), type: fileType(e.type, `${what}[${i}].type`) };
+    const where = `${what}[${i}]`;
+    const e = record(item, where);
+    const dots = [".", ".."][i];
+    const entryName = dots === undefined ? name(e.name, `${where}.name`) : str(e.name, `${where}.name`);
+    if (dots !== undefined && entryName !== dots) throw new StateError(`${where}: not "${dots}"`);
+    return { name: entryName, ino: int(e.ino, `${where}.ino`, 1, nextIno - 1), type: fileType(e.type, `${where}.type`) };
   });
 }

@@ -31,6 +31,8 @@
 // - lseek SEEK_DATA/SEEK_HOLE sees no holes: the whole file is data, its end the only hole.
 // - syncfs fsyncs the open files, the files and directories changed since the last syncfs (through their
 //   paths, where those still lead to them), the root and the store.
+// - Snapshots (saveState, state.ts) hold references: paths and host identities, reopened by restoreState;
+//   an unlinked file kept alive by this process's descriptors cannot be reopened elsewhere and is stale.
 // - Times are set through utimes, which takes seconds as a double and keeps microseconds (libuv cuts
 //   the rest): a time is stored rounded to the nearest microsecond; ctime cannot be set at all (the host
 //   moves it to now on every change, as Linux would).

@@ -20,6 +20,9 @@
 // FSYNCDIR, RELEASE and SYNCFS flush data and save the metadata if it changed; other changes are saved a
 // second later. After `sync` in the guest, a reload finds exactly what the guest left.
 //
+// Snapshots (saveState, state.ts) hold references: the metadata's inode numbers, saved with it, and the open
+// handles, whose files are reopened by restoreState.
+//
 // Requests run one at a time: OPFS calls are asynchronous, and interleaving two of them (say, two creates
 // of one name) would race on the tree.
 

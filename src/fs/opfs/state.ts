@@ -3,7 +3,9 @@
 // inode is saved with its lookup count and where the metadata had it (parent inode, name, file type), so
 // a restore can tell the inode the metadata has now under that number is still that one; each open handle
 // with its number, kind, open mode and inode, and a directory handle with the listing its cookies index;
-// and the next numbers of both, so new ones never take a saved number.
+// and the next numbers of both, so new ones never take a saved number. OPFS has no identity of its own for
+// a file, so a file replaced by another of the same kind behind the backend's back (not through a session
+// of it) passes for the same inode; removed, moved or replaced through the backend, the inode is stale.
 //
 // Everything read back is checked here (StateError): names are names `checkName` accepts, numbers are in
 // range and consistent with each other.
