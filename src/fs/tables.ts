@@ -42,12 +42,27 @@ export class InodeTable<T> {
     }
   }
 
+  /** Every referenced inode but the root (whose count is not one), for a snapshot. */
+  entries(rootIno: Ino): { ino: Ino; value: T; refs: number }[] {
+    return [...this.live].filter(([ino]) => ino !== rootIno).map(([ino, { value, refs }]) => ({ ino, value, refs }));
+  }
+
+  /** Records `refs` references to `ino` at once (a snapshot's count; `refs` > 0). */
+  restore(ino: Ino, value: T, refs: number): void {
+    this.live.set(ino, { value, refs });
+  }
+
   forget(ino: Ino, nlookup: number): void {
     const entry = this.live.get(ino);
     if (entry === undefined || !(nlookup > 0)) return;
     entry.refs -= nlookup;
     if (entry.refs <= 0) this.live.delete(ino);
   }
+}
+
+/** A handle restored from a snapshot whose object vanished or was replaced meanwhile: ESTALE on every use but its release. */
+export interface StaleHandle {
+  kind: "stale";
 }
 
 /** Open handles. Numbers only grow, so a stale handle can never reach a later open. */
@@ -70,8 +85,23 @@ export class HandleTable<T> {
   /** A handle of one kind ("file", "dir"): EBADF for an unknown one or one of the other kind. */
   getKind<K extends string>(h: Handle, kind: K): Extract<T, { kind: K }> {
     const value = this.get(h) as T & { kind?: unknown };
+    if (value.kind === "stale") throw new FsError(ESTALE, `handle ${h}: its object is gone`);
     if (value.kind !== kind) throw new FsError(EBADF, `handle ${h} is not a ${kind === "dir" ? "directory" : kind}`);
     return value as Extract<T, { kind: K }>;
+  }
+
+  /** Every open handle with its value, and the next number to issue, for a snapshot. */
+  entries(): { next: Handle; open: [Handle, T][] } {
+    return { next: this.next, open: [...this.open] };
+  }
+
+  /** Puts a snapshot's handles back under their numbers; later numbers start at `next`, above them all. */
+  restore(next: Handle, open: Iterable<[Handle, T]>): void {
+    for (const [h, value] of open) {
+      this.open.set(h, value);
+      this.next = Math.max(this.next, h + 1);
+    }
+    this.next = Math.max(this.next, next);
   }
 
   /** Removes and returns the handle's value. */
@@ -104,6 +134,16 @@ export class DirStream {
   private snapshot: DirEntry[] | undefined;
 
   constructor(private readonly list: () => Promise<DirListing>) {}
+
+  /** The listing the cookies index, once taken: what a snapshot keeps so a continuing READDIR sees it. */
+  get listing(): DirListing | undefined {
+    return this.snapshot?.map(({ name, ino, type }) => ({ name, ino, type }));
+  }
+
+  /** Continues from a snapshot's listing: cookie n resumes after its n-th entry, as it did before. */
+  restore(listing: DirListing): void {
+    this.snapshot = listing.map((entry, i) => ({ ...entry, off: i + 1 }));
+  }
 
   async read(cookie: number, maxEntries?: number): Promise<DirEntry[]> {
     if (!Number.isSafeInteger(cookie) || cookie < 0) throw new FsError(EINVAL, `bad cookie ${cookie}`);

@@ -18,7 +18,7 @@ onmessage = async (e: MessageEvent<OpenShare | RpcCall>) => {
   try {
     const root = await navigator.storage.getDirectory();
     const fs = await OpfsFs.open(await root.getDirectoryHandle(tree), { meta: await root.getDirectoryHandle(meta, { create: true }), readOnly });
-    const server = serveFileSystem(fs, ["close"]);
+    const server = serveFileSystem(fs, ["close", "saveState", "restoreState"]);
     handle = ({ id, ...call }) => void server.answer(call).then((a) => postMessage({ id, ...a } satisfies RpcResult));
     postMessage({ ready: true, info: server.info });
   } catch (err) {

@@ -31,6 +31,8 @@
 // - lseek SEEK_DATA/SEEK_HOLE sees no holes: the whole file is data, its end the only hole.
 // - syncfs fsyncs the open files, the files and directories changed since the last syncfs (through their
 //   paths, where those still lead to them), the root and the store.
+// - Snapshots (saveState, state.ts) hold references: paths and host identities, reopened by restoreState;
+//   an unlinked file kept alive by this process's descriptors cannot be reopened elsewhere and is stale.
 // - Times are set through utimes, which takes seconds as a double and keeps microseconds (libuv cuts
 //   the rest): a time is stored rounded to the nearest microsecond; ctime cannot be set at all (the host
 //   moves it to now on every change, as Linux would).
@@ -58,11 +60,13 @@ import { EACCES, EBADF, EILSEQ, EINVAL, ENOENT, ENOTDIR, EPERM, ESTALE } from ".
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
 import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
-import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
+import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle } from "../tables.ts";
 import { absentIfENOENT, at, DIR_FLAGS, fdPath, FILE_FLAGS, hostType, PATH_FLAGS, rethrowGone, rethrowHost, walk, writeAll } from "./host.ts";
 import { MetadataStore } from "./metadata.ts";
 import { Owners, type Wanted } from "./owners.ts";
+import { readHostState, saveHostState, type SavedHandle, type SavedInode } from "./state.ts";
 import { StoreDir, STORE_DIR, TMPFILE_PREFIX } from "./store-dir.ts";
+import { StateError, type Saved } from "../../vfs/state.ts";
 
 export { STORE_DIR } from "./store-dir.ts";
 
@@ -85,9 +89,11 @@ interface HostInode {
 
 type HostHandle =
   | { kind: "file"; file: FileHandle; ino: Ino; how: OpenMode; metaKey: string }
-  | { kind: "dir"; dir: FileHandle; stream: DirStream };
+  | { kind: "dir"; dir: FileHandle; ino: Ino; stream: DirStream }
+  | StaleHandle;
 
 type FileHandleState = Extract<HostHandle, { kind: "file" }>;
+type DirHandleState = Extract<HostHandle, { kind: "dir" }>;
 
 export interface HostDirOptions {
   /** Every change fails with EROFS, and nothing is ever written in the directory. */
@@ -107,8 +113,9 @@ export class HostDirFs implements FileSystem {
   readonly capabilities: FsCapabilities;
   private readonly numbers = new Map<string, Ino>();
   private nextIno: Ino = 2;
-  private readonly inodes: InodeTable<HostInode>;
-  private readonly handles = new HandleTable<HostHandle>();
+  // Replaced whole by restoreState.
+  private inodes: InodeTable<HostInode>;
+  private handles = new HandleTable<HostHandle>();
   /** Open file descriptors per inode: what serves an inode whose path is gone. */
   private readonly opened = new Map<Ino, Set<FileHandle>>();
   /** O_TMPFILE inodes not linked yet: their name in STORE_DIR, and whether `link` may name them. */
@@ -154,7 +161,7 @@ export class HostDirFs implements FileSystem {
 
   /** Releases every open handle, makes the store durable and closes the root. The backend is unusable afterwards. */
   async close(): Promise<void> {
-    for (const h of this.handles.takeAll()) await (h.kind === "file" ? this.closeFile(h) : h.dir.close());
+    for (const h of this.handles.takeAll()) await (h.kind === "file" ? this.closeFile(h) : h.kind === "dir" ? h.dir.close() : undefined);
     await this.store.sync();
     await this.storeDir.close();
     await this.root.close();
@@ -238,6 +245,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async release(fh: Handle): Promise<void> {
+    if (this.handles.get(fh).kind === "stale") return void this.handles.take(fh);
     const h = this.handles.getKind(fh, "file");
     this.handles.take(fh);
     await this.closeFile(h);
@@ -246,7 +254,7 @@ export class HostDirFs implements FileSystem {
   async opendir(ino: Ino): Promise<Handle> {
     const node = this.dirInode(ino);
     const dir = await this.withDir(ino, (fd) => open(at(fd.fd, "."), DIR_FLAGS).catch(rethrowHost));
-    return this.handles.add({ kind: "dir", dir, stream: new DirStream(() => this.list(dir, ino, node.parent)) });
+    return this.handles.add(this.dirHandle(dir, ino, node));
   }
 
   async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
@@ -254,6 +262,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async releasedir(dh: Handle): Promise<void> {
+    if (this.handles.get(dh).kind === "stale") return void this.handles.take(dh);
     const { dir } = this.handles.getKind(dh, "dir");
     this.handles.take(dh);
     await dir.close();
@@ -492,7 +501,7 @@ export class HostDirFs implements FileSystem {
   }
 
   async syncfs(): Promise<void> {
-    for (const h of this.handles.values()) await (h.kind === "file" ? h.file : h.dir).sync().catch(rethrowHost);
+    for (const h of this.handles.values()) if (h.kind !== "stale") await (h.kind === "file" ? h.file : h.dir).sync().catch(rethrowHost);
     for (const [ino, node] of this.dirty) {
       this.dirty.delete(ino);
       await this.syncPath(node);
@@ -563,6 +572,75 @@ export class HostDirFs implements FileSystem {
   async removexattr(ino: Ino, name: string): Promise<void> {
     checkWritable(this.capabilities);
     await this.changeXattrs(ino, (xattrs) => removeXattr(xattrs, name));
+  }
+
+  // ----- snapshots (state.ts) -----
+
+  async saveState(): Promise<Saved> {
+    await this.store.sync(); // file data reached the host with each write; the store's journal may be behind
+    const inodes: SavedInode[] = this.inodes.entries(this.rootIno).map(({ ino, value, refs }) => {
+      const unnamed = this.unnamed.get(ino);
+      return { ino, refs, path: [...value.path], key: value.key, type: value.type, parent: value.parent, tmpfile: unnamed && { linkable: unnamed.linkable } };
+    });
+    const referenced = new Set(inodes.map((i) => i.ino)).add(this.rootIno);
+    const { next, open } = this.handles.entries();
+    const handles = open.map(([fh, h]): SavedHandle => {
+      // A handle whose inode is no longer referenced has no path to reopen it by.
+      if (h.kind === "stale" || !referenced.has(h.ino)) return { fh, kind: "stale" };
+      return h.kind === "file" ? { fh, kind: "file", ino: h.ino, how: h.how } : { fh, kind: "dir", ino: h.ino, listing: h.stream.listing };
+    });
+    const numbers = [...this.numbers].filter(([, ino]) => ino !== this.rootIno);
+    return saveHostState({ nextIno: this.nextIno, numbers, inodes, nextHandle: next, handles });
+  }
+
+  async restoreState(state: Saved): Promise<void> {
+    if (this.handles.values().length > 0 || this.inodes.entries(this.rootIno).length > 0) throw new Error("restoreState needs a freshly opened backend");
+    const root = this.inodes.get(this.rootIno);
+    const s = readHostState(state, this.rootIno, root.key);
+    if (this.capabilities.readOnly && s.handles.some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
+    const inodes = new InodeTable<HostInode>(this.rootIno, root);
+    const nodes = new Map<Ino, HostInode>([[this.rootIno, root]]);
+    for (const i of s.inodes) {
+      const node: HostInode = { path: i.path, key: i.key, type: i.type, parent: i.parent };
+      nodes.set(i.ino, node);
+      inodes.restore(i.ino, node, i.refs);
+    }
+    const opened = new Map<Ino, Set<FileHandle>>();
+    const handles: [Handle, HostHandle][] = [];
+    try {
+      for (const h of s.handles) handles.push([h.fh, await this.reopen(h, nodes, opened)]);
+    } catch (e) {
+      for (const [, h] of handles) if (h.kind !== "stale") await (h.kind === "file" ? h.file : h.dir).close();
+      throw e;
+    }
+    this.inodes = inodes;
+    this.handles = new HandleTable();
+    this.handles.restore(s.nextHandle, handles);
+    this.nextIno = s.nextIno;
+    for (const [key, ino] of s.numbers) this.numbers.set(key, ino);
+    for (const [ino, files] of opened) this.opened.set(ino, files);
+    for (const i of s.inodes) if (i.tmpfile !== undefined) this.unnamed.set(i.ino, { name: i.path[1]!, linkable: i.tmpfile.linkable });
+  }
+
+  /** A saved handle reopened through its inode's path, or stale if that no longer leads to the same object. */
+  private async reopen(h: SavedHandle, nodes: ReadonlyMap<Ino, HostInode>, opened: Map<Ino, Set<FileHandle>>): Promise<HostHandle> {
+    const node = h.kind === "stale" ? undefined : nodes.get(h.ino);
+    if (h.kind === "stale" || node === undefined) return { kind: "stale" };
+    try {
+      if (h.kind === "file") {
+        const { file, st } = await this.openObject(h.ino, node, hostFlags(h.how));
+        if (hostType(st) === S_IFREG) return this.fileHandle(opened, file, h.ino, h.how, st);
+        await file.close(); // a state naming a directory's identity for a file handle
+        return { kind: "stale" };
+      }
+      const dir = await this.onDir(node, (fd) => open(at(fd.fd, "."), DIR_FLAGS).catch(rethrowHost));
+      const value = this.dirHandle(dir, h.ino, node);
+      if (h.listing !== undefined) value.stream.restore(h.listing);
+      return value;
+    } catch (e) {
+      if (e instanceof FsError && e.errno === ESTALE) return { kind: "stale" };
+      throw e;
+    }
   }
 
   private changeXattrs(ino: Ino, change: (xattrs: XattrMap) => void): Promise<void> {
@@ -704,10 +782,19 @@ export class HostDirFs implements FileSystem {
   }
 
   private addFile(file: FileHandle, ino: Ino, how: OpenMode, st: BigIntStats): Handle {
-    let open = this.opened.get(ino);
-    if (open === undefined) this.opened.set(ino, (open = new Set()));
+    return this.handles.add(this.fileHandle(this.opened, file, ino, how, st));
+  }
+
+  /** A file handle's value, its descriptor counted in `opened` (the backend's, or restoreState's new one). */
+  private fileHandle(opened: Map<Ino, Set<FileHandle>>, file: FileHandle, ino: Ino, how: OpenMode, st: BigIntStats): HostHandle {
+    let open = opened.get(ino);
+    if (open === undefined) opened.set(ino, (open = new Set()));
     open.add(file);
-    return this.handles.add({ kind: "file", file, ino, how, metaKey: this.owners.key(st) });
+    return { kind: "file", file, ino, how, metaKey: this.owners.key(st) };
+  }
+
+  private dirHandle(dir: FileHandle, ino: Ino, node: HostInode): DirHandleState {
+    return { kind: "dir", dir, ino, stream: new DirStream(() => this.list(dir, ino, node.parent)) };
   }
 
   /** One of the inode's open descriptors, if it has any. */
@@ -785,7 +872,10 @@ export class HostDirFs implements FileSystem {
 
   /** Runs `use` on the directory inode `parent`, checked to still be itself, with its stat. */
   private withDir<R>(parent: Ino, use: (fd: FileHandle, dir: HostInode, st: BigIntStats) => Promise<R>): Promise<R> {
-    const dir = this.dirInode(parent);
+    return this.onDir(this.dirInode(parent), use);
+  }
+
+  private onDir<R>(dir: HostInode, use: (fd: FileHandle, dir: HostInode, st: BigIntStats) => Promise<R>): Promise<R> {
     return walk(this.root, dir.path, async (fd) => {
       const st = await fd.stat({ bigint: true }).catch(rethrowHost);
       checkKey(st, dir);

@@ -20,6 +20,9 @@
 // FSYNCDIR, RELEASE and SYNCFS flush data and save the metadata if it changed; other changes are saved a
 // second later. After `sync` in the guest, a reload finds exactly what the guest left.
 //
+// Snapshots (saveState, state.ts) hold references: the metadata's inode numbers, saved with it, and the open
+// handles, whose files are reopened by restoreState.
+//
 // Requests run one at a time: OPFS calls are asynchronous, and interleaving two of them (say, two creates
 // of one name) would race on the tree.
 
@@ -27,11 +30,13 @@ import { EBADF, EEXIST, EINVAL, EMLINK, ENOENT, ENOTDIR, EPERM, ESTALE } from ".
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs } from "../../vfs/filesystem.ts";
 import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode } from "../posix.ts";
-import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
+import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle } from "../tables.ts";
 import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./data.ts";
 import { MetaStore, restoreSnapshot, snapshotOf } from "./meta.ts";
 import { fromMs, isDir, isReg, newNode, now, type Node } from "./node.ts";
+import { readOpfsState, saveOpfsState, type SavedHandle, type SavedInode } from "./state.ts";
 import { moveFile, moveTree, probe } from "./tree.ts";
+import { StateError, type Saved } from "../../vfs/state.ts";
 
 export interface OpfsOptions {
   /** Where the metadata snapshot, the inode store and the lock live: a directory outside the tree. */
@@ -50,14 +55,16 @@ const LINK_MAX = 65000;
 const DEFAULT_CAPACITY = 1 << 30;
 const MAX_INODES = 1 << 20;
 
-type OpfsHandle = { kind: "file"; node: Node; how: OpenMode } | { kind: "dir"; node: Node; stream: DirStream };
+type OpfsHandle = { kind: "file"; node: Node; how: OpenMode } | DirHandle | StaleHandle;
+type DirHandle = { kind: "dir"; node: Node; stream: DirStream };
 
 export class OpfsFs implements FileSystem {
   readonly rootIno: Ino = 1;
   readonly capabilities: FsCapabilities;
   private readonly nodes = new Map<Ino, Node>();
-  private readonly inodes: InodeTable<Node>;
-  private readonly handles = new HandleTable<OpfsHandle>();
+  // Replaced whole by restoreState.
+  private inodes: InodeTable<Node>;
+  private handles = new HandleTable<OpfsHandle>();
   private nextIno: Ino = 2;
   /** Bumped whenever a directory moves: cached directory handles are paths, so any may be stale. */
   private moves = 0;
@@ -176,6 +183,7 @@ export class OpfsFs implements FileSystem {
 
   release(fh: Handle): Promise<void> {
     return this.serial(async () => {
+      if (this.handles.get(fh).kind === "stale") return void this.handles.take(fh);
       const { node } = this.handles.getKind(fh, "file");
       this.handles.take(fh);
       node.opens--;
@@ -191,7 +199,7 @@ export class OpfsFs implements FileSystem {
     return this.serial(async () => {
       const node = this.inodes.get(ino);
       if (!isDir(node)) throw new FsError(ENOTDIR, `opendir of inode ${ino}`);
-      return this.handles.add({ kind: "dir", node, stream: new DirStream(() => this.serial(() => this.list(node))) });
+      return this.handles.add(this.dirStream(node));
     });
   }
 
@@ -201,7 +209,7 @@ export class OpfsFs implements FileSystem {
   }
 
   async releasedir(dh: Handle): Promise<void> {
-    this.handles.getKind(dh, "dir");
+    if (this.handles.get(dh).kind !== "stale") this.handles.getKind(dh, "dir");
     this.handles.take(dh);
   }
 
@@ -481,6 +489,98 @@ export class OpfsFs implements FileSystem {
       node.ctime = now();
       this.changed(node);
     });
+  }
+
+  // ----- snapshots (state.ts) -----
+
+  saveState(): Promise<Saved> {
+    return this.serial(async () => {
+      // A restore finds the data in OPFS and the inode numbers in the metadata: both must be there now.
+      for (const n of this.nodes.values()) await n.data?.flush();
+      await this.save();
+      const inodes = new Map<Ino, SavedInode>();
+      const keep = (node: Node, refs: number): void => {
+        const at = node.stored ? null : { parent: node.parent, name: node.name };
+        inodes.set(node.ino, { ino: node.ino, refs, type: node.mode & S_IFMT, at });
+      };
+      for (const { value, refs } of this.inodes.entries(this.rootIno)) keep(value, refs);
+      const { next, open } = this.handles.entries();
+      const handles = open.map(([fh, h]): SavedHandle => {
+        if (h.kind === "stale") return { fh, kind: "stale" };
+        if (h.node.ino !== this.rootIno && !inodes.has(h.node.ino)) keep(h.node, 0);
+        return h.kind === "file" ? { fh, kind: "file", ino: h.node.ino, how: h.how } : { fh, kind: "dir", ino: h.node.ino, listing: h.stream.listing };
+      });
+      return saveOpfsState({ nextIno: this.nextIno, inodes: [...inodes.values()], nextHandle: next, handles });
+    });
+  }
+
+  restoreState(state: Saved): Promise<void> {
+    return this.serial(async () => {
+      if (this.handles.values().length > 0 || this.inodes.entries(this.rootIno).length > 0) throw new Error("restoreState needs a freshly opened backend");
+      const s = readOpfsState(state, this.rootIno);
+      if (this.capabilities.readOnly && s.handles.some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
+      const root = this.inodes.get(this.rootIno);
+      const inodes = new InodeTable<Node>(this.rootIno, root);
+      const live = new Map<Ino, Node>([[this.rootIno, root]]);
+      for (const i of s.inodes) {
+        const node = await this.stillThere(i);
+        if (node === undefined) continue; // unknown to the tables: ESTALE, and its handles too
+        live.set(i.ino, node);
+        if (i.refs > 0) inodes.restore(i.ino, node, i.refs);
+      }
+      const handles: [Handle, OpfsHandle][] = [];
+      try {
+        for (const h of s.handles) handles.push([h.fh, await this.reopen(h, live)]);
+      } catch (e) {
+        for (const [, h] of handles) if (h.kind === "file" && --h.node.opens === 0) await this.closeData(h.node);
+        throw e;
+      }
+      this.inodes = inodes;
+      this.handles = new HandleTable();
+      this.handles.restore(s.nextHandle, handles);
+      this.nextIno = Math.max(this.nextIno, s.nextIno);
+    });
+  }
+
+  /**
+   * The node the metadata now has under a saved inode's number, if it is still that inode: same type, same
+   * place, and its name still in the directory (or its data still in the store).
+   */
+  private async stillThere(i: SavedInode): Promise<Node | undefined> {
+    const node = this.nodes.get(i.ino);
+    if (node === undefined || node.removed || (node.mode & S_IFMT) !== i.type || node.stored !== (i.at === null)) return undefined;
+    if (i.at === null) return node;
+    const parent = this.nodes.get(i.at.parent);
+    if (node.parent !== i.at.parent || node.name !== i.at.name || parent?.children === undefined) return undefined;
+    try {
+      return (await this.child(parent, node.name)) === node ? node : undefined;
+    } catch (e) {
+      if (isStale(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** A saved handle on its node again, a file's data reopened (its sync access handle reacquired). */
+  private async reopen(h: SavedHandle, live: ReadonlyMap<Ino, Node>): Promise<OpfsHandle> {
+    const node = h.kind === "stale" ? undefined : live.get(h.ino);
+    if (h.kind === "stale" || node === undefined) return { kind: "stale" };
+    if (h.kind === "dir") {
+      const value = this.dirStream(node);
+      if (h.listing !== undefined) value.stream.restore(h.listing);
+      return value;
+    }
+    try {
+      await this.data(node);
+    } catch (e) {
+      if (isStale(e)) return { kind: "stale" };
+      throw e;
+    }
+    node.opens++;
+    return { kind: "file", node, how: h.how };
+  }
+
+  private dirStream(node: Node): DirHandle {
+    return { kind: "dir", node, stream: new DirStream(() => this.serial(() => this.list(node))) };
   }
 
   // ----- inodes and names -----
@@ -838,4 +938,10 @@ export class OpfsFs implements FileSystem {
     for (const name of present) if (!this.nodes.get(Number(name))?.stored) await this.store.removeEntry(name);
     for (const node of this.nodes.values()) if (node.stored && !present.has(String(node.ino))) node.stored = false;
   }
+}
+
+/** True for an error (OPFS's or ours) saying the object is gone. */
+function isStale(e: unknown): boolean {
+  const err = opfsError(e);
+  return err instanceof FsError && err.errno === ESTALE;
 }
