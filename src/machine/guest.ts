@@ -6,7 +6,7 @@ import type { GuestImages } from "./images.ts";
 import { startMachine, type GuestRam, type Machine } from "./machine.ts";
 import type { V86 } from "v86";
 import { attachVirtioFs, v86MemorySize, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
-import { SnapshotError, imageHashes, packSnapshot, unpackSnapshot, type SnapshotContents } from "./snapshot.ts";
+import { SnapshotError, imageHashes, packSnapshot, unpackSnapshot, type SnapshotContents, type SnapshotShare } from "./snapshot.ts";
 
 /** A virtio-fs share and where the guest mounts it (with dax=always when it has a DAX window, unless the options say otherwise). */
 export interface GuestShare extends VirtioFsShare {
@@ -66,8 +66,12 @@ export interface GuestOptions {
  */
 export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsole" | "onStdout" | "beforeRun"> {
   snapshot: Uint8Array;
-  shares?: GuestShare[];
+  /** The shares, or a function of how the snapshot's shares were attached that builds them (the CLI's way). */
+  shares?: GuestShare[] | ((saved: readonly SavedShare[]) => GuestShare[] | Promise<GuestShare[]>);
 }
+
+/** How a saved share was attached: what a restore must attach again. */
+export type SavedShare = Pick<SnapshotShare, "tag" | "mountPoint" | "cache" | "writeback" | "numRequestQueues" | "locks">;
 
 export interface RunResult {
   stdout: Uint8Array;
@@ -138,7 +142,7 @@ export class Guest {
     for (const [name, sum] of Object.entries(snap.images)) {
       if (have[name as keyof typeof have] !== sum) throw new SnapshotError(`the snapshot was taken with another ${name} (sha256 ${sum.slice(0, 12)}…, these images have ${have[name as keyof typeof have].slice(0, 12)}…)`);
     }
-    const shares = opts.shares ?? [];
+    const shares = typeof opts.shares === "function" ? await opts.shares(snap.shares) : (opts.shares ?? []);
     const want = snap.shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ");
     if (shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ") !== want) throw new SnapshotError(`the snapshot has shares ${want || "(none)"}; give the same tags and mount points, in order`);
     for (const [i, s] of snap.shares.entries()) {
