@@ -154,6 +154,7 @@ export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listi
   if (saved.format !== FORMAT) throw new StateError(`memfs state: format is not ${FORMAT}`);
   const nextIno = int(saved.nextIno, "nextIno", rootIno + 1);
   const plans = list(saved.nodes, "nodes").map((v, i, all) => readNode(v, i, all.length, rootIno, nextIno));
+  if (plans.length === 0) throw new StateError("memfs state: no root node");
   checkTree(plans);
   // Directory handles' streams are made now; the links they list are known once the tree is built.
   const links: (Link | undefined)[] = [];
