@@ -16,6 +16,9 @@
 // keeps an unlinked file's node alive, the O_TMPFILE "may still be linked" mark, and the exact nanoseconds
 // of times the guest set (memfs keeps Dates, which have milliseconds).
 //
+// Snapshots (saveState/restoreState, in state.ts) hold all of it: the tree, the data, the side table and
+// the inode and handle tables; restoring builds the tree through the same Link methods.
+//
 // In the browser, memfs needs polyfills for node:buffer, node:events, node:path, node:stream and node:url.
 
 import { Volume } from "memfs";

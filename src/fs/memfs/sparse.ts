@@ -85,14 +85,6 @@ export function savedContent(node: Node): { size: number; chunks: [number, Uint8
 }
 
 /**
- * Gives a new regular file savedContent's contents. The bytes are copied: a Saved value may be another
- * live tree's. The caller has checked the chunks (at most CHUNK bytes, zeros past `size`).
- */
-export function restoreContent(node: Node, size: number, chunks: readonly (readonly [number, Uint8Array])[]): void {
-  sparseData(node).load(size, chunks);
-}
-
-/**
  * A file's bytes as CHUNK-sized chunks, present only where written or allocated; the rest reads as zeros.
  * Bytes at or past `size` are always zero (truncation clears them), so growing the file needs no work.
  */
@@ -109,7 +101,10 @@ export class SparseData {
     return this.chunks.entries();
   }
 
-  /** Replaces the contents with copies of `chunks` (index, up to CHUNK bytes) and the given size. */
+  /**
+   * Replaces the contents with copies of savedContent's chunks (a Saved value may be another live tree's)
+   * and its size. The caller has checked them: at most CHUNK bytes each, zeros past `size`.
+   */
   load(size: number, chunks: readonly (readonly [number, Uint8Array])[]): void {
     this.chunks.clear();
     for (const [index, bytes] of chunks) this.chunk(index).set(bytes);

@@ -23,7 +23,7 @@ import { bool, bytes, int, list, record, str, StateError, type Saved } from "../
 import { checkName, checkSymlinkTarget, checkXattrName, type OpenMode } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import type { Link, MemHandle, MemInode, NodeState, Superblock } from "./memfs.ts";
-import { BLOCK_SIZE, restoreContent, savedContent, type Node } from "./sparse.ts";
+import { BLOCK_SIZE, savedContent, sparseData, type Node } from "./sparse.ts";
 import { dateOf, timespec, type TimeField } from "./times.ts";
 
 const FORMAT = "memfs/1";
@@ -69,6 +69,11 @@ export function saveMemFs(fs: MemFsView): Saved {
     if (h.kind === "file") add(h.node, undefined);
     else add(h.dir.node, h.dir);
   }
+  const indexOf = (node: Node): number => {
+    const i = index.get(node);
+    if (i === undefined) throw new Error("memfs saveState: a table names a node it did not save");
+    return i;
+  };
   const nodes: Saved[] = [];
   for (let i = 0; i < order.length; i++) {
     const { node, dir } = order[i]!;
@@ -110,11 +115,11 @@ export function saveMemFs(fs: MemFsView): Saved {
     format: FORMAT,
     nextIno: fs.nextIno,
     nodes,
-    inodes: fs.inodes.saveState((inode) => add(inode.node, inode.dir)),
+    inodes: fs.inodes.saveState((inode) => indexOf(inode.node)),
     handles: fs.handles.saveState((h): Saved =>
       h.kind === "file"
-        ? { kind: "file", node: add(h.node, undefined), read: h.how.read, write: h.how.write, append: h.how.append }
-        : { kind: "dir", node: add(h.dir.node, h.dir), listing: h.stream.saveState() },
+        ? { kind: "file", node: indexOf(h.node), read: h.how.read, write: h.how.write, append: h.how.append }
+        : { kind: "dir", node: indexOf(h.dir.node), listing: h.stream.saveState() },
     ),
   };
 }
@@ -168,6 +173,7 @@ export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listi
     if (plans[i]!.ino !== ino) throw new StateError(`inode ${ino} names node ${i}, which has another number`);
     return i;
   };
+  // The tables are read twice: now to check them, with node indices; once the nodes exist, to build them.
   InodeTable.restoreState(saved.inodes ?? null, rootIno, 0, inodeIndex);
   const handlePlans = HandleTable.restoreState<HandlePlan>(saved.handles ?? null, (v, h) => {
     const r = record(v, `handle ${h}`);
@@ -222,7 +228,7 @@ export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listi
     node.gid = plan.gid;
     node.nlink = plan.nlink;
     if (plan.type === S_IFLNK) node.symlink = plan.target;
-    if (plan.type === S_IFREG) restoreContent(node, plan.size, plan.chunks);
+    if (plan.type === S_IFREG) sparseData(node).load(plan.size, plan.chunks);
     const exact: NodeState["exact"] = {};
     for (const field of TIME_FIELDS) {
       const time = plan.times[field];
@@ -259,11 +265,10 @@ function readNode(v: Saved, i: number, count: number, rootIno: Ino, nextIno: Ino
   const mode = int(r.mode, `${what}: mode`, 0, 0o177777);
   const type = mode & S_IFMT;
   if (!FILE_TYPES.has(type) || (i === 0 && type !== S_IFDIR)) throw new StateError(`${what}: mode ${mode.toString(8)}`);
-  const times = {} as Record<TimeField, Timespec>;
-  for (const field of TIME_FIELDS) {
+  const time = (field: TimeField): Timespec => {
     const [sec, nsec] = pair(r[field], `${what}: ${field}`);
-    times[field] = { sec: int(sec, `${what}: ${field}`, -Number.MAX_SAFE_INTEGER), nsec: int(nsec, `${what}: ${field}`, 0, 999_999_999) };
-  }
+    return { sec: int(sec, `${what}: ${field}`, -Number.MAX_SAFE_INTEGER), nsec: int(nsec, `${what}: ${field}`, 0, 999_999_999) };
+  };
   const xattrs = list(r.xattrs, `${what}: xattrs`).map((item): [string, Uint8Array] => {
     const [name, value] = pair(item, `${what}: xattr`);
     const checkedName = checked(() => str(name, `${what}: xattr name`), checkXattrName);
@@ -280,7 +285,7 @@ function readNode(v: Saved, i: number, count: number, rootIno: Ino, nextIno: Ino
     gid: int(r.gid, `${what}: gid`, 0, U32),
     rdev: int(r.rdev, `${what}: rdev`),
     nlink: int(r.nlink, `${what}: nlink`, 0, U32),
-    times,
+    times: { atime: time("atime"), mtime: time("mtime"), ctime: time("ctime") },
     btime: int(r.btime, `${what}: btime`, -8.64e15, 8.64e15),
     alive: bool(r.alive, `${what}: alive`),
     opens: int(r.opens, `${what}: opens`),
