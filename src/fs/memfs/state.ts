@@ -96,9 +96,9 @@ export function saveMemFs(fs: MemFsView): Saved {
     saved.linkable = state?.linkable ?? false;
     saved.xattrs = [...(state?.xattrs ?? [])];
     const type = node.mode & S_IFMT;
-    if (type === S_IFDIR && dir !== undefined) {
+    if (type === S_IFDIR) {
       const entries: Saved[] = [];
-      for (const [name, link] of dir.children) {
+      for (const [name, link] of dir?.children ?? []) {
         if (link === undefined || name === "." || name === "..") continue;
         entries.push([name, add(link.node, link.node.isDirectory() ? link : undefined)]);
       }
