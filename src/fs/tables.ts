@@ -1,8 +1,10 @@
 // The bookkeeping every backend shares: the inodes the server references, the open handles, and the
-// snapshot behind readdir cookies.
+// snapshot behind readdir cookies. Each saves itself for a snapshot (FileSystem.saveState) with the
+// backend's values in it, and restores from that with a `load` the backend gives (which throws StateError).
 
 import { EBADF, EINVAL, ESTALE } from "../vfs/errno.ts";
 import { type DirEntry, FsError, type Handle, type Ino } from "../vfs/filesystem.ts";
+import { int, list, record, str, StateError, type Saved } from "../vfs/state.ts";
 
 /**
  * The inodes the server references, with the lookup counts that keep them. Backends keep their per-inode
@@ -57,6 +59,24 @@ export class InodeTable<T> {
     if (entry === undefined || !(nlookup > 0)) return;
     entry.refs -= nlookup;
     if (entry.refs <= 0) this.live.delete(ino);
+  }
+
+  /** The referenced inodes but the root (which is always there), in table order, with their counts. */
+  saveState(save: (value: T) => Saved): Saved {
+    const out: Saved[] = [];
+    for (const [ino, { value, refs }] of this.live) if (refs !== Infinity) out.push({ ino, refs, value: save(value) });
+    return out;
+  }
+
+  static restoreState<T>(state: Saved, rootIno: Ino, root: T, load: (saved: Saved, ino: Ino) => T): InodeTable<T> {
+    const table = new InodeTable(rootIno, root);
+    for (const item of list(state, "inodes")) {
+      const entry = record(item, "inode");
+      const ino = int(entry.ino, "inode number", 1);
+      if (table.live.has(ino)) throw new StateError(`inode ${ino} saved twice`);
+      table.live.set(ino, { refs: int(entry.refs, `references of inode ${ino}`, 1), value: load(entry.value ?? null, ino) });
+    }
+    return table;
   }
 }
 
@@ -122,6 +142,24 @@ export class HandleTable<T> {
     this.open.clear();
     return values;
   }
+
+  /** The open handles in order and the next number, so that a restored table never reissues one. */
+  saveState(save: (value: T) => Saved): Saved {
+    return { next: this.next, open: [...this.open].map(([h, value]) => ({ h, value: save(value) })) };
+  }
+
+  static restoreState<T>(state: Saved, load: (saved: Saved, h: Handle) => T): HandleTable<T> {
+    const saved = record(state, "handles");
+    const table = new HandleTable<T>();
+    table.next = int(saved.next, "next handle", 1);
+    for (const item of list(saved.open, "open handles")) {
+      const entry = record(item, "handle");
+      const h = int(entry.h, "handle number", 1, table.next - 1);
+      if (table.open.has(h)) throw new StateError(`handle ${h} saved twice`);
+      table.open.set(h, load(entry.value ?? null, h));
+    }
+    return table;
+  }
 }
 
 export type DirListing = Omit<DirEntry, "off">[];
@@ -155,4 +193,24 @@ export class DirStream {
     }
     return this.snapshot.slice(cookie, maxEntries === undefined ? undefined : cookie + maxEntries);
   }
+
+  /** The listing cookies resume in, as [name, ino, type] triples; null before the first read. */
+  saveState(): Saved {
+    return this.snapshot?.map(({ name, ino, type }) => [name, ino, type]) ?? null;
+  }
+
+  /** A stream resuming saveState's listing; `list` takes the next one (at cookie 0). */
+  static restoreState(state: Saved, list: () => Promise<DirListing>): DirStream {
+    const stream = new DirStream(list);
+    if (state !== null) stream.snapshot = readListing(state);
+    return stream;
+  }
+}
+
+function readListing(state: Saved): DirEntry[] {
+  return list(state, "listing").map((item, i) => {
+    const entry = list(item, "listing entry");
+    if (entry.length !== 3) throw new StateError("listing entry: not [name, ino, type]");
+    return { name: str(entry[0], "entry name"), ino: int(entry[1], "entry inode", 1), type: int(entry[2], "entry type", 0, 0o170000), off: i + 1 };
+  });
 }

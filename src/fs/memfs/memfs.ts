@@ -16,33 +16,37 @@
 // keeps an unlinked file's node alive, the O_TMPFILE "may still be linked" mark, and the exact nanoseconds
 // of times the guest set (memfs keeps Dates, which have milliseconds).
 //
+// Snapshots (saveState/restoreState, in state.ts) hold all of it: the tree, the data, the side table and
+// the inode and handle tables; restoring builds the tree through the same Link methods.
+//
 // In the browser, memfs needs polyfills for node:buffer, node:events, node:path, node:stream and node:url.
 
 import { Volume } from "memfs";
 import { EBADF, EEXIST, EINVAL, ENOENT, ENOSPC, ENOTDIR, ENXIO, EPERM } from "../../vfs/errno.ts";
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
+import type { Saved } from "../../vfs/state.ts";
 import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode, type XattrMap } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import { BLOCK_SIZE, blocksOf, sparseData, type Node } from "./sparse.ts";
+import { restoreMemFs, saveMemFs } from "./state.ts";
+import { dateOf, timespec, type TimeField } from "./times.ts";
 
 export { SparseData } from "./sparse.ts";
 
-type Superblock = Volume["_core"];
-type Link = Superblock["root"];
+export type Superblock = Volume["_core"];
+export type Link = Superblock["root"];
 
 /** A referenced inode: its node and, for a directory, its entry (a directory's only one). */
-interface MemInode {
+export interface MemInode {
   node: Node;
   dir: Link | undefined;
 }
 
-type MemHandle = { kind: "file"; node: Node; how: OpenMode } | { kind: "dir"; stream: DirStream };
-
-type TimeField = "atime" | "mtime" | "ctime";
+export type MemHandle = { kind: "file"; node: Node; how: OpenMode } | { kind: "dir"; dir: Link; stream: DirStream };
 
 /** What the backend keeps about a node beyond memfs's fields. */
-interface NodeState {
+export interface NodeState {
   xattrs: XattrMap;
   /** Open file handles: a node whose last link goes stays in the Superblock until they are released. */
   opens: number;
@@ -65,11 +69,12 @@ export class MemFs implements FileSystem {
   readonly rootIno: Ino = 1;
   readonly capabilities: FsCapabilities;
   private readonly core: Superblock;
-  private readonly inos = new WeakMap<Node, Ino>();
-  private readonly states = new WeakMap<Node, NodeState>();
+  // Not readonly: restoreState swaps in the tables it built.
+  private inos = new WeakMap<Node, Ino>();
+  private states = new WeakMap<Node, NodeState>();
   private nextIno: Ino = 2;
-  private readonly inodes: InodeTable<MemInode>;
-  private readonly handles = new HandleTable<MemHandle>();
+  private inodes: InodeTable<MemInode>;
+  private handles = new HandleTable<MemHandle>();
   private readonly capacity: number;
   private readonly maxInodes: number;
 
@@ -157,7 +162,7 @@ export class MemFs implements FileSystem {
 
   async opendir(ino: Ino): Promise<Handle> {
     const dir = this.dirOf(ino);
-    return this.handles.add({ kind: "dir", stream: new DirStream(async () => this.list(ino, dir)) });
+    return this.handles.add({ kind: "dir", dir, stream: new DirStream(async () => this.list(ino, dir)) });
   }
 
   async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
@@ -392,6 +397,30 @@ export class MemFs implements FileSystem {
     node.ctime = new Date();
   }
 
+  async saveState(): Promise<Saved> {
+    return saveMemFs({
+      core: this.core,
+      nextIno: this.nextIno,
+      inodes: this.inodes,
+      handles: this.handles,
+      inoOf: (node) => this.inos.get(node),
+      stateOf: (node) => this.states.get(node),
+      timeOf: (node, field) => this.timeOf(node, field),
+    });
+  }
+
+  async restoreState(state: Saved): Promise<void> {
+    // The state is the whole tree: it goes into an empty Volume, before the backend has answered anything.
+    const fresh = this.nextIno === 2 && this.inodes.values().length === 1 && this.handles.values().length === 0 && this.core.root.children.size === 2;
+    if (!fresh) throw new Error("memfs backend: restoreState needs a fresh backend over an empty Volume");
+    const restored = restoreMemFs(state, this.core, this.rootIno, (ino, dir) => async () => this.list(ino, dir));
+    this.nextIno = restored.nextIno;
+    this.inos = restored.inos;
+    this.states = restored.states;
+    this.inodes = restored.inodes;
+    this.handles = restored.handles;
+  }
+
   private list(ino: Ino, dir: Link): DirListing {
     // A removed directory has lost its ".." entry: list itself as its parent, as Linux does.
     const parent = dir.children.get("..") ?? dir;
@@ -474,7 +503,7 @@ export class MemFs implements FileSystem {
 
   /** Sets a time to the nanosecond: memfs gets the Date, the side table the exact value. */
   private setTime(node: Node, field: TimeField, time: Timespec): void {
-    const date = new Date(Math.max(-MAX_DATE_MS, Math.min(MAX_DATE_MS, time.sec * 1000 + Math.floor(time.nsec / 1e6))));
+    const date = dateOf(time);
     node[field] = date;
     this.state(node).exact[field] = { date, time };
   }
@@ -551,15 +580,6 @@ export class MemFs implements FileSystem {
     };
   }
 
-}
-
-/** Date's range (ECMAScript's time values stop at ±8.64e15 ms). */
-const MAX_DATE_MS = 8.64e15;
-
-function timespec(date: Date): Timespec {
-  const ms = date.getTime();
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: (ms - sec * 1000) * 1_000_000 };
 }
 
 /** O_TRUNC (with any access mode, as Linux) empties the file and moves its mtime. */

@@ -72,6 +72,19 @@ export function sparseData(node: Node): SparseData {
 }
 
 /**
+ * A regular file's contents for a snapshot: its size and its chunks by ascending index, as views (not
+ * copies). A file memfs still holds in its buffer is all data; its last chunk may be short.
+ */
+export function savedContent(node: Node): { size: number; chunks: [number, Uint8Array][] } {
+  const data = sparse.get(node);
+  if (data !== undefined) return { size: data.size, chunks: [...data.chunkEntries()].sort((a, b) => a[0] - b[0]) };
+  const size = node.getSize();
+  const chunks: [number, Uint8Array][] = [];
+  for (let at = 0; at < size; at += BLOCK_SIZE) chunks.push([at / BLOCK_SIZE, node.buf.subarray(at, Math.min(size, at + BLOCK_SIZE))]);
+  return { size, chunks };
+}
+
+/**
  * A file's bytes as CHUNK-sized chunks, present only where written or allocated; the rest reads as zeros.
  * Bytes at or past `size` are always zero (truncation clears them), so growing the file needs no work.
  */
@@ -82,6 +95,20 @@ export class SparseData {
 
   get chunkCount(): number {
     return this.chunks.size;
+  }
+
+  chunkEntries(): IterableIterator<[number, Uint8Array]> {
+    return this.chunks.entries();
+  }
+
+  /**
+   * Replaces the contents with copies of savedContent's chunks (a Saved value may be another live tree's)
+   * and its size. The caller has checked them: at most CHUNK bytes each, zeros past `size`.
+   */
+  load(size: number, chunks: readonly (readonly [number, Uint8Array])[]): void {
+    this.chunks.clear();
+    for (const [index, bytes] of chunks) this.chunk(index).set(bytes);
+    this.size = size;
   }
 
   /** Fills `out` from `pos` up to the end of the file; returns the bytes read. */
