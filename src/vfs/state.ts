@@ -14,7 +14,7 @@ const BYTES = "$b";
 const BIGINT = "$n";
 
 /** `value` as bytes: u32 length of the JSON, the JSON, then every byte array in the order the JSON names them. */
-export function encodeState(value: Saved): Uint8Array {
+export function encodeState(value: Saved): Uint8Array<ArrayBuffer> {
   const blobs: Uint8Array[] = [];
   const json = new TextEncoder().encode(
     JSON.stringify(value, function (this: Record<string, unknown>, key: string) {
