@@ -1,8 +1,10 @@
 // The `virtiofs-web` command: boots the guest under Node.
 import { parseArgs } from "node:util";
 import { CmdlineError } from "./cmdline.ts";
-import { GuestError, type Guest } from "./guest.ts";
-import { bootGuest, type NodeGuestOptions } from "./node-guest.ts";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { GuestError, type Guest, type SavedShare } from "./guest.ts";
+import { bootGuest, restoreGuest, type NodeGuestOptions } from "./node-guest.ts";
+import { SnapshotError } from "./snapshot.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
 import { HostDirFs } from "../fs/hostdir/hostdir.ts";
@@ -17,6 +19,7 @@ const GUESTS_MAX = 8;
 const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--guests <N>] [--locks <mode>] [--exec "<cmd>"] [--browser]
                         [--memory <MiB>] [--append "<kernel args>"] [--images <dir>] [--verbose]
+                        [--save-state <file>] [--restore-state <file>]
 
   --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
   --memfs           export the embedded sample tree instead (the default)
@@ -43,7 +46,16 @@ const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] 
   --append <args>   extra kernel command-line parameters
   --images <dir>    guest images and their manifest.json (default: public/guest)
   --verbose         show the boot log (on stderr)
-Without --exec: an interactive console on this terminal; Ctrl-A x quits, Ctrl-A 0..9 shows guest N's console.`;
+  --save-state <file>
+                    save the running guest with its share to <file> (a snapshot): after the --exec
+                    command has ended, or on Ctrl-A s in the interactive console
+  --restore-state <file>
+                    resume the guest saved in <file> instead of booting, and run --exec in it (or take
+                    the console back). The share's backend is --share <dir> (the same directory: its
+                    files stay where they are) or the memfs tree the snapshot holds; the rest of the
+                    machine comes from the snapshot
+Without --exec: an interactive console on this terminal; Ctrl-A x quits, Ctrl-A 0..9 shows guest N's console,
+Ctrl-A s saves to the --save-state file.`;
 
 class UsageError extends Error {}
 
@@ -63,6 +75,8 @@ interface RunArgs {
   append?: string;
   imagesDir?: string;
   verbose: boolean;
+  saveState?: string;
+  restoreState?: string;
 }
 
 export function parseCli(argv: string[]): RunArgs | "help" {
@@ -79,19 +93,21 @@ export function parseCli(argv: string[]): RunArgs | "help" {
       options: {
         share: { type: "string" },
         memfs: { type: "boolean", default: false },
-        tag: { type: "string", default: "share" },
+        tag: { type: "string" },
         cache: { type: "string" },
         writeback: { type: "boolean", default: false },
         readonly: { type: "boolean", default: false },
         dax: { type: "string" },
         guests: { type: "string", default: "1" },
-        locks: { type: "string", default: "auto" },
+        locks: { type: "string" },
         exec: { type: "string" },
         browser: { type: "boolean", default: false },
         memory: { type: "string" },
         append: { type: "string" },
         images: { type: "string" },
         verbose: { type: "boolean", default: false },
+        "save-state": { type: "string" },
+        "restore-state": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -107,9 +123,18 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     const alone = values.dax !== undefined ? "--dax" : values.writeback ? "--writeback" : values.browser ? "--browser" : undefined;
     if (alone) throw new UsageError(`--guests ${guests} and ${alone} exclude each other: that cache would not be coherent across guests`);
   }
+  if (values["save-state"] !== undefined || values["restore-state"] !== undefined) {
+    const flag = values["save-state"] !== undefined ? "--save-state" : "--restore-state";
+    const alone = guests > 1 ? "--guests" : values.dax !== undefined ? "--dax" : values.browser ? "--browser" : undefined;
+    if (alone) throw new UsageError(`${flag} and ${alone} exclude each other: a snapshot holds one guest in this process, without a DAX window`);
+  }
+  if (values["restore-state"] !== undefined) {
+    const fromSnapshot = (["tag", "cache", "writeback", "readonly", "locks", "memory", "append"] as const).find((k) => values[k] !== undefined && values[k] !== false);
+    if (fromSnapshot) throw new UsageError(`--restore-state and --${fromSnapshot} exclude each other: the machine and its share come from the snapshot`);
+  }
   const cache = (values.cache ?? (guests > 1 ? "never" : "auto")) as CacheMode;
   if (!CACHE_MODES.includes(cache)) throw new UsageError(`--cache takes ${CACHE_MODES.join(", ")}, not '${values.cache}'`);
-  const locks = values.locks as LockMode;
+  const locks = (values.locks ?? "auto") as LockMode;
   if (!LOCK_MODES.includes(locks)) throw new UsageError(`--locks takes ${LOCK_MODES.join(", ")}, not '${values.locks}'`);
   const memoryMiB = values.memory === undefined ? 256 : Number(values.memory);
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > MEMORY_MIB_MAX) {
@@ -123,7 +148,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   }
   return {
     share: values.share,
-    tag: values.tag,
+    tag: values.tag ?? "share",
     cache,
     writeback: values.writeback,
     readonly: values.readonly,
@@ -137,6 +162,8 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     append: values.append,
     imagesDir: values.images,
     verbose: values.verbose,
+    saveState: values["save-state"],
+    restoreState: values["restore-state"],
   };
 }
 
@@ -200,6 +227,47 @@ async function bootGuests(a: RunArgs, options: (n: number) => Partial<NodeGuestO
   if (!failed) return booted.map((r) => (r as PromiseFulfilledResult<Guest>).value);
   await Promise.all(booted.map((r) => (r.status === "fulfilled" ? r.value.shutdown() : undefined)));
   throw failed.reason;
+}
+
+/**
+ * The guest of --restore-state, resumed over the backend the snapshot's share had: a host directory
+ * (--share, by reference) or the memfs tree the snapshot holds.
+ */
+async function resumeGuest(a: RunArgs & { restoreState: string }, options: Pick<NodeGuestOptions, "onConsole" | "onStdout">): Promise<Guest> {
+  let snapshot: Uint8Array;
+  try {
+    snapshot = await readFile(a.restoreState);
+  } catch (e) {
+    throw new UsageError(`--restore-state ${a.restoreState}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const shares = async (saved: readonly SavedShare[]) => {
+    if (a.share !== undefined && saved.length !== 1) throw new SnapshotError(`the snapshot has ${saved.length} shares; --share gives one`);
+    return Promise.all(saved.map(async (s) => ({ ...s, cache: s.cache as CacheMode, locks: s.locks as LockMode, fs: a.share === undefined ? new MemFs() : await shareFs(a) })));
+  };
+  return restoreGuest({ imagesDir: a.imagesDir, snapshot, shares, ...options });
+}
+
+/** Writes the snapshot beside its destination first: an interrupted save leaves the last good file. */
+async function saveTo(guest: Guest, file: string): Promise<void> {
+  const bytes = await guest.saveState();
+  const tmp = `${file}.partial`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, file);
+}
+
+/** --exec with --save-state or --restore-state: the command runs in an agent guest, which a snapshot can hold. */
+async function runExecSaved(a: RunArgs & { exec: string }): Promise<number> {
+  const onConsole = a.verbose ? (b: Uint8Array) => process.stderr.write(b) : undefined;
+  const guest = a.restoreState !== undefined ? await resumeGuest({ ...a, restoreState: a.restoreState }, { onConsole }) : await bootGuest({ ...guestOptions(a, await shareFs(a), 0), onConsole });
+  try {
+    if (guest.mode !== "agent") throw new SnapshotError("the snapshot holds an interactive console: restore it without --exec");
+    const r = await guest.run(a.exec, (b) => process.stdout.write(b));
+    process.stderr.write(r.stderr);
+    if (a.saveState !== undefined) await saveTo(guest, a.saveState);
+    return r.status;
+  } finally {
+    await guest.shutdown();
+  }
 }
 
 async function runExec(a: RunArgs & { exec: string }): Promise<number> {
@@ -273,13 +341,17 @@ async function runInteractive(a: RunArgs): Promise<number> {
   const stdin = process.stdin;
   let shown = 0;
   const backlog: Uint8Array[][] = Array.from({ length: a.guests }, () => []);
-  const guests = await bootGuests(a, (n) => ({
-    interactive: true,
-    onConsole: (b) => {
-      if (n === shown) process.stdout.write(b);
-      else keep(backlog[n]!, b);
-    },
-  }));
+  const onConsole = (n: number) => (b: Uint8Array) => {
+    if (n === shown) process.stdout.write(b);
+    else keep(backlog[n]!, b);
+  };
+  const guests =
+    a.restoreState !== undefined ? [await resumeGuest({ ...a, restoreState: a.restoreState }, { onConsole: onConsole(0) })] : await bootGuests(a, (n) => ({ interactive: true, onConsole: onConsole(n) }));
+  if (guests[0]!.mode !== "shell") {
+    await guests[0]!.shutdown();
+    throw new SnapshotError("the snapshot holds a guest that takes --exec commands: restore it with --exec");
+  }
+  if (a.restoreState !== undefined) guests[0]!.send("\n"); // a fresh prompt: the old one scrolled away with the old process
   if (stdin.isTTY) stdin.setRawMode(true);
   stdin.resume();
   let quit!: () => void;
@@ -293,7 +365,10 @@ async function runInteractive(a: RunArgs): Promise<number> {
         escape = false;
         const n = byte - 0x30;
         if (byte === 0x78 /* x */) return quit();
-        if (byte === CTRL_A) out.push(CTRL_A);
+        if (byte === 0x73 /* s */ && a.saveState !== undefined) {
+          flush(out);
+          save(guests[shown]!, a.saveState);
+        } else if (byte === CTRL_A) out.push(CTRL_A);
         else if (n >= 0 && n < guests.length && n !== shown) {
           flush(out);
           shown = n;
@@ -307,6 +382,12 @@ async function runInteractive(a: RunArgs): Promise<number> {
   });
   const flush = (out: number[]) => {
     if (out.length) guests[shown]!.send(Uint8Array.from(out.splice(0)));
+  };
+  const save = (g: Guest, file: string) => {
+    saveTo(g, file).then(
+      () => process.stdout.write(`\r\n[virtiofs-web: saved to ${file}]\r\n`),
+      (e: unknown) => process.stdout.write(`\r\n[virtiofs-web: not saved: ${e instanceof Error ? e.message : String(e)}]\r\n`),
+    );
   };
   await Promise.race([quitP, Promise.all(guests.map((g) => g.halted))]);
   if (stdin.isTTY) stdin.setRawMode(false);
@@ -331,9 +412,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (args.exec === undefined) return await runInteractive(args);
+    if (args.saveState !== undefined || args.restoreState !== undefined) return await runExecSaved({ ...args, exec: args.exec });
     return args.browser ? await runExecInBrowser({ ...args, exec: args.exec }) : await runExec({ ...args, exec: args.exec });
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ImageError || e instanceof CmdlineError || e instanceof GuestError || (e instanceof Error && e.name === "BrowserRunError")) {
+    if (e instanceof UsageError || e instanceof ImageError || e instanceof CmdlineError || e instanceof GuestError || e instanceof SnapshotError || (e instanceof Error && e.name === "BrowserRunError")) {
       process.stderr.write(`virtiofs-web: ${e.message}\n`);
       return e instanceof UsageError ? 2 : 1;
     }

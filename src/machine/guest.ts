@@ -323,6 +323,11 @@ export class Guest {
     await this.waitReady(ready);
   }
 
+  /** How the guest takes commands: run() (agent), its console (shell), or the one given at boot (exec). */
+  get mode(): GuestMode["kind"] {
+    return this.plan.mode.kind;
+  }
+
   get emulator(): V86 {
     if (!this.machine) throw new GuestError("guest is not running");
     return this.machine.emulator;

@@ -58,9 +58,11 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
     ...((opts.sharedMemory ?? sharedMemoryAvailable()) ? { wasm_fn: sharedMemoryWasm(opts.wasmPath) } : {}),
     memory_size: opts.memoryBytes,
     vga_memory_size: 2 * 1024 * 1024,
-    bios: { buffer: opts.images["bios.bin"] },
-    bzimage: { buffer: opts.images.bzImage },
-    initrd: { buffer: opts.images["initramfs.cpio"] },
+    // Copies: v86 writes the boot parameters into the kernel's setup header, and the images stay as
+    // verified for the next machine (and for a snapshot's sha256 of them).
+    bios: { buffer: opts.images["bios.bin"].slice(0) },
+    bzimage: { buffer: opts.images.bzImage.slice(0) },
+    initrd: { buffer: opts.images["initramfs.cpio"].slice(0) },
     cmdline: opts.cmdline,
     autostart: false,
     disable_keyboard: true,

@@ -1,6 +1,6 @@
 // The Guest under Node: the images from a directory (the package's own by default) and v86.wasm from the
 // v86 package.
-import { Guest, type GuestOptions, type GuestRuntime } from "./guest.ts";
+import { Guest, type GuestOptions, type GuestRuntime, type RestoreOptions } from "./guest.ts";
 import { loadImages, V86_WASM_PATH } from "./node-images.ts";
 
 export interface NodeGuestOptions extends Omit<GuestOptions, "runtime"> {
@@ -16,4 +16,10 @@ export async function nodeRuntime(imagesDir?: string): Promise<GuestRuntime> {
 export async function bootGuest(opts: NodeGuestOptions = {}): Promise<Guest> {
   const { imagesDir, ...rest } = opts;
   return Guest.boot({ ...rest, runtime: await nodeRuntime(imagesDir) });
+}
+
+/** Resumes a snapshot in this Node process; see Guest.restore. */
+export async function restoreGuest(opts: Omit<RestoreOptions, "runtime"> & { imagesDir?: string }): Promise<Guest> {
+  const { imagesDir, ...rest } = opts;
+  return Guest.restore({ ...rest, runtime: await nodeRuntime(imagesDir) });
 }
