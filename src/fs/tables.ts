@@ -156,11 +156,16 @@ export class HandleTable<T> {
     return table;
   }
 
-  /** The same numbers with the values `build` makes of them, made in order. */
-  async map<U>(build: (value: T) => U | Promise<U>): Promise<HandleTable<U>> {
+  /** The same numbers with the values `build` makes of them, made in order; if one fails, `undo` takes back those made. */
+  async map<U>(build: (value: T) => U | Promise<U>, undo?: (value: U) => Promise<void>): Promise<HandleTable<U>> {
     const table = new HandleTable<U>();
     table.next = this.next;
-    for (const [h, value] of this.open) table.open.set(h, await build(value));
+    try {
+      for (const [h, value] of this.open) table.open.set(h, await build(value));
+    } catch (e) {
+      if (undo !== undefined) for (const value of table.open.values()) await undo(value);
+      throw e;
+    }
     return table;
   }
 }

@@ -587,20 +587,13 @@ export class HostDirFs implements FileSystem {
     const s = readHostState(state, this.rootIno, this.inodes.get(this.rootIno));
     if (this.capabilities.readOnly && s.handles.values().some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
     const opened = new Map<Ino, Set<FileHandle>>();
-    const reopened: HostHandle[] = [];
-    let handles: HandleTable<HostHandle>;
-    try {
-      handles = await s.handles.map(async (plan) => {
-        const h = await this.reopen(plan, s.inodes, opened);
-        reopened.push(h);
-        return h;
-      });
-    } catch (e) {
-      for (const h of reopened) if (h.kind !== "stale") await (h.kind === "file" ? h.file : h.dir).close();
-      throw e;
-    }
+    this.handles = await s.handles.map(
+      (plan) => this.reopen(plan, s.inodes, opened),
+      async (h) => {
+        if (h.kind !== "stale") await (h.kind === "file" ? h.file : h.dir).close();
+      },
+    );
     this.inodes = s.inodes;
-    this.handles = handles;
     this.nextIno = s.nextIno;
     for (const [key, ino] of s.numbers) this.numbers.set(key, ino);
     for (const [ino, files] of opened) this.opened.set(ino, files);

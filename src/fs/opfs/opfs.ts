@@ -509,20 +509,13 @@ export class OpfsFs implements FileSystem {
       if (this.capabilities.readOnly && s.handles.values().some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
       // An inode no longer there is left unknown to the tables: ESTALE, and its handles too.
       const inodes = await s.inodes.map(this.inodes.get(this.rootIno), (place, ino) => place && this.stillThere(ino, place));
-      const reopened: OpfsHandle[] = [];
-      let handles: HandleTable<OpfsHandle>;
-      try {
-        handles = await s.handles.map(async (plan) => {
-          const h = await this.reopen(plan);
-          reopened.push(h);
-          return h;
-        });
-      } catch (e) {
-        for (const h of reopened) if (h.kind === "file" && --h.node.opens === 0) await this.closeData(h.node);
-        throw e;
-      }
+      this.handles = await s.handles.map(
+        (plan) => this.reopen(plan),
+        async (h) => {
+          if (h.kind === "file" && --h.node.opens === 0) await this.closeData(h.node);
+        },
+      );
       this.inodes = inodes;
-      this.handles = handles;
       this.nextIno = Math.max(this.nextIno, s.nextIno);
     });
   }
