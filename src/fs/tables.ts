@@ -1,10 +1,13 @@
 // The bookkeeping every backend shares: the inodes the server references, the open handles, and the
 // snapshot behind readdir cookies. Each saves itself for a snapshot (FileSystem.saveState) with the
-// backend's values in it, and restores from that with a `load` the backend gives (which throws StateError).
+// backend's values in it, and reads that back checked, with a `load` the backend gives for its values (which
+// throws StateError). A backend whose values need building (nodes made, files reopened) loads checked plans
+// first and builds them with `map` once the whole state has passed, so a bad one builds nothing.
 
 import { EBADF, EINVAL, ESTALE } from "../vfs/errno.ts";
 import { type DirEntry, FsError, type Handle, type Ino } from "../vfs/filesystem.ts";
 import { int, list, record, str, StateError, type Saved } from "../vfs/state.ts";
+import { fileType, name } from "./saved.ts";
 
 /**
  * The inodes the server references, with the lookup counts that keep them. Backends keep their per-inode
@@ -14,7 +17,10 @@ import { int, list, record, str, StateError, type Saved } from "../vfs/state.ts"
 export class InodeTable<T> {
   private readonly live = new Map<Ino, { value: T; refs: number }>();
 
-  constructor(rootIno: Ino, root: T) {
+  constructor(
+    private readonly rootIno: Ino,
+    root: T,
+  ) {
     this.live.set(rootIno, { value: root, refs: Infinity });
   }
 
@@ -44,16 +50,6 @@ export class InodeTable<T> {
     }
   }
 
-  /** Every referenced inode but the root (whose count is not one), for a snapshot. */
-  entries(rootIno: Ino): { ino: Ino; value: T; refs: number }[] {
-    return [...this.live].filter(([ino]) => ino !== rootIno).map(([ino, { value, refs }]) => ({ ino, value, refs }));
-  }
-
-  /** Records `refs` references to `ino` at once (a snapshot's count; `refs` > 0). */
-  restore(ino: Ino, value: T, refs: number): void {
-    this.live.set(ino, { value, refs });
-  }
-
   forget(ino: Ino, nlookup: number): void {
     const entry = this.live.get(ino);
     if (entry === undefined || !(nlookup > 0)) return;
@@ -62,19 +58,31 @@ export class InodeTable<T> {
   }
 
   /** The referenced inodes but the root (which is always there), in table order, with their counts. */
-  saveState(save: (value: T) => Saved): Saved {
+  saveState(save: (value: T, ino: Ino) => Saved): Saved {
     const out: Saved[] = [];
-    for (const [ino, { value, refs }] of this.live) if (refs !== Infinity) out.push({ ino, refs, value: save(value) });
+    for (const [ino, { value, refs }] of this.live) if (ino !== this.rootIno) out.push({ ino, refs, value: save(value, ino) });
     return out;
   }
 
-  static restoreState<T>(state: Saved, rootIno: Ino, root: T, load: (saved: Saved, ino: Ino) => T): InodeTable<T> {
+  /** saveState's value back: numbers below `nextIno`, each once and never the root's, counts above 0. */
+  static restoreState<T>(state: Saved | undefined, rootIno: Ino, root: T, nextIno: Ino, load: (saved: Saved, ino: Ino) => T): InodeTable<T> {
     const table = new InodeTable(rootIno, root);
     for (const item of list(state, "inodes")) {
       const entry = record(item, "inode");
-      const ino = int(entry.ino, "inode number", 1);
+      const ino = int(entry.ino, "inode number", 1, nextIno - 1);
       if (table.live.has(ino)) throw new StateError(`inode ${ino} saved twice`);
       table.live.set(ino, { refs: int(entry.refs, `references of inode ${ino}`, 1), value: load(entry.value ?? null, ino) });
+    }
+    return table;
+  }
+
+  /** The same inodes and counts with the values `build` makes of them; one it makes undefined is left out (ESTALE). */
+  async map<U>(root: U, build: (value: T, ino: Ino) => U | undefined | Promise<U | undefined>): Promise<InodeTable<U>> {
+    const table = new InodeTable(this.rootIno, root);
+    for (const [ino, { value, refs }] of this.live) {
+      if (ino === this.rootIno) continue;
+      const built = await build(value, ino);
+      if (built !== undefined) table.live.set(ino, { value: built, refs });
     }
     return table;
   }
@@ -110,20 +118,6 @@ export class HandleTable<T> {
     return value as Extract<T, { kind: K }>;
   }
 
-  /** Every open handle with its value, and the next number to issue, for a snapshot. */
-  entries(): { next: Handle; open: [Handle, T][] } {
-    return { next: this.next, open: [...this.open] };
-  }
-
-  /** Puts a snapshot's handles back under their numbers; later numbers start at `next`, above them all. */
-  restore(next: Handle, open: Iterable<[Handle, T]>): void {
-    for (const [h, value] of open) {
-      this.open.set(h, value);
-      this.next = Math.max(this.next, h + 1);
-    }
-    this.next = Math.max(this.next, next);
-  }
-
   /** Removes and returns the handle's value. */
   take(h: Handle): T {
     const value = this.get(h);
@@ -148,7 +142,8 @@ export class HandleTable<T> {
     return { next: this.next, open: [...this.open].map(([h, value]) => ({ h, value: save(value) })) };
   }
 
-  static restoreState<T>(state: Saved, load: (saved: Saved, h: Handle) => T): HandleTable<T> {
+  /** saveState's value back: numbers below `next`, each once. */
+  static restoreState<T>(state: Saved | undefined, load: (saved: Saved, h: Handle) => T): HandleTable<T> {
     const saved = record(state, "handles");
     const table = new HandleTable<T>();
     table.next = int(saved.next, "next handle", 1);
@@ -157,6 +152,19 @@ export class HandleTable<T> {
       const h = int(entry.h, "handle number", 1, table.next - 1);
       if (table.open.has(h)) throw new StateError(`handle ${h} saved twice`);
       table.open.set(h, load(entry.value ?? null, h));
+    }
+    return table;
+  }
+
+  /** The same numbers with the values `build` makes of them, made in order; if one fails, `undo` takes back those made. */
+  async map<U>(build: (value: T) => U | Promise<U>, undo?: (value: U) => Promise<void>): Promise<HandleTable<U>> {
+    const table = new HandleTable<U>();
+    table.next = this.next;
+    try {
+      for (const [h, value] of this.open) table.open.set(h, await build(value));
+    } catch (e) {
+      if (undo !== undefined) for (const value of table.open.values()) await undo(value);
+      throw e;
     }
     return table;
   }
@@ -171,16 +179,12 @@ export type DirListing = Omit<DirEntry, "off">[];
 export class DirStream {
   private snapshot: DirEntry[] | undefined;
 
-  constructor(private readonly list: () => Promise<DirListing>) {}
-
-  /** The listing the cookies index, once taken: what a snapshot keeps so a continuing READDIR sees it. */
-  get listing(): DirListing | undefined {
-    return this.snapshot?.map(({ name, ino, type }) => ({ name, ino, type }));
-  }
-
-  /** Continues from a snapshot's listing: cookie n resumes after its n-th entry, as it did before. */
-  restore(listing: DirListing): void {
-    this.snapshot = listing.map((entry, i) => ({ ...entry, off: i + 1 }));
+  /** `listing`: a snapshot's (readState), which cookies keep indexing until the next cookie 0. */
+  constructor(
+    private readonly list: () => Promise<DirListing>,
+    listing?: DirListing,
+  ) {
+    if (listing !== undefined) this.snapshot = numbered(listing);
   }
 
   async read(cookie: number, maxEntries?: number): Promise<DirEntry[]> {
@@ -188,29 +192,31 @@ export class DirStream {
     if (maxEntries !== undefined && (!Number.isSafeInteger(maxEntries) || maxEntries < 1)) {
       throw new FsError(EINVAL, `bad entry count ${maxEntries}`);
     }
-    if (cookie === 0 || this.snapshot === undefined) {
-      this.snapshot = (await this.list()).map((entry, i) => ({ ...entry, off: i + 1 }));
-    }
+    if (cookie === 0 || this.snapshot === undefined) this.snapshot = numbered(await this.list());
     return this.snapshot.slice(cookie, maxEntries === undefined ? undefined : cookie + maxEntries);
   }
 
-  /** The listing cookies resume in, as [name, ino, type] triples; null before the first read. */
+  /** The listing cookies resume in, so a continuing READDIR sees it; null before the first read. */
   saveState(): Saved {
-    return this.snapshot?.map(({ name, ino, type }) => [name, ino, type]) ?? null;
+    return this.snapshot?.map(({ name, ino, type }) => ({ name, ino, type })) ?? null;
   }
 
-  /** A stream resuming saveState's listing; `list` takes the next one (at cookie 0). */
-  static restoreState(state: Saved, list: () => Promise<DirListing>): DirStream {
-    const stream = new DirStream(list);
-    if (state !== null) stream.snapshot = readListing(state);
-    return stream;
+  /** saveState's listing back: "." and ".." first, then names; inode numbers below `nextIno`. */
+  static readState(v: Saved | undefined, what: string, nextIno: Ino): DirListing | undefined {
+    if (v === null) return undefined;
+    const items = list(v, what);
+    if (items.length < 2) throw new StateError(`${what}: no "." and ".."`);
+    return items.map((item, i) => {
+      const where = `${what}[${i}]`;
+      const e = record(item, where);
+      const dots = [".", ".."][i];
+      const entryName = dots === undefined ? name(e.name, `${where}.name`) : str(e.name, `${where}.name`);
+      if (dots !== undefined && entryName !== dots) throw new StateError(`${where}: not "${dots}"`);
+      return { name: entryName, ino: int(e.ino, `${where}.ino`, 1, nextIno - 1), type: fileType(e.type, `${where}.type`) };
+    });
   }
 }
 
-function readListing(state: Saved): DirEntry[] {
-  return list(state, "listing").map((item, i) => {
-    const entry = list(item, "listing entry");
-    if (entry.length !== 3) throw new StateError("listing entry: not [name, ino, type]");
-    return { name: str(entry[0], "entry name"), ino: int(entry[1], "entry inode", 1), type: int(entry[2], "entry type", 0, 0o170000), off: i + 1 };
-  });
+function numbered(listing: DirListing): DirEntry[] {
+  return listing.map((entry, i) => ({ ...entry, off: i + 1 }));
 }

@@ -149,19 +149,19 @@ describe("opfs snapshots from hostile states", () => {
       return o as Saved;
     };
     const inode0 = (o: Obj): Obj => (o.inodes as Obj[])[0]!;
-    const handle = (o: Obj, kind: string): Obj => (o.handles as Obj[]).find((h) => h.kind === kind)!;
+    const handle = (o: Obj, kind: string): Obj => ((o.handles as Obj).open as Obj[]).find((h) => (h.value as Obj).kind === kind)!;
     const hostile: [string, Saved][] = [
-      ["dot-dot", edit((o) => void (inode0(o).at = { parent: 1, name: ".." }))],
-      ["slash", edit((o) => void (inode0(o).at = { parent: 1, name: "../../x" }))],
-      ["empty name", edit((o) => void (inode0(o).at = { parent: 1, name: "" }))],
+      ["dot-dot", edit((o) => void ((inode0(o).value as Obj).at = { parent: 1, name: ".." }))],
+      ["slash", edit((o) => void ((inode0(o).value as Obj).at = { parent: 1, name: "../../x" }))],
+      ["empty name", edit((o) => void ((inode0(o).value as Obj).at = { parent: 1, name: "" }))],
       ["ino 0", edit((o) => void (inode0(o).ino = 0))],
       ["ino past nextIno", edit((o) => void (inode0(o).ino = 1e6))],
       ["negative refs", edit((o) => void (inode0(o).refs = -1))],
-      ["bad type", edit((o) => void (inode0(o).type = 7))],
-      ["handle 0", edit((o) => void (handle(o, "file").fh = 0))],
-      ["handle past next", edit((o) => void (handle(o, "file").fh = 1e9))],
-      ["file handle on a directory", edit((o) => void (handle(o, "file").ino = 1))],
-      ["listing with a slash", edit((o) => void ((handle(o, "dir").listing as Obj[])[2]!.name = "a/b"))],
+      ["bad type", edit((o) => void ((inode0(o).value as Obj).type = 7))],
+      ["handle 0", edit((o) => void (handle(o, "file").h = 0))],
+      ["handle past next", edit((o) => void (handle(o, "file").h = 1e9))],
+      ["file handle on a directory", edit((o) => void ((handle(o, "file").value as Obj).ino = 1))],
+      ["listing with a slash", edit((o) => void (((handle(o, "dir").value as Obj).listing as Obj[])[2]!.name = "a/b"))],
       ["nextIno a string", edit((o) => void (o.nextIno = "7"))],
       ["truncated", edit((o) => void delete o.inodes)],
       ["another format", edit((o) => void (o.format = "hostdir-refs/1"))],

@@ -132,26 +132,27 @@ describe("hostdir snapshots", () => {
       return o as Saved;
     };
     const inode0 = (o: Obj): Obj => (o.inodes as Obj[])[0]!;
-    const handle0 = (o: Obj): Obj => (o.handles as Obj[])[0]!;
+    const handles = (o: Obj): Obj[] => (o.handles as Obj).open as Obj[];
+    const handle0 = (o: Obj): Obj => handles(o)[0]!;
     const hostile: [string, Saved][] = [
-      ["dot-dot", edit((o) => void (inode0(o).path = ["..", "etc"]))],
-      ["absolute", edit((o) => void (inode0(o).path = ["/etc/passwd"]))],
-      ["slash inside", edit((o) => void (inode0(o).path = ["dir/../../etc"]))],
-      ["empty path", edit((o) => void (inode0(o).path = []))],
-      ["empty name", edit((o) => void (inode0(o).path = [""]))],
-      ["the store", edit((o) => void (inode0(o).path = [STORE_DIR, "metadata.jsonl"]))],
-      ["NUL", edit((o) => void (inode0(o).path = ["a\0b"]))],
+      ["dot-dot", edit((o) => void ((inode0(o).value as Obj).path = ["..", "etc"]))],
+      ["absolute", edit((o) => void ((inode0(o).value as Obj).path = ["/etc/passwd"]))],
+      ["slash inside", edit((o) => void ((inode0(o).value as Obj).path = ["dir/../../etc"]))],
+      ["empty path", edit((o) => void ((inode0(o).value as Obj).path = []))],
+      ["empty name", edit((o) => void ((inode0(o).value as Obj).path = [""]))],
+      ["the store", edit((o) => void ((inode0(o).value as Obj).path = [STORE_DIR, "metadata.jsonl"]))],
+      ["NUL", edit((o) => void ((inode0(o).value as Obj).path = ["a\0b"]))],
       ["ino 0", edit((o) => void (inode0(o).ino = 0))],
       ["ino past nextIno", edit((o) => void (inode0(o).ino = 1e6))],
       ["fractional refs", edit((o) => void (inode0(o).refs = 1.5))],
       ["no refs", edit((o) => void (inode0(o).refs = 0))],
-      ["bad key", edit((o) => void (inode0(o).key = "../x"))],
-      ["bad type", edit((o) => void (inode0(o).type = 0o777))],
-      ["handle 0", edit((o) => void (handle0(o).fh = 0))],
-      ["handle past next", edit((o) => void (handle0(o).fh = 1e9))],
-      ["handle on unknown inode", edit((o) => void (handle0(o).ino = 9999))],
-      ["wrong kind", edit((o) => void (handle0(o).kind = "dir"))],
-      ["listing with ..", edit((o) => void ((o.handles as Obj[]).find((h) => h.kind === "dir")!.listing = [{ name: ".", ino: 1, type: 0o40000 }, { name: "..", ino: 1, type: 0o40000 }, { name: "..", ino: 1, type: 0o40000 }]))],
+      ["bad key", edit((o) => void ((inode0(o).value as Obj).key = "../x"))],
+      ["bad type", edit((o) => void ((inode0(o).value as Obj).type = 0o777))],
+      ["handle 0", edit((o) => void (handle0(o).h = 0))],
+      ["handle past next", edit((o) => void (handle0(o).h = 1e9))],
+      ["handle on unknown inode", edit((o) => void ((handle0(o).value as Obj).ino = 9999))],
+      ["wrong kind", edit((o) => void ((handle0(o).value as Obj).kind = "dir"))],
+      ["listing with ..", edit((o) => void ((handles(o).find((h) => (h.value as Obj).kind === "dir")!.value as Obj).listing = [{ name: ".", ino: 1, type: 0o40000 }, { name: "..", ino: 1, type: 0o40000 }, { name: "..", ino: 1, type: 0o40000 }]))],
       ["nextIno a string", edit((o) => void (o.nextIno = "7"))],
       ["truncated", edit((o) => void delete o.handles)],
       ["another format", edit((o) => void (o.format = "memfs/1"))],

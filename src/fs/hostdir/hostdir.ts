@@ -64,7 +64,7 @@ import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle }
 import { absentIfENOENT, at, DIR_FLAGS, fdPath, FILE_FLAGS, hostType, PATH_FLAGS, rethrowGone, rethrowHost, walk, writeAll } from "./host.ts";
 import { MetadataStore } from "./metadata.ts";
 import { Owners, type Wanted } from "./owners.ts";
-import { readHostState, saveHostState, type SavedHandle, type SavedInode } from "./state.ts";
+import { readHostState, saveHostState, type HandlePlan } from "./state.ts";
 import { StoreDir, STORE_DIR, TMPFILE_PREFIX } from "./store-dir.ts";
 import { StateError, type Saved } from "../../vfs/state.ts";
 
@@ -76,7 +76,7 @@ const EXCHANGE_PREFIX = ".virtiofs-web-exchange-";
 const COPY_CHUNK = 1 << 20;
 
 /** A referenced inode, as last looked up (its path moved along by renames). */
-interface HostInode {
+export interface HostInode {
   /** Components from the root. */
   path: readonly string[];
   /** The host object's identity (`keyOf`), checked on every use. */
@@ -87,7 +87,7 @@ interface HostInode {
   parent: Ino;
 }
 
-type HostHandle =
+export type HostHandle =
   | { kind: "file"; file: FileHandle; ino: Ino; how: OpenMode; metaKey: string }
   | { kind: "dir"; dir: FileHandle; ino: Ino; stream: DirStream }
   | StaleHandle;
@@ -578,53 +578,31 @@ export class HostDirFs implements FileSystem {
 
   async saveState(): Promise<Saved> {
     await this.store.sync(); // file data reached the host with each write; the store's journal may be behind
-    const inodes: SavedInode[] = this.inodes.entries(this.rootIno).map(({ ino, value, refs }) => {
-      const unnamed = this.unnamed.get(ino);
-      return { ino, refs, path: [...value.path], key: value.key, type: value.type, parent: value.parent, tmpfile: unnamed && { linkable: unnamed.linkable } };
-    });
-    const referenced = new Set(inodes.map((i) => i.ino)).add(this.rootIno);
-    const { next, open } = this.handles.entries();
-    const handles = open.map(([fh, h]): SavedHandle => {
-      // A handle whose inode is no longer referenced has no path to reopen it by.
-      if (h.kind === "stale" || !referenced.has(h.ino)) return { fh, kind: "stale" };
-      return h.kind === "file" ? { fh, kind: "file", ino: h.ino, how: h.how } : { fh, kind: "dir", ino: h.ino, listing: h.stream.listing };
-    });
-    const numbers = [...this.numbers].filter(([, ino]) => ino !== this.rootIno);
-    return saveHostState({ nextIno: this.nextIno, numbers, inodes, nextHandle: next, handles });
+    const { nextIno, numbers, inodes, unnamed, handles } = this;
+    return saveHostState({ nextIno, numbers, inodes, unnamed, handles }, this.rootIno);
   }
 
   async restoreState(state: Saved): Promise<void> {
-    if (this.handles.values().length > 0 || this.inodes.entries(this.rootIno).length > 0) throw new Error("restoreState needs a freshly opened backend");
-    const root = this.inodes.get(this.rootIno);
-    const s = readHostState(state, this.rootIno, root.key);
-    if (this.capabilities.readOnly && s.handles.some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
-    const inodes = new InodeTable<HostInode>(this.rootIno, root);
-    const nodes = new Map<Ino, HostInode>([[this.rootIno, root]]);
-    for (const i of s.inodes) {
-      const node: HostInode = { path: i.path, key: i.key, type: i.type, parent: i.parent };
-      nodes.set(i.ino, node);
-      inodes.restore(i.ino, node, i.refs);
-    }
+    if (this.handles.values().length > 0 || this.inodes.values().length > 1) throw new Error("restoreState needs a freshly opened backend");
+    const s = readHostState(state, this.rootIno, this.inodes.get(this.rootIno));
+    if (this.capabilities.readOnly && s.handles.values().some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
     const opened = new Map<Ino, Set<FileHandle>>();
-    const handles: [Handle, HostHandle][] = [];
-    try {
-      for (const h of s.handles) handles.push([h.fh, await this.reopen(h, nodes, opened)]);
-    } catch (e) {
-      for (const [, h] of handles) if (h.kind !== "stale") await (h.kind === "file" ? h.file : h.dir).close();
-      throw e;
-    }
-    this.inodes = inodes;
-    this.handles = new HandleTable();
-    this.handles.restore(s.nextHandle, handles);
+    this.handles = await s.handles.map(
+      (plan) => this.reopen(plan, s.inodes, opened),
+      async (h) => {
+        if (h.kind !== "stale") await (h.kind === "file" ? h.file : h.dir).close();
+      },
+    );
+    this.inodes = s.inodes;
     this.nextIno = s.nextIno;
     for (const [key, ino] of s.numbers) this.numbers.set(key, ino);
     for (const [ino, files] of opened) this.opened.set(ino, files);
-    for (const i of s.inodes) if (i.tmpfile !== undefined) this.unnamed.set(i.ino, { name: i.path[1]!, linkable: i.tmpfile.linkable });
+    for (const [ino, unnamed] of s.unnamed) this.unnamed.set(ino, unnamed);
   }
 
   /** A saved handle reopened through its inode's path, or stale if that no longer leads to the same object. */
-  private async reopen(h: SavedHandle, nodes: ReadonlyMap<Ino, HostInode>, opened: Map<Ino, Set<FileHandle>>): Promise<HostHandle> {
-    const node = h.kind === "stale" ? undefined : nodes.get(h.ino);
+  private async reopen(h: HandlePlan, inodes: InodeTable<HostInode>, opened: Map<Ino, Set<FileHandle>>): Promise<HostHandle> {
+    const node = h.kind === "stale" ? undefined : inodes.peek(h.ino);
     if (h.kind === "stale" || node === undefined) return { kind: "stale" };
     try {
       if (h.kind === "file") {
@@ -634,9 +612,7 @@ export class HostDirFs implements FileSystem {
         return { kind: "stale" };
       }
       const dir = await this.onDir(node, (fd) => open(at(fd.fd, "."), DIR_FLAGS).catch(rethrowHost));
-      const value = this.dirHandle(dir, h.ino, node);
-      if (h.listing !== undefined) value.stream.restore(h.listing);
-      return value;
+      return this.dirHandle(dir, h.ino, node, h.listing);
     } catch (e) {
       if (e instanceof FsError && e.errno === ESTALE) return { kind: "stale" };
       throw e;
@@ -793,8 +769,8 @@ export class HostDirFs implements FileSystem {
     return { kind: "file", file, ino, how, metaKey: this.owners.key(st) };
   }
 
-  private dirHandle(dir: FileHandle, ino: Ino, node: HostInode): DirHandleState {
-    return { kind: "dir", dir, ino, stream: new DirStream(() => this.list(dir, ino, node.parent)) };
+  private dirHandle(dir: FileHandle, ino: Ino, node: HostInode, listing?: DirListing): DirHandleState {
+    return { kind: "dir", dir, ino, stream: new DirStream(() => this.list(dir, ino, node.parent), listing) };
   }
 
   /** One of the inode's open descriptors, if it has any. */

@@ -413,7 +413,7 @@ export class MemFs implements FileSystem {
     // The state is the whole tree: it goes into an empty Volume, before the backend has answered anything.
     const fresh = this.nextIno === 2 && this.inodes.values().length === 1 && this.handles.values().length === 0 && this.core.root.children.size === 2;
     if (!fresh) throw new Error("memfs backend: restoreState needs a fresh backend over an empty Volume");
-    const restored = restoreMemFs(state, this.core, this.rootIno, (ino, dir) => async () => this.list(ino, dir));
+    const restored = await restoreMemFs(state, this.core, this.rootIno, (ino, dir) => async () => this.list(ino, dir));
     this.nextIno = restored.nextIno;
     this.inos = restored.inos;
     this.states = restored.states;

@@ -10,17 +10,18 @@
 // plus, for a directory, `entries`: [[name, node], …] in listing order; for a symlink, `target`; for a
 // regular file, `size` and `chunks`: [[index, bytes], …], the chunks present only, so holes stay holes.
 // Every directory but the root is named by at most one entry; one named by none is a removed directory
-// still referenced. The inode table's values are node indices; a file handle is { kind: "file", node,
-// read, write, append }, a directory handle { kind: "dir", node, listing } (DirStream's state).
+// still referenced. The inode table's values are node indices; a file handle is { kind: "file", node, how },
+// a directory handle { kind: "dir", node, listing } (DirStream's state).
 //
 // Saving references the nodes' bytes (encodeState copies them once); restoring copies them, since a Saved
 // value may be another live tree's. Restoring reads and checks the whole value before it builds anything
 // in the Superblock, so a bad state (StateError) leaves the backend as fresh as it was.
 
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, XATTR_SIZE_MAX } from "../../vfs/linux.ts";
-import { FsError, type Ino, type Timespec } from "../../vfs/filesystem.ts";
-import { bool, bytes, int, list, record, str, StateError, type Saved } from "../../vfs/state.ts";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, XATTR_SIZE_MAX } from "../../vfs/linux.ts";
+import type { Ino, Timespec } from "../../vfs/filesystem.ts";
+import { bool, bytes, int, list, record, StateError, type Saved } from "../../vfs/state.ts";
 import { checkName, checkSymlinkTarget, checkXattrName, type OpenMode } from "../posix.ts";
+import { checked, fileType, openModeOf, saveOpenMode } from "../saved.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import type { Link, MemHandle, MemInode, NodeState, Superblock } from "./memfs.ts";
 import { BLOCK_SIZE, savedContent, sparseData, type Node } from "./sparse.ts";
@@ -28,7 +29,6 @@ import { dateOf, timespec, type TimeField } from "./times.ts";
 
 const FORMAT = "memfs/1";
 const TIME_FIELDS: readonly TimeField[] = ["atime", "mtime", "ctime"];
-const FILE_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK]);
 const U32 = 0xffff_ffff;
 
 /** What saving needs of a MemFs. */
@@ -118,7 +118,7 @@ export function saveMemFs(fs: MemFsView): Saved {
     inodes: fs.inodes.saveState((inode) => indexOf(inode.node)),
     handles: fs.handles.saveState((h): Saved =>
       h.kind === "file"
-        ? { kind: "file", node: indexOf(h.node), read: h.how.read, write: h.how.write, append: h.how.append }
+        ? { kind: "file", node: indexOf(h.node), how: saveOpenMode(h.how) }
         : { kind: "dir", node: indexOf(h.dir.node), listing: h.stream.saveState() },
     ),
   };
@@ -147,13 +147,13 @@ interface NodePlan {
   parent?: number;
 }
 
-type HandlePlan = { kind: "file"; node: number; how: OpenMode } | { kind: "dir"; node: number; stream: DirStream };
+type HandlePlan = { kind: "file"; node: number; how: OpenMode } | { kind: "dir"; node: number; ino: Ino; listing: DirListing | undefined };
 
 /**
  * Builds saveMemFs's tree into `core` (the root of a fresh Superblock) and returns the tables to swap in.
  * `listing` makes a directory handle's list function.
  */
-export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listing: (ino: Ino, dir: Link) => () => Promise<DirListing>): RestoredMemFs {
+export async function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listing: (ino: Ino, dir: Link) => () => Promise<DirListing>): Promise<RestoredMemFs> {
   // First read everything, building nothing in the Superblock.
   const saved = record(state, "memfs state");
   if (saved.format !== FORMAT) throw new StateError(`memfs state: format is not ${FORMAT}`);
@@ -161,32 +161,24 @@ export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listi
   const plans = list(saved.nodes, "nodes").map((v, i, all) => readNode(v, i, all.length, rootIno, nextIno));
   if (plans.length === 0) throw new StateError("memfs state: no root node");
   checkTree(plans);
-  // Directory handles' streams are made now; the links they list are known once the tree is built.
-  const links: (Link | undefined)[] = [];
-  const linkOf = (i: number): Link => {
-    const link = links[i];
-    if (link === undefined) throw new Error(`memfs restore: node ${i} has no directory entry`);
-    return link;
-  };
-  const inodeIndex = (v: Saved, ino: Ino): number => {
+  // The tables hold node indices until the nodes exist.
+  const inodePlans = InodeTable.restoreState(saved.inodes, rootIno, 0, nextIno, (v, ino) => {
     const i = int(v, `inode ${ino}'s node`, 0, plans.length - 1);
     if (plans[i]!.ino !== ino) throw new StateError(`inode ${ino} names node ${i}, which has another number`);
     return i;
-  };
-  // The tables are read twice: now to check them, with node indices; once the nodes exist, to build them.
-  InodeTable.restoreState(saved.inodes ?? null, rootIno, 0, inodeIndex);
-  const handlePlans = HandleTable.restoreState<HandlePlan>(saved.handles ?? null, (v, h) => {
+  });
+  const handlePlans = HandleTable.restoreState(saved.handles, (v, h): HandlePlan => {
     const r = record(v, `handle ${h}`);
     const i = int(r.node, `handle ${h}'s node`, 0, plans.length - 1);
     const plan = plans[i]!;
     if (r.kind === "file") {
       if (plan.type !== S_IFREG) throw new StateError(`file handle ${h} on a node that is not a regular file`);
-      return { kind: "file", node: i, how: { read: bool(r.read, "read"), write: bool(r.write, "write"), append: bool(r.append, "append") } };
+      return { kind: "file", node: i, how: openModeOf(r.how, `handle ${h}.how`) };
     }
     if (r.kind !== "dir") throw new StateError(`handle ${h}: unknown kind`);
     const ino = plan.ino;
     if (plan.type !== S_IFDIR || ino === undefined) throw new StateError(`directory handle ${h} on a node that is not a numbered directory`);
-    return { kind: "dir", node: i, stream: DirStream.restoreState(r.listing ?? null, () => listing(ino, linkOf(i))()) };
+    return { kind: "dir", node: i, ino, listing: DirStream.readState(r.listing, `handle ${h}.listing`, nextIno) };
   });
   const opens = plans.map(() => 0);
   for (const h of handlePlans.values()) if (h.kind === "file") opens[h.node]!++;
@@ -197,7 +189,12 @@ export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listi
   // Then build: nodes, the links of the tree (and of removed directories), and last the fields that
   // building moved (link counts, times).
   const nodes = plans.map((plan, i) => (i === 0 ? core.root.node : core.createNode(plan.mode)));
-  links[0] = core.root;
+  const links: (Link | undefined)[] = [core.root];
+  const linkOf = (i: number): Link => {
+    const link = links[i];
+    if (link === undefined) throw new Error(`memfs restore: node ${i} has no directory entry`);
+    return link;
+  };
   const pending: number[] = [0];
   plans.forEach((plan, i) => {
     if (i === 0 || plan.type !== S_IFDIR || plan.parent !== undefined) return;
@@ -249,10 +246,11 @@ export function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listi
     nextIno,
     inos,
     states,
-    inodes: InodeTable.restoreState(saved.inodes ?? null, rootIno, inode(0), (v, ino) => inode(inodeIndex(v, ino))),
-    handles: HandleTable.restoreState<MemHandle>(saved.handles ?? null, (_, h) => {
-      const plan = handlePlans.get(h);
-      return plan.kind === "file" ? { kind: "file", node: nodes[plan.node]!, how: plan.how } : { kind: "dir", dir: linkOf(plan.node), stream: plan.stream };
+    inodes: await inodePlans.map(inode(0), inode),
+    handles: await handlePlans.map((plan): MemHandle => {
+      if (plan.kind === "file") return { kind: "file", node: nodes[plan.node]!, how: plan.how };
+      const dir = linkOf(plan.node);
+      return { kind: "dir", dir, stream: new DirStream(listing(plan.ino, dir), plan.listing) };
     }),
   };
 }
@@ -263,15 +261,15 @@ function readNode(v: Saved, i: number, count: number, rootIno: Ino, nextIno: Ino
   const ino = r.ino === null ? undefined : int(r.ino, `${what}: ino`, 1, nextIno - 1);
   if ((i === 0) !== (ino === rootIno)) throw new StateError(`${what}: only the root (node 0) has inode ${rootIno}`);
   const mode = int(r.mode, `${what}: mode`, 0, 0o177777);
-  const type = mode & S_IFMT;
-  if (!FILE_TYPES.has(type) || (i === 0 && type !== S_IFDIR)) throw new StateError(`${what}: mode ${mode.toString(8)}`);
+  const type = fileType(mode & S_IFMT, `${what}: mode ${mode.toString(8)}`);
+  if (i === 0 && type !== S_IFDIR) throw new StateError(`${what}: a root that is no directory`);
   const time = (field: TimeField): Timespec => {
     const [sec, nsec] = pair(r[field], `${what}: ${field}`);
     return { sec: int(sec, `${what}: ${field}`, -Number.MAX_SAFE_INTEGER), nsec: int(nsec, `${what}: ${field}`, 0, 999_999_999) };
   };
   const xattrs = list(r.xattrs, `${what}: xattrs`).map((item): [string, Uint8Array] => {
     const [name, value] = pair(item, `${what}: xattr`);
-    const checkedName = checked(() => str(name, `${what}: xattr name`), checkXattrName);
+    const checkedName = checked(name, `${what}: xattr name`, checkXattrName);
     const data = bytes(value, `${what}: xattr ${checkedName}`);
     if (data.length > XATTR_SIZE_MAX) throw new StateError(`${what}: xattr ${checkedName} is too large`);
     return [checkedName, data];
@@ -299,10 +297,10 @@ function readNode(v: Saved, i: number, count: number, rootIno: Ino, nextIno: Ino
   if (type === S_IFDIR) {
     plan.entries = list(r.entries, `${what}: entries`).map((item): [string, number] => {
       const [name, child] = pair(item, `${what}: entry`);
-      return [checked(() => str(name, `${what}: entry name`), checkName), int(child, `${what}: entry's node`, 1, count - 1)];
+      return [checked(name, `${what}: entry name`, checkName), int(child, `${what}: entry's node`, 1, count - 1)];
     });
     if (new Set(plan.entries.map(([name]) => name)).size !== plan.entries.length) throw new StateError(`${what}: a name saved twice`);
-  } else if (type === S_IFLNK) plan.target = checked(() => str(r.target, `${what}: target`), checkSymlinkTarget);
+  } else if (type === S_IFLNK) plan.target = checked(r.target, `${what}: target`, checkSymlinkTarget);
   else if (type === S_IFREG) {
     plan.size = int(r.size, `${what}: size`);
     let next = 0;
@@ -371,16 +369,4 @@ function pair(v: Saved | undefined, what: string): [Saved, Saved] {
   const items = list(v, what);
   if (items.length !== 2) throw new StateError(`${what}: not a pair`);
   return [items[0]!, items[1]!];
-}
-
-/** `read()`'s value, passed through one of posix.ts's checks, whose FsError becomes a StateError. */
-function checked(read: () => string, check: (value: string) => void): string {
-  const value = read();
-  try {
-    check(value);
-  } catch (e) {
-    if (e instanceof FsError) throw new StateError(`${JSON.stringify(value)}: ${e.message}`);
-    throw e;
-  }
-  return value;
 }

@@ -34,7 +34,7 @@ import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle }
 import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./data.ts";
 import { MetaStore, restoreSnapshot, snapshotOf } from "./meta.ts";
 import { fromMs, isDir, isReg, newNode, now, type Node } from "./node.ts";
-import { readOpfsState, saveOpfsState, type SavedHandle, type SavedInode } from "./state.ts";
+import { readOpfsState, saveOpfsState, type HandlePlan, type Place } from "./state.ts";
 import { moveFile, moveTree, probe } from "./tree.ts";
 import { StateError, type Saved } from "../../vfs/state.ts";
 
@@ -55,7 +55,7 @@ const LINK_MAX = 65000;
 const DEFAULT_CAPACITY = 1 << 30;
 const MAX_INODES = 1 << 20;
 
-type OpfsHandle = { kind: "file"; node: Node; how: OpenMode } | DirHandle | StaleHandle;
+export type OpfsHandle = { kind: "file"; node: Node; how: OpenMode } | DirHandle | StaleHandle;
 type DirHandle = { kind: "dir"; node: Node; stream: DirStream };
 
 export class OpfsFs implements FileSystem {
@@ -498,46 +498,24 @@ export class OpfsFs implements FileSystem {
       // A restore finds the data in OPFS and the inode numbers in the metadata: both must be there now.
       for (const n of this.nodes.values()) await n.data?.flush();
       await this.save();
-      const inodes = new Map<Ino, SavedInode>();
-      const keep = (node: Node, refs: number): void => {
-        const at = node.stored ? null : { parent: node.parent, name: node.name };
-        inodes.set(node.ino, { ino: node.ino, refs, type: node.mode & S_IFMT, at });
-      };
-      for (const { value, refs } of this.inodes.entries(this.rootIno)) keep(value, refs);
-      const { next, open } = this.handles.entries();
-      const handles = open.map(([fh, h]): SavedHandle => {
-        if (h.kind === "stale") return { fh, kind: "stale" };
-        if (h.node.ino !== this.rootIno && !inodes.has(h.node.ino)) keep(h.node, 0);
-        return h.kind === "file" ? { fh, kind: "file", ino: h.node.ino, how: h.how } : { fh, kind: "dir", ino: h.node.ino, listing: h.stream.listing };
-      });
-      return saveOpfsState({ nextIno: this.nextIno, inodes: [...inodes.values()], nextHandle: next, handles });
+      return saveOpfsState({ nextIno: this.nextIno, inodes: this.inodes, handles: this.handles }, this.rootIno);
     });
   }
 
   restoreState(state: Saved): Promise<void> {
     return this.serial(async () => {
-      if (this.handles.values().length > 0 || this.inodes.entries(this.rootIno).length > 0) throw new Error("restoreState needs a freshly opened backend");
+      if (this.handles.values().length > 0 || this.inodes.values().length > 1) throw new Error("restoreState needs a freshly opened backend");
       const s = readOpfsState(state, this.rootIno);
-      if (this.capabilities.readOnly && s.handles.some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
-      const root = this.inodes.get(this.rootIno);
-      const inodes = new InodeTable<Node>(this.rootIno, root);
-      const live = new Map<Ino, Node>([[this.rootIno, root]]);
-      for (const i of s.inodes) {
-        const node = await this.stillThere(i);
-        if (node === undefined) continue; // unknown to the tables: ESTALE, and its handles too
-        live.set(i.ino, node);
-        if (i.refs > 0) inodes.restore(i.ino, node, i.refs);
-      }
-      const handles: [Handle, OpfsHandle][] = [];
-      try {
-        for (const h of s.handles) handles.push([h.fh, await this.reopen(h, live)]);
-      } catch (e) {
-        for (const [, h] of handles) if (h.kind === "file" && --h.node.opens === 0) await this.closeData(h.node);
-        throw e;
-      }
+      if (this.capabilities.readOnly && s.handles.values().some((h) => h.kind === "file" && h.how.write)) throw new StateError("a handle open for writing on a read-only share");
+      // An inode no longer there is left unknown to the tables: ESTALE, and its handles too.
+      const inodes = await s.inodes.map(this.inodes.get(this.rootIno), (place, ino) => place && this.stillThere(ino, place));
+      this.handles = await s.handles.map(
+        (plan) => this.reopen(plan),
+        async (h) => {
+          if (h.kind === "file" && --h.node.opens === 0) await this.closeData(h.node);
+        },
+      );
       this.inodes = inodes;
-      this.handles = new HandleTable();
-      this.handles.restore(s.nextHandle, handles);
       this.nextIno = Math.max(this.nextIno, s.nextIno);
     });
   }
@@ -546,12 +524,12 @@ export class OpfsFs implements FileSystem {
    * The node the metadata now has under a saved inode's number, if it is still that inode: same type, same
    * place, and its name still in the directory (or its data still in the store).
    */
-  private async stillThere(i: SavedInode): Promise<Node | undefined> {
-    const node = this.nodes.get(i.ino);
-    if (node === undefined || node.removed || (node.mode & S_IFMT) !== i.type || node.stored !== (i.at === null)) return undefined;
-    if (i.at === null) return node;
-    const parent = this.nodes.get(i.at.parent);
-    if (node.parent !== i.at.parent || node.name !== i.at.name || parent?.children === undefined) return undefined;
+  private async stillThere(ino: Ino, place: Place): Promise<Node | undefined> {
+    const node = this.nodes.get(ino);
+    if (node === undefined || node.removed || (node.mode & S_IFMT) !== place.type || node.stored !== (place.at === null)) return undefined;
+    if (place.at === null) return node;
+    const parent = this.nodes.get(place.at.parent);
+    if (node.parent !== place.at.parent || node.name !== place.at.name || parent?.children === undefined) return undefined;
     try {
       return (await this.child(parent, node.name)) === node ? node : undefined;
     } catch (e) {
@@ -561,14 +539,11 @@ export class OpfsFs implements FileSystem {
   }
 
   /** A saved handle on its node again, a file's data reopened (its sync access handle reacquired). */
-  private async reopen(h: SavedHandle, live: ReadonlyMap<Ino, Node>): Promise<OpfsHandle> {
-    const node = h.kind === "stale" ? undefined : live.get(h.ino);
-    if (h.kind === "stale" || node === undefined) return { kind: "stale" };
-    if (h.kind === "dir") {
-      const value = this.dirStream(node);
-      if (h.listing !== undefined) value.stream.restore(h.listing);
-      return value;
-    }
+  private async reopen(h: HandlePlan): Promise<OpfsHandle> {
+    if (h.kind === "stale") return { kind: "stale" };
+    const node = h.place === undefined ? this.inodes.get(this.rootIno) : await this.stillThere(h.ino, h.place);
+    if (node === undefined) return { kind: "stale" };
+    if (h.kind === "dir") return this.dirStream(node, h.listing);
     try {
       await this.data(node);
     } catch (e) {
@@ -579,8 +554,8 @@ export class OpfsFs implements FileSystem {
     return { kind: "file", node, how: h.how };
   }
 
-  private dirStream(node: Node): DirHandle {
-    return { kind: "dir", node, stream: new DirStream(() => this.serial(() => this.list(node))) };
+  private dirStream(node: Node, listing?: DirListing): DirHandle {
+    return { kind: "dir", node, stream: new DirStream(() => this.serial(() => this.list(node)), listing) };
   }
 
   // ----- inodes and names -----

@@ -1,98 +1,82 @@
 // The OPFS backend's part of a snapshot: references into the share, whose data stays in OPFS and whose
-// inode numbers are the metadata snapshot's own (meta.ts), saved together with the state. Each referenced
-// inode is saved with its lookup count and where the metadata had it (parent inode, name, file type), so
-// a restore can tell the inode the metadata has now under that number is still that one; each open handle
-// with its number, kind, open mode and inode, and a directory handle with the listing its cookies index;
-// and the next numbers of both, so new ones never take a saved number. OPFS has no identity of its own for
-// a file, so a file replaced by another of the same kind behind the backend's back (not through a session
-// of it) passes for the same inode; removed, moved or replaced through the backend, the inode is stale.
+// inode numbers are the metadata snapshot's own (meta.ts), saved together with the state. The inode table
+// (tables.ts) saves each referenced inode with where the metadata had it (its place: file type, parent
+// inode and name), so a restore can tell the inode the metadata has now under that number is still that
+// one; the handle table each open handle with its kind, open mode, inode and that inode's place (the only
+// record of an inode no lookup references any more), and a directory handle with the listing its cookies
+// index. OPFS has no identity of its own for a file, so a file replaced by another of the same kind behind
+// the backend's back (not through a session of it) passes for the same inode; removed, moved or replaced
+// through the backend, the inode is stale.
 //
-// Everything read back is checked here (StateError): names are names `checkName` accepts, numbers are in
-// range and consistent with each other.
+// Everything read back is checked here and in the tables (StateError): names are names `checkName`
+// accepts, numbers are in range and consistent with each other.
 
-import type { Handle, Ino } from "../../vfs/filesystem.ts";
-import { S_IFDIR, S_IFREG } from "../../vfs/linux.ts";
-import { int, list, record, StateError, type Saved } from "../../vfs/state.ts";
+import type { Ino } from "../../vfs/filesystem.ts";
+import { S_IFDIR, S_IFMT, S_IFREG } from "../../vfs/linux.ts";
+import { int, record, StateError, type Saved } from "../../vfs/state.ts";
 import type { OpenMode } from "../posix.ts";
-import { fileType, listingOf, name, openModeOf, saveListing, saveOpenMode } from "../saved.ts";
-import type { DirListing } from "../tables.ts";
+import { fileType, name, openModeOf, saveOpenMode } from "../saved.ts";
+import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle } from "../tables.ts";
+import type { Node } from "./node.ts";
+import type { OpfsHandle } from "./opfs.ts";
 
 const FORMAT = "opfs-refs/1";
 
-export interface SavedInode {
-  ino: Ino;
-  /** Lookup references; 0 for an inode only an open handle holds. */
-  refs: number;
+/** Where the metadata has an inode. */
+export interface Place {
   type: number;
-  /** Where the metadata has it; null for data in the inode store, reached by its number alone. */
+  /** Its directory and name; null for data in the inode store, reached by its number alone. */
   at: { parent: Ino; name: string } | null;
 }
 
-export type SavedHandle =
-  | { fh: Handle; kind: "file"; ino: Ino; how: OpenMode }
-  | { fh: Handle; kind: "dir"; ino: Ino; listing: DirListing | undefined }
-  | { fh: Handle; kind: "stale" };
+/** A saved handle, checked, for the backend to reopen; a place of undefined is the root's. */
+export type HandlePlan = { kind: "file"; ino: Ino; place: Place; how: OpenMode } | { kind: "dir"; ino: Ino; place: Place | undefined; listing: DirListing | undefined } | StaleHandle;
 
-export interface OpfsState {
+/** What a snapshot holds of an OpfsFs. */
+export interface OpfsState<I, H> {
   nextIno: Ino;
-  /** The inodes referenced or open, but the root. */
-  inodes: SavedInode[];
-  nextHandle: Handle;
-  handles: SavedHandle[];
+  inodes: InodeTable<I>;
+  handles: HandleTable<H>;
 }
 
-export function saveOpfsState(s: OpfsState): Saved {
+export function saveOpfsState(s: OpfsState<Node, OpfsHandle>, rootIno: Ino): Saved {
+  const place = (node: Node): Saved => ({ type: node.mode & S_IFMT, at: node.stored ? null : { parent: node.parent, name: node.name } });
   return {
     format: FORMAT,
     nextIno: s.nextIno,
-    inodes: s.inodes.map((i) => ({ ino: i.ino, refs: i.refs, type: i.type, at: i.at && { parent: i.at.parent, name: i.at.name } })),
-    nextHandle: s.nextHandle,
-    handles: s.handles.map((h): Saved =>
-      h.kind === "file"
-        ? { fh: h.fh, kind: h.kind, ino: h.ino, how: saveOpenMode(h.how) }
-        : h.kind === "dir"
-          ? { fh: h.fh, kind: h.kind, ino: h.ino, listing: saveListing(h.listing) }
-          : { fh: h.fh, kind: h.kind },
-    ),
+    inodes: s.inodes.saveState(place),
+    handles: s.handles.saveState((h): Saved => {
+      if (h.kind === "stale") return { kind: "stale" };
+      const { ino } = h.node;
+      const node = ino === rootIno ? null : place(h.node);
+      return h.kind === "file" ? { kind: h.kind, ino, node, how: saveOpenMode(h.how) } : { kind: h.kind, ino, node, listing: h.stream.saveState() };
+    }),
   };
 }
 
-/** saveOpfsState's value back, checked. */
-export function readOpfsState(v: Saved, rootIno: Ino): OpfsState {
+/** saveOpfsState's value back, checked; the root's place is undefined. */
+export function readOpfsState(v: Saved, rootIno: Ino): OpfsState<Place | undefined, HandlePlan> {
   const r = record(v, "opfs state");
   if (r.format !== FORMAT) throw new StateError(`opfs state: not ${FORMAT}`);
   const nextIno = int(r.nextIno, "nextIno", rootIno + 1);
-
-  const inodes = new Map<Ino, SavedInode>();
-  list(r.inodes, "inodes").forEach((item, i) => {
-    const what = `inodes[${i}]`;
+  const placeOf = (item: Saved | undefined, what: string): Place => {
     const e = record(item, what);
-    const ino = int(e.ino, `${what}.ino`, rootIno + 1, nextIno - 1);
-    if (inodes.has(ino)) throw new StateError(`${what}: inode ${ino} twice`);
     const at = e.at === null ? null : record(e.at, `${what}.at`);
-    inodes.set(ino, {
-      ino,
-      refs: int(e.refs, `${what}.refs`),
+    return {
       type: fileType(e.type, `${what}.type`),
       at: at && { parent: int(at.parent, `${what}.at.parent`, rootIno, nextIno - 1), name: name(at.name, `${what}.at.name`) },
-    });
-  });
-
-  const nextHandle = int(r.nextHandle, "nextHandle", 1);
-  const fhs = new Set<Handle>();
-  const handles = list(r.handles, "handles").map((item, i): SavedHandle => {
-    const what = `handles[${i}]`;
+    };
+  };
+  const inodes = InodeTable.restoreState<Place | undefined>(r.inodes, rootIno, undefined, nextIno, (item, ino) => placeOf(item, `inode ${ino}`));
+  const handles = HandleTable.restoreState(r.handles, (item, h): HandlePlan => {
+    const what = `handle ${h}`;
     const e = record(item, what);
-    const fh = int(e.fh, `${what}.fh`, 1, nextHandle - 1);
-    if (fhs.has(fh)) throw new StateError(`${what}: handle ${fh} twice`);
-    fhs.add(fh);
-    if (e.kind === "stale") return { fh, kind: "stale" };
+    if (e.kind === "stale") return { kind: "stale" };
     const ino = int(e.ino, `${what}.ino`, rootIno, nextIno - 1);
-    const type = ino === rootIno ? S_IFDIR : inodes.get(ino)?.type;
-    if (e.kind === "file" && type === S_IFREG) return { fh, kind: "file", ino, how: openModeOf(e.how, `${what}.how`) };
-    if (e.kind === "dir" && type === S_IFDIR) return { fh, kind: "dir", ino, listing: listingOf(e.listing, `${what}.listing`, nextIno) };
-    throw new StateError(`${what}: not a file or directory handle on a saved inode of its kind`);
+    const place = ino === rootIno ? undefined : placeOf(e.node, `${what}.node`);
+    if (e.kind === "file" && place?.type === S_IFREG) return { kind: "file", ino, place, how: openModeOf(e.how, `${what}.how`) };
+    if (e.kind === "dir" && (place?.type ?? S_IFDIR) === S_IFDIR) return { kind: "dir", ino, place, listing: DirStream.readState(e.listing, `${what}.listing`, nextIno) };
+    throw new StateError(`${what}: not a file or directory handle on an inode of its kind`);
   });
-
-  return { nextIno, inodes: [...inodes.values()], nextHandle, handles };
+  return { nextIno, inodes, handles };
 }
