@@ -49,7 +49,8 @@ export interface ReloadReport {
   problems: string[];
 }
 
-const READY_MS = 90_000;
+// Generous: the soak runs for an hour beside other work on a shared machine.
+const READY_MS = 180_000;
 
 async function waitReady(page: Page): Promise<void> {
   await page.waitForSelector("body[data-state=ready]", { timeout: READY_MS });
@@ -60,7 +61,7 @@ const rowsText = (page: Page): Promise<string> => page.locator("#terminal .xterm
 
 let commands = 0;
 /** Types a command into the terminal and resolves to its output (as test/e2e/page.ts does). */
-async function run(page: Page, command: string, timeout = 60_000): Promise<string> {
+async function run(page: Page, command: string, timeout = 180_000): Promise<string> {
   const marker = `end-of-${++commands}-${Date.now() % 100_000}`;
   await page.locator("#terminal .xterm").click();
   // Split by quotes on the command line, so only the echo's output matches the marker.
