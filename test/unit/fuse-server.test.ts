@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
 import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_in_header, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
+import { StateError } from "../../src/vfs/state.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import type { FileSystem, Handle, Ino } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
@@ -29,10 +30,10 @@ function tree(): Volume {
 async function setup(fs: FileSystem = new MemFs(tree()), logs: string[] = []) {
   const bus = new FakeBus(32 * 1024 * 1024);
   const server = new FuseServer({ fs, log: (m) => logs.push(m) });
-  new VirtioFsDevice(bus, { tag: "t", handler: server.handle, onReset: () => void server.reset() });
+  const device = new VirtioFsDevice(bus, { tag: "t", handler: server.handle, onReset: () => void server.reset() });
   const d = new ReferenceDriver(bus);
   d.probe({ indirect: true, eventIdx: true });
-  return { d, server, bus, logs };
+  return { d, server, bus, logs, device };
 }
 
 async function ready(fs?: FileSystem, logs?: string[]) {
@@ -438,5 +439,46 @@ describe("hostile requests", () => {
     expect(logs.filter((l) => l.includes("disk on fire"))).toHaveLength(1);
     fs.getattr = real;
     expect((await d.fuse(Op.FUSE_GETATTR, FUSE_ROOT_ID, new Uint8Array(fuse_getattr_in.SIZE))).error).toBe(0);
+  });
+});
+
+describe("session snapshot", () => {
+  it("a new device and server over a restored backend answer the saved node ids and handles, and a listing goes on", async () => {
+    const { d, server, bus, device } = await ready();
+    const dir = await lookup(d, FUSE_ROOT_ID, "dir");
+    const hello = await lookup(d, FUSE_ROOT_ID, "hello");
+    await lookup(d, FUSE_ROOT_ID, "hello"); // two lookups: FORGET must give both back after restore
+    const dh = await open(d, dir.nodeid, Op.FUSE_OPENDIR);
+    const fh = await open(d, hello.nodeid);
+    const first = parseDirents(await d.fuse(Op.FUSE_READDIR, dir.nodeid, readIn(dh, 0, 200), 200), false);
+    const saved = structuredClone({ server: await server.saveState(), device: device.save() });
+
+    // The guest's RAM stays; a new device, server and empty backend take the saved state.
+    const restored = new FuseServer({ fs: new MemFs() });
+    await restored.restoreState(saved.server);
+    const busB = new FakeBus(bus.memory);
+    new VirtioFsDevice(busB, { tag: "t", handler: restored.handle }).restore(saved.device);
+    expect(restored.nodeCount).toBe(3);
+    expect(restored.openHandles).toBe(2);
+    // The same driver goes on, its kicks now reaching the new device.
+    const d2 = new ReferenceDriver(busB);
+    d2.queues.push(...d.queues);
+    const read = await d2.fuse(Op.FUSE_READ, hello.nodeid, readIn(fh, 0, 100));
+    expect(new TextDecoder().decode(read.payload)).toBe("hi\n");
+    const rest = parseDirents(await d2.fuse(Op.FUSE_READDIR, dir.nodeid, readIn(dh, Number(first.at(-1)!.off), 65536), 65536), false);
+    expect(first.length).toBeGreaterThan(1);
+    expect([...first, ...rest].map((e) => e.name).sort()).toEqual([".", "..", "sub", ...Array.from({ length: 50 }, (_, i) => `file-${i}`)].sort());
+    await d2.post(1, [d2.request(Op.FUSE_FORGET, hello.nodeid, args(fuse_forget_in, (v) => v.setBigUint64(fuse_forget_in.nlookup, 2n, true)))], []);
+    expect(restored.nodeCount).toBe(2);
+  });
+
+  it("refuses a session saved under another cache mode, or one that names nodes twice", async () => {
+    const { d, server } = await ready();
+    await lookup(d, FUSE_ROOT_ID, "hello");
+    const saved = await server.saveState();
+    await expect(new FuseServer({ fs: new MemFs(), cache: "never" }).restoreState(saved)).rejects.toThrow(/cache=auto/);
+    const session = saved.session as { nodes: number[][] };
+    const twice = { ...saved, session: { ...session, nodes: [...session.nodes, session.nodes[1]!] } };
+    await expect(new FuseServer({ fs: new MemFs() }).restoreState(twice)).rejects.toThrow(StateError);
   });
 });
