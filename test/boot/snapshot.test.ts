@@ -99,10 +99,12 @@ describe("snapshots on a host directory", () => {
     dir = await mkdtemp(join(tmpdir(), "vfsw-snapshot-"));
     await writeFile(join(dir, "kept.txt"), "kept\n");
     await writeFile(join(dir, "gone.txt"), "gone\n");
-    guest = await bootGuest({ shares: [{ ...shareOf(await HostDirFs.open(dir)), cache: "never" }] });
+    const before = await HostDirFs.open(dir);
+    guest = await bootGuest({ shares: [{ ...shareOf(before), cache: "never" }] });
     await sh(guest, `(exec 3</mnt/gone.txt 4</mnt/kept.txt; ${waitFor("/tmp/go")}; cat <&3 >/tmp/gone.out 2>/tmp/gone.err; cat <&4 >/tmp/kept.out; touch /tmp/done) >/dev/null 2>&1 & sleep 0.5`);
     const snapshot = await guest.saveState();
     await guest.shutdown();
+    await before.close();
     guest = undefined;
     // Meanwhile: one file goes and another takes its name.
     await unlink(join(dir, "gone.txt"));
@@ -115,5 +117,8 @@ describe("snapshots on a host directory", () => {
     expect(await sh(guest, "cat /tmp/gone.err")).toMatch(/Stale file handle/);
     // By name, the guest sees the new file.
     expect(await sh(guest, "cat /mnt/gone.txt")).toBe("someone else's data\n");
+    await guest.shutdown();
+    guest = undefined;
+    await fs.close();
   });
 });
