@@ -32,6 +32,16 @@ export class DaxCoherentFs implements FileSystem {
     this.capabilities = fs.capabilities;
   }
 
+  /** The handles opened here and their files, for a snapshot. */
+  openFiles(): [fh: Handle, ino: Ino, flags: number][] {
+    return [...this.files].map(([fh, f]) => [fh, f.ino, f.flags]);
+  }
+
+  /** Takes saved handles back (their backend restored them under the same numbers). */
+  restoreFiles(files: readonly (readonly [Handle, Ino, number])[]): void {
+    for (const [fh, ino, flags] of files) this.files.set(fh, { ino, flags });
+  }
+
   /** The file a handle opened here is open on, until it is released. */
   file(fh: Handle): OpenFile | undefined {
     return this.files.get(fh);

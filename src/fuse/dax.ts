@@ -217,6 +217,36 @@ export class DaxMappings {
     await Promise.allSettled(this.window.owners().map((ino) => this.locked([ino], () => this.retire(ino))));
   }
 
+  /**
+   * What a snapshot keeps: every store written back first (the backend's state then holds the bytes, and
+   * the window's bytes, which the machine's memory keeps, are clean), then the extents and the backend
+   * handles they read through.
+   */
+  async save(): Promise<{ extents: WindowExtent[]; files: [ino: Ino, fh: Handle, write: boolean][] }> {
+    await this.syncAll();
+    return { extents: this.window.extents().map((e) => ({ ...e })), files: [...this.backendFiles].map(([ino, f]) => [ino, f.fh, f.write]) };
+  }
+
+  /**
+   * Takes saved extents and handles into an empty window whose bytes the restored machine memory holds
+   * (clean: saved right after a write-back). RangeError for an extent that does not fit the window.
+   */
+  restore(saved: { extents: readonly WindowExtent[]; files: readonly (readonly [Ino, Handle, boolean])[] }): void {
+    if (this.window.ownerCount || this.backendFiles.size) throw new Error("restore into a DAX window in use");
+    const files = new Map(saved.files.map(([ino, fh, write]) => [ino, { fh, write }]));
+    for (const e of saved.extents) {
+      if (!files.has(e.owner)) throw new RangeError(`DAX extent at ${e.offset} names inode ${e.owner} without a backend handle`);
+      if (e.writable && !files.get(e.owner)!.write) throw new RangeError(`DAX extent at ${e.offset} is writable through a read-only handle`);
+    }
+    try {
+      for (const e of saved.extents) this.window.map(e.offset, e.length, e.owner, e.fileOffset, e.writable);
+    } catch (e) {
+      this.window.unmap(0, this.window.size);
+      throw e;
+    }
+    for (const [ino, f] of files) this.backendFiles.set(ino, f);
+  }
+
   snapshot(nodes: NodeTable): DaxSnapshot {
     return {
       size: this.window.size,

@@ -233,12 +233,11 @@ export class FuseServer {
   }
 
   /**
-   * The session's part of a snapshot, and the backend's (FileSystem.saveState). Call after quiesce().
-   * A share with a DAX window cannot be saved: its mappings are not part of the state.
+   * The session's part of a snapshot (with a DAX window's mappings, written back first), and the
+   * backend's (FileSystem.saveState). Call after quiesce().
    */
   async saveState(): Promise<{ session: Saved; backend: Saved }> {
     const fs = this.o.fs;
-    if (this.session.dax) throw new Error("a share with a DAX window cannot be saved in a snapshot");
     if (!fs.saveState) throw new Error("this share's backend cannot be saved in a snapshot");
     return { session: await saveSession(this.session), backend: await fs.saveState() };
   }
@@ -249,7 +248,6 @@ export class FuseServer {
    */
   async restoreState(state: { session: Saved; backend: Saved }): Promise<void> {
     const fs = this.o.fs;
-    if (this.session.dax) throw new StateError("a share with a DAX window cannot be restored from a snapshot");
     if (!fs.restoreState) throw new StateError("this share's backend cannot be restored from a snapshot");
     await fs.restoreState(state.backend);
     restoreSession(this.session, state.session);

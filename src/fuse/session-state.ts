@@ -11,6 +11,9 @@ const VERSION = 1;
 export async function saveSession(s: Session): Promise<Saved> {
   const nodes = s.nodes.save();
   const inodeFiles = await s.inodeFiles.save();
+  // Before the backend saves: the window's stores reach it here.
+  const mapped = s.dax && (await s.dax.mappings.save());
+  const dax = s.dax && mapped && { files: s.dax.openFiles(), extents: mapped.extents, mappingFiles: mapped.files };
   return {
     version: VERSION,
     cache: s.cache.mode,
@@ -27,6 +30,7 @@ export async function saveSession(s: Session): Promise<Saved> {
     inodeFiles: inodeFiles.files,
     retiredFiles: inodeFiles.retired,
     locks: s.locks.heldBy(s).map((l) => ({ ...l })),
+    dax: dax ? { openFiles: dax.files, extents: dax.extents.map((e) => ({ ...e })), mappingFiles: dax.mappingFiles } : null,
   };
 }
 
@@ -88,6 +92,16 @@ export function restoreSession(s: Session, saved: Saved): void {
   const minor = int(v.minor, "minor", 0, 0xffffffff);
   const zeroOpen = bool(v.zeroOpen, "zeroOpen");
   const inodeDax = bool(v.inodeDax, "inodeDax");
+  const dax = v.dax === null ? null : readDax(record(v.dax, "DAX"));
+  if ((dax === null) !== (s.dax === undefined)) throw new StateError(dax ? "the snapshot's share has a DAX window, this one none" : "this share has a DAX window, the snapshot's none");
+  if (dax && s.dax) {
+    try {
+      s.dax.mappings.restore(dax);
+    } catch (e) {
+      throw new StateError(`DAX window: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    s.dax.restoreFiles(dax.openFiles);
+  }
   if (!s.locks.restoreHeld(s, locks)) throw new StateError("a saved lock conflicts with one another guest holds now");
 
   s.nodes.restore(nodes, nextId);
@@ -98,4 +112,26 @@ export function restoreSession(s: Session, saved: Saved): void {
   s.zeroOpen = zeroOpen;
   s.inodeDax = inodeDax;
   s.deviceLocks = deviceLocks;
+}
+
+function readDax(v: { readonly [key: string]: Saved }) {
+  const triple = (x: Saved, what: string) => {
+    const [a, b, c] = list(x, what);
+    return [int(a, `${what} handle or inode`, 1), int(b, `${what} inode or handle`, 1), c] as const;
+  };
+  return {
+    openFiles: list(v.openFiles, "DAX open files").map((f, i) => {
+      const [fh, ino, flags] = triple(f, `DAX open files[${i}]`);
+      return [fh, ino, int(flags, "open flags", 0, 0xffffffff)] as const;
+    }),
+    files: list(v.mappingFiles, "DAX mapping files").map((f, i) => {
+      const [ino, fh, write] = triple(f, `DAX mapping files[${i}]`);
+      return [ino, fh, bool(write, "write")] as const;
+    }),
+    extents: list(v.extents, "DAX extents").map((x, i) => {
+      const e = record(x, `DAX extents[${i}]`);
+      const n = (f: Saved | undefined, what: string, min = 0) => int(f, `DAX extents[${i}].${what}`, min);
+      return { offset: n(e.offset, "offset"), length: n(e.length, "length", 1), owner: n(e.owner, "owner", 1), fileOffset: n(e.fileOffset, "fileOffset"), writable: bool(e.writable, "writable") };
+    }),
+  };
 }

@@ -125,11 +125,11 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   }
   if (values["save-state"] !== undefined || values["restore-state"] !== undefined) {
     const flag = values["save-state"] !== undefined ? "--save-state" : "--restore-state";
-    const alone = guests > 1 ? "--guests" : values.dax !== undefined ? "--dax" : values.browser ? "--browser" : undefined;
-    if (alone) throw new UsageError(`${flag} and ${alone} exclude each other: a snapshot holds one guest in this process, without a DAX window`);
+    const alone = guests > 1 ? "--guests" : values.browser ? "--browser" : undefined;
+    if (alone) throw new UsageError(`${flag} and ${alone} exclude each other: a snapshot holds one guest of this process`);
   }
   if (values["restore-state"] !== undefined) {
-    const fromSnapshot = (["tag", "cache", "writeback", "readonly", "locks", "memory", "append"] as const).find((k) => values[k] !== undefined && values[k] !== false);
+    const fromSnapshot = (["tag", "cache", "writeback", "readonly", "locks", "memory", "append", "dax"] as const).find((k) => values[k] !== undefined && values[k] !== false);
     if (fromSnapshot) throw new UsageError(`--restore-state and --${fromSnapshot} exclude each other: the machine and its share come from the snapshot`);
   }
   const cache = (values.cache ?? (guests > 1 ? "never" : "auto")) as CacheMode;

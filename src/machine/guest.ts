@@ -71,7 +71,7 @@ export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsol
 }
 
 /** How a saved share was attached: what a restore must attach again. */
-export type SavedShare = Pick<SnapshotShare, "tag" | "mountPoint" | "cache" | "writeback" | "numRequestQueues" | "locks">;
+export type SavedShare = Pick<SnapshotShare, "tag" | "mountPoint" | "cache" | "writeback" | "numRequestQueues" | "locks"> & { daxMiB?: number };
 
 export interface RunResult {
   stdout: Uint8Array;
@@ -142,17 +142,18 @@ export class Guest {
     for (const [name, sum] of Object.entries(snap.images)) {
       if (have[name as keyof typeof have] !== sum) throw new SnapshotError(`the snapshot was taken with another ${name} (sha256 ${sum.slice(0, 12)}…, these images have ${have[name as keyof typeof have].slice(0, 12)}…)`);
     }
-    const shares = typeof opts.shares === "function" ? await opts.shares(snap.shares) : (opts.shares ?? []);
+    const saved = snap.shares.map(({ tag, mountPoint, cache, writeback, numRequestQueues, locks, daxMiB }): SavedShare => ({ tag, mountPoint, cache, writeback, numRequestQueues, locks, ...(daxMiB === null ? {} : { daxMiB }) }));
+    const shares = typeof opts.shares === "function" ? await opts.shares(saved) : (opts.shares ?? []);
     const want = snap.shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ");
     if (shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ") !== want) throw new SnapshotError(`the snapshot has shares ${want || "(none)"}; give the same tags and mount points, in order`);
     for (const [i, s] of snap.shares.entries()) {
       const given = shares[i]!;
-      if (given.daxMiB !== undefined) throw new SnapshotError(`share ${s.tag}: a share with a DAX window cannot be restored`);
       const mismatch = [
         ["cache", s.cache, given.cache ?? "auto"],
         ["writeback", s.writeback, given.writeback ?? false],
         ["numRequestQueues", s.numRequestQueues, given.numRequestQueues ?? 1],
         ["locks", s.locks, given.locks ?? "auto"],
+        ["daxMiB", s.daxMiB, given.daxMiB ?? null],
       ].find(([, a, b]) => a !== b);
       if (mismatch) throw new SnapshotError(`share ${s.tag}: the snapshot has ${mismatch[0]}=${String(mismatch[1])}, the share given ${String(mismatch[2])}`);
     }
@@ -240,7 +241,7 @@ export class Guest {
    * The running guest with its shares as one snapshot file (see snapshot.ts), for Guest.restore. Waits for
    * the commands queued before it, stops the CPU, lets every request in flight finish (a SETLKW waiting
    * for a lock stays in flight and is served again after restore), saves, and runs on. Not for a guest
-   * booted with exec, nor one with a DAX window.
+   * booted with exec.
    */
   async saveState(): Promise<Uint8Array> {
     const job = this.queue.then(() => this.takeSnapshot());
@@ -252,7 +253,6 @@ export class Guest {
     const plan = this.plan;
     const emulator = this.emulator;
     if (plan.mode.kind === "exec") throw new GuestError("a guest booted with exec cannot be saved: boot it without exec and run() the command");
-    if (this.shareOptions.some((s) => s.daxMiB !== undefined)) throw new GuestError("a guest with a DAX window cannot be saved yet");
     emulator.stop();
     try {
       await Promise.all(this.shares.map((s) => s.server.quiesce()));
@@ -269,6 +269,7 @@ export class Guest {
             writeback: o.writeback ?? false,
             numRequestQueues: o.numRequestQueues ?? 1,
             locks: o.locks ?? "auto",
+            daxMiB: o.daxMiB ?? null,
             device: s.device.save(),
             session,
             backend,

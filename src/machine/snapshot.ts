@@ -28,6 +28,8 @@ export interface SnapshotShare {
   writeback: boolean;
   numRequestQueues: number;
   locks: string;
+  /** The DAX window's size, or null without one. */
+  daxMiB: number | null;
   device: VirtioPciState;
   session: Saved;
   backend: Saved;
@@ -115,6 +117,7 @@ function readShare(v: Saved, i: number): SnapshotShare {
     writeback: bool(s.writeback, "writeback"),
     numRequestQueues: int(s.numRequestQueues, "numRequestQueues", 1),
     locks: str(s.locks, "locks"),
+    daxMiB: s.daxMiB === null ? null : int(s.daxMiB, "daxMiB", 1),
     device: readDevice(s.device, `shares[${i}].device`),
     session: s.session,
     backend: s.backend,
