@@ -10,6 +10,7 @@ import {
   fetchGuestImages,
   Guest,
   SnapshotError,
+  unpackSnapshot,
   type AttachedShare,
   type CacheMode,
   type FileSystem,
@@ -17,6 +18,7 @@ import {
   type GuestShare,
   type Ino,
   type LockMode,
+  type SnapshotContents,
   type VirtioFsDevice,
 } from "../src/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
@@ -72,7 +74,7 @@ async function sendTree(): Promise<void> {
 
 type Start = Extract<ToWorker, { type: "start" }>;
 
-/** The snapshot this start resumes, if any: the kept one is read from OPFS while the images download. */
+/** The snapshot file this start resumes, if any. */
 async function snapshotFor(m: Start): Promise<Uint8Array | undefined> {
   const choice = m.snapshot;
   if (choice === "drop") await dropKept(m.backend);
@@ -91,11 +93,17 @@ async function start(m: Start): Promise<void> {
   const { backend, folder } = m;
   settings = m;
   const t0 = performance.now();
-  // The images, the snapshot and the share load side by side: OPFS may wait a moment for a reloaded
-  // page's old Worker. What the share starts as depends on whether a snapshot is to be resumed.
+  // The images, the snapshot (read and unpacked) and the share load side by side: OPFS may wait a moment
+  // for a reloaded page's old Worker. What the share starts as depends on whether a snapshot is resumed.
   const [fetched, [snapshot, share]] = await Promise.all([
     fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
-    snapshotFor(m).then(async (snap) => [snap, await openShare(backend, folder, snap !== undefined)] as const),
+    snapshotFor(m).then(async (file) => {
+      const snap = file && unpackSnapshot(file).then(
+        (contents) => ({ contents }),
+        (error: unknown) => ({ error }),
+      );
+      return [snap, await openShare(backend, folder, file !== undefined)] as const;
+    }),
   ]);
   images = fetched;
   fs = share.fs;
@@ -104,7 +112,9 @@ async function start(m: Start): Promise<void> {
   if (snapshot) {
     const kept = typeof m.snapshot !== "object";
     try {
-      const guest = await resume(snapshot, t0);
+      const unpacked = await snapshot;
+      if ("error" in unpacked) throw unpacked.error;
+      const guest = await resume(unpacked.contents, t0);
       post({ type: "restored", created: guest.restoredFrom ?? "", kept });
     } catch (e) {
       // A half-restored backend or emulator is no ground to boot on: the page starts a new Worker.
@@ -141,7 +151,7 @@ function shareOf(running: Running): Pick<GuestShare, "tag" | "mountPoint" | "fs"
 }
 
 /** Resumes `snapshot` as guest 0 over the share, which the snapshot's session and backend state take back. */
-async function resume(snapshot: Uint8Array, t0: number): Promise<Guest> {
+async function resume(snapshot: SnapshotContents, t0: number): Promise<Guest> {
   if (!images) throw new Error("the images are not loaded yet");
   const running = newRunning(0);
   const guest = await Guest.restore({

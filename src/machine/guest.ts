@@ -65,7 +65,8 @@ export interface GuestOptions {
  * over the same directory, an OpfsFs over the same origin). The rest comes from the snapshot.
  */
 export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsole" | "onStdout" | "onReady" | "beforeRun"> {
-  snapshot: Uint8Array;
+  /** The snapshot file, or its contents as unpackSnapshot read them (a page unpacks while the images load). */
+  snapshot: Uint8Array | SnapshotContents;
   /** The shares, or a function of how the snapshot's shares were attached that builds them (the CLI's way). */
   shares?: GuestShare[] | ((saved: readonly SavedShare[]) => GuestShare[] | Promise<GuestShare[]>);
 }
@@ -139,7 +140,7 @@ export class Guest {
    * SnapshotError when the file is damaged, foreign, for other guest images, or its shares do not match.
    */
   static async restore(opts: RestoreOptions): Promise<Guest> {
-    const snap = await unpackSnapshot(opts.snapshot);
+    const snap = opts.snapshot instanceof Uint8Array ? await unpackSnapshot(opts.snapshot) : opts.snapshot;
     const have = await imageHashes(opts.runtime.images);
     for (const [name, sum] of Object.entries(snap.images)) {
       if (have[name as keyof typeof have] !== sum) throw new SnapshotError(`the snapshot was taken with another ${name} (sha256 ${sum.slice(0, 12)}…, these images have ${have[name as keyof typeof have].slice(0, 12)}…)`);
