@@ -101,9 +101,61 @@ test("Boot fresh drops the kept snapshot; a foreign kept snapshot boots fresh wi
     await out.close();
   });
   page = await revisit(page);
-  await expect(page.locator(banner)).toContainText("the snapshot was not restored");
+  await expect(page.locator(banner)).toContainText("the snapshot was not restored: the snapshot was taken with another bzImage");
   await expect(page.locator(banner)).toContainText("Booted fresh");
   expect(await run(page, "cat /mnt/hello.txt")).toContain("Hello");
+
+  // Save is for one guest: a second one turns it off, saying why.
+  await page.locator("#btn-second-guest").click();
+  await expect(page.locator("#btn-save")).toBeDisabled();
+  await expect(page.locator("#btn-save")).toHaveAttribute("title", /Two guests share the backend/);
+});
+
+test("OPFS: the next visit resumes over the tree as it is now; a file removed meanwhile is stale, never another's", async ({ page }) => {
+  test.setTimeout(240_000);
+  await boot(page, "?backend=opfs");
+  const token = `t${Date.now()}`;
+  // The shell itself holds gone.txt open (fd 3), unread, so no page of it is cached in the guest.
+  await run(page, `echo keep-${token} > /mnt/keep.txt && echo gone-${token} > /mnt/gone.txt && sync && exec 3</mnt/gone.txt`);
+  await save(page);
+  const origin = await page.context().newPage();
+  await page.close();
+
+  // Meanwhile, outside the guest: gone.txt goes, another file comes.
+  await origin.goto("/guest/manifest.json");
+  await origin.evaluate(async () => {
+    const share = await (await navigator.storage.getDirectory()).getDirectoryHandle("share");
+    for (let i = 0; ; i++) {
+      try {
+        await share.removeEntry("gone.txt"); // the closed page's Worker may hold it a moment longer
+        break;
+      } catch (e) {
+        if (i === 50) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const out = await (await share.getFileHandle("intruder.txt", { create: true })).createWritable();
+    await out.write("intruder\n");
+    await out.close();
+  });
+  await boot(origin, "?backend=opfs");
+  page = origin;
+  await expect(page.locator(banner)).toContainText("restored from snapshot of");
+  expect(await run(page, "cat /mnt/keep.txt")).toContain(`keep-${token}`);
+  const held = await run(page, "cat <&3; echo rc=$?");
+  expect(held).toContain("Stale file handle");
+  expect(held).not.toContain("intruder");
+  expect(held).not.toContain(`keep-${token}`);
+  expect(await run(page, "cat /mnt/gone.txt 2>&1")).toMatch(/Stale file handle|No such file/);
+  expect(await run(page, "cat /mnt/intruder.txt")).toContain("intruder");
+  await run(page, `echo new-${token} > /mnt/new.txt && sync`);
+  await expect(page.locator('#file-tree li[data-path="new.txt"]')).toBeVisible({ timeout: 10_000 });
+});
+
+test("Save is off with a DAX window, saying why", async ({ page }) => {
+  await boot(page, "?dax=16");
+  await expect(page.locator("#btn-save")).toBeDisabled();
+  await expect(page.locator("#btn-save")).toHaveAttribute("title", /DAX window cannot be saved/);
 });
 
 /** The snapshot, as if taken with another kernel: the body re-gzipped with bzImage's sha256 changed. */
