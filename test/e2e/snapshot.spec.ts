@@ -171,3 +171,41 @@ async function foreignImages(file: Buffer): Promise<Buffer> {
   const zipped = gzipSync(body);
   return Buffer.concat([file.subarray(0, 12), createHash("sha256").update(zipped).digest(), zipped]);
 }
+
+// Page to shell, first visit (a new browser context: nothing cached, nothing kept) against a visit that
+// resumes the kept snapshot; median of 5 each. SNAPSHOT_TIMES=1 runs it (about 10 page loads);
+// SNAPSHOT_TIMES_URL measures another server, e.g. `npm run build && npx vite preview`.
+test("page to shell: cold boot against resuming the kept snapshot", async ({ browser }) => {
+  test.skip(!process.env.SNAPSHOT_TIMES, "SNAPSHOT_TIMES=1 measures");
+  test.setTimeout(900_000);
+  const url = process.env.SNAPSHOT_TIMES_URL ?? "/";
+  const pageMs = async (page: Page): Promise<number> => {
+    await page.goto(url);
+    await expect(page.locator("body")).toHaveAttribute("data-state", "ready", { timeout: 120_000 });
+    await expect(page.locator(".xterm-rows")).toContainText("# ", { timeout: 10_000 });
+    return Number(await page.locator("body").getAttribute("data-page-ms"));
+  };
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const cold: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const context = await browser.newContext();
+    cold.push(await pageMs(await context.newPage()));
+    await context.close();
+  }
+  const context = await browser.newContext();
+  let page = await context.newPage();
+  await pageMs(page);
+  const file = await save(page);
+  const restored: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const next = await context.newPage();
+    await page.close();
+    page = next;
+    restored.push(await pageMs(page));
+    await expect(page.locator("body")).toHaveAttribute("data-restored", "kept");
+  }
+  const line = `cold boot ${cold.join(", ")} ms (median ${median(cold)}); restored ${restored.join(", ")} ms (median ${median(restored)}); snapshot ${(file.length / 2 ** 20).toFixed(1)} MiB`;
+  console.log(line);
+  test.info().annotations.push({ type: "page to shell", description: line });
+  await context.close();
+});
