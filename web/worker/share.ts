@@ -27,7 +27,7 @@ export async function openShare(backend: Backend, folder: FileSystemDirectoryHan
       const fs = new MemFs();
       if (forRestore) return { fs, label: "memfs: the tree of the snapshot, in memory" };
       await createSampleTree(fs);
-      return { fs, label: "memfs: the sample tree, in memory (a reload starts afresh)" };
+      return { fs, label: "memfs: the sample tree, in memory (a reload starts afresh, or where the last Save left it)" };
     }
     case "opfs": {
       const root = await navigator.storage.getDirectory();
