@@ -7,7 +7,7 @@ export { attachVirtioFs, daxWindowSize, v86MemorySize, DAX_MIB_MAX, DAX_MIB_MIN,
 // A whole guest: boot, run commands over the serial console, reboot, shut down.
 export { Guest, GuestError, shareMountOptions, text, type GuestOptions, type GuestRuntime, type GuestShare, type RestoreOptions, type RunResult, type SavedShare } from "./machine/guest.ts";
 // Snapshots: Guest.saveState() writes one, Guest.restore() resumes it.
-export { SnapshotError, SNAPSHOT_VERSION } from "./machine/snapshot.ts";
+export { checkSnapshot, SnapshotError, SNAPSHOT_VERSION, unpackSnapshot, type SnapshotContents } from "./machine/snapshot.ts";
 export { StateError, type Saved } from "./vfs/state.ts";
 export type { GuestRam } from "./machine/machine.ts";
 export { sharedMemoryAvailable } from "./machine/v86-shared-memory.ts";

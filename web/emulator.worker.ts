@@ -2,12 +2,29 @@
 // mounted on /mnt, with a DAX window if asked), bridges the serial console to the page, and serves the
 // file panel and the inspector. On request it boots a second guest on the same share, in this Worker:
 // the one backend then has one owner, and the two emulators take turns on its thread.
+// It saves the guest as a snapshot file (keeping the latest in OPFS) and, on load, resumes a snapshot
+// instead of booting when it can.
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
-import { fetchGuestImages, Guest, type AttachedShare, type FileSystem, type GuestImages, type Ino, type VirtioFsDevice } from "../src/index.ts";
+import {
+  fetchGuestImages,
+  Guest,
+  SnapshotError,
+  unpackSnapshot,
+  type AttachedShare,
+  type CacheMode,
+  type FileSystem,
+  type GuestImages,
+  type GuestShare,
+  type Ino,
+  type LockMode,
+  type SnapshotContents,
+  type VirtioFsDevice,
+} from "../src/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { DaxFeed } from "./worker/dax.ts";
 import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
+import { dropKept, keep, readKept } from "./worker/kept-snapshot.ts";
 import { openShare } from "./worker/share.ts";
 import { Tap } from "./worker/tap.ts";
 
@@ -55,32 +72,64 @@ async function sendTree(): Promise<void> {
   }
 }
 
-async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
+type Start = Extract<ToWorker, { type: "start" }>;
+
+/** The snapshot file this start resumes, if any. */
+async function snapshotFor(m: Start): Promise<Uint8Array | undefined> {
+  const choice = m.snapshot;
+  if (choice === "drop") await dropKept(m.backend);
+  if (typeof choice === "object") return new Uint8Array(choice.data);
+  // A snapshot never holds a DAX window: asking for one is asking to boot.
+  if (choice !== "kept" || m.daxMiB !== undefined) return undefined;
+  try {
+    return await readKept(m.backend);
+  } catch (e) {
+    post({ type: "notice", level: "error", message: `reading the kept snapshot failed: ${message(e)}` });
+    return undefined;
+  }
+}
+
+async function start(m: Start): Promise<void> {
   const { backend, folder } = m;
   settings = m;
   const t0 = performance.now();
-  // The images and the share load side by side: OPFS may wait a moment for a reloaded page's old Worker.
-  const [fetched, share] = await Promise.all([
+  // The images, the snapshot (read and unpacked) and the share load side by side: OPFS may wait a moment
+  // for a reloaded page's old Worker. What the share starts as depends on whether a snapshot is resumed.
+  const [fetched, [snapshot, share]] = await Promise.all([
     fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
-    openShare(backend, folder),
+    snapshotFor(m).then(async (file) => {
+      const snap = file && unpackSnapshot(file).then(
+        (contents) => ({ contents }),
+        (error: unknown) => ({ error }),
+      );
+      return [snap, await openShare(backend, folder, file !== undefined)] as const;
+    }),
   ]);
   images = fetched;
   fs = share.fs;
   post({ type: "share", backend, label: share.label });
-  void sendTree();
   post({ type: "progress", phase: "boot", loaded: 0, total: 1 });
+  if (snapshot) {
+    const kept = typeof m.snapshot !== "object";
+    try {
+      const unpacked = await snapshot;
+      if ("error" in unpacked) throw unpacked.error;
+      const guest = await resume(unpacked.contents, t0);
+      post({ type: "restored", created: guest.restoredFrom ?? "", kept });
+    } catch (e) {
+      // A half-restored backend or emulator is no ground to boot on: the page starts a new Worker.
+      post({ type: "restore-failed", message: e instanceof SnapshotError ? e.message : `restoring failed: ${message(e)}`, kept });
+    }
+    return;
+  }
+  void sendTree();
   const guest = await boot(0, t0);
   const attached = guest.shares[0];
   if (attached) showDax(guest, attached);
 }
 
-/**
- * Boots guest `n` on the share. Locks are "auto": a guest alone keeps its own (zero-message open, no FLUSH
- * where there is nothing to flush); once a second server shares the backend, sessions that start keep them
- * on the device.
- */
-async function boot(n: number, t0: number): Promise<Guest> {
-  if (!settings || !images || !fs) throw new Error("the share is not open yet");
+/** Guest `n`'s record, with the inspector's tap on its device. */
+function newRunning(n: number): Running {
   const running: Running = {
     tap: new Tap(
       n,
@@ -92,13 +141,83 @@ async function boot(n: number, t0: number): Promise<Guest> {
   };
   running.tap.setInspecting(inspecting);
   guests[n] = running;
+  return running;
+}
+
+/** How every guest of this Worker attaches the share, but for what a boot or a snapshot decides. */
+function shareOf(running: Running): Pick<GuestShare, "tag" | "mountPoint" | "fs" | "observer" | "log"> {
+  if (!fs) throw new Error("the share is not open yet");
+  return { tag: "share", mountPoint: "/mnt", fs, observer: running.tap, log: (m) => post({ type: "notice", level: "error", message: m }) };
+}
+
+/** Resumes `snapshot` as guest 0 over the share, which the snapshot's session and backend state take back. */
+async function resume(snapshot: SnapshotContents, t0: number): Promise<Guest> {
+  if (!images) throw new Error("the images are not loaded yet");
+  const running = newRunning(0);
+  const guest = await Guest.restore({
+    runtime: { images, wasmPath: wasmUrl },
+    snapshot,
+    shares: (saved) => {
+      const [s, more] = saved;
+      if (!s || more || s.tag !== "share" || s.mountPoint !== "/mnt") throw new SnapshotError(`the snapshot's shares (${saved.map((x) => `${x.tag} on ${x.mountPoint}`).join(", ") || "none"}) are not the page's one share on /mnt`);
+      return [{ ...shareOf(running), cache: s.cache as CacheMode, writeback: s.writeback, numRequestQueues: s.numRequestQueues, locks: s.locks as LockMode }];
+    },
+    onConsole: (data) => post({ type: "serial", guest: 0, data }, [data.buffer]),
+    // After a reboot (the second guest's arrival restarts this one).
+    onReady: (uptime) => post({ type: "ready", guest: 0, uptime, bootMs: performance.now() - t0 }),
+    beforeRun: (_emulator, [attached]) => {
+      running.device = attached?.device;
+      if (paused) running.device?.pause();
+    },
+  });
+  if (guest.mode !== "shell") {
+    await guest.shutdown();
+    throw new SnapshotError("the snapshot holds a guest that takes commands (the command line's --exec), not a console");
+  }
+  running.guest = guest;
+  void guest.halted.then(() => post({ type: "halted", guest: 0 }));
+  void sendTree();
+  post({ type: "ready", guest: 0, uptime: guest.uptimeAtReady, bootMs: performance.now() - t0 });
+  guest.send("\n"); // a fresh prompt: the terminal that showed the old one is gone
+  return guest;
+}
+
+/** Saves guest 0 (alone, without a DAX window: the page offers Save only then) and keeps it in OPFS. */
+async function save(): Promise<void> {
+  const guest = guests[0]?.guest;
+  if (!guest || !settings) throw new Error("no guest is running");
+  if (guests.length > 1) throw new Error("two guests share the backend; a snapshot holds one");
+  const t = performance.now();
+  const bytes = (await guest.saveState()) as Uint8Array<ArrayBuffer>;
+  const ms = performance.now() - t;
+  // A picked folder cannot be reopened on load without the user's pick: only the download is kept.
+  let kept = settings.backend !== "local";
+  if (kept) {
+    try {
+      await keep(settings.backend, bytes);
+    } catch (e) {
+      kept = false;
+      post({ type: "notice", level: "error", message: `keeping the snapshot in OPFS failed: ${message(e)}` });
+    }
+  }
+  post({ type: "saved", data: bytes.buffer, created: new Date().toISOString(), kept, ms }, [bytes.buffer]);
+}
+
+/**
+ * Boots guest `n` on the share. Locks are "auto": a guest alone keeps its own (zero-message open, no FLUSH
+ * where there is nothing to flush); once a second server shares the backend, sessions that start keep them
+ * on the device.
+ */
+async function boot(n: number, t0: number): Promise<Guest> {
+  if (!settings || !images) throw new Error("the share is not open yet");
+  const running = newRunning(n);
   const guest = await Guest.boot({
     runtime: { images, wasmPath: wasmUrl },
     memoryMiB: settings.memoryMiB,
     append: [settings.append, n > 0 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     interactive: true,
     bootTimeoutMs: BOOT_TIMEOUT_MS,
-    shares: [{ tag: "share", fs, daxMiB: n === 0 ? settings.daxMiB : undefined, mountPoint: "/mnt", observer: running.tap, log: (m) => post({ type: "notice", level: "error", message: m }) }],
+    shares: [{ ...shareOf(running), daxMiB: n === 0 ? settings.daxMiB : undefined }],
     onConsole: (data) => post({ type: "serial", guest: n, data }, [data.buffer]),
     // After the first boot and after every reboot.
     onReady: (uptime) => post({ type: "ready", guest: n, uptime, bootMs: performance.now() - t0 }),
@@ -208,6 +327,9 @@ onmessage = (e: MessageEvent<ToWorker>) => {
       break;
     case "delete":
       void fileAction(`deleting ${m.path}`, (fs) => removePath(fs, m.path));
+      break;
+    case "save":
+      save().catch((err: unknown) => post({ type: "save-failed", message: message(err) }));
       break;
   }
 };

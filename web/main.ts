@@ -1,8 +1,10 @@
 // The page: the terminal on the guest's serial console, the file panel, the inspector and the
-// walkthrough; the emulator runs in a Worker, restarted whenever the share's backend or DAX window changes.
+// walkthrough; the emulator runs in a Worker, restarted whenever the share's backend or DAX window changes,
+// or a snapshot is to be resumed. On load it resumes the snapshot kept by the last Save, if any.
 import { FilesPanel } from "./files-panel.ts";
 import { Inspector } from "./inspector.ts";
-import { BACKENDS, type Backend, type FromWorker, type ToWorker } from "./protocol.ts";
+import { BACKENDS, type Backend, type FromWorker, type SnapshotChoice, type ToWorker } from "./protocol.ts";
+import { SnapshotControls, type SaveBlock } from "./snapshots.ts";
 import { createTerminal } from "./terminal.ts";
 import { decodeRecord } from "./trace.ts";
 import { Stories } from "./stories.ts";
@@ -58,6 +60,22 @@ const runCommand = (command: string): void => {
   send({ type: "input", guest: 0, data: new TextEncoder().encode(command) });
   term.focus();
 };
+/** The snapshot file this Worker was started to resume, for the banner. */
+let restoringFile: string | undefined;
+const snapshots = new SnapshotControls($("btn-save"), $("restore-input"), $("snapshot-banner"), {
+  save: () => {
+    snapshots.block("saving");
+    send({ type: "save" });
+  },
+  restore: (name, data) => {
+    daxOn.checked = false; // a snapshot has no DAX window
+    start(current, currentFolder, { name, data });
+  },
+  bootFresh: (dropKept) => start(current, currentFolder, dropKept ? "drop" : "ignore"),
+});
+/** Why Save is off now: it is offered for one guest without a DAX window, once it is up. */
+const saveBlock = (): SaveBlock =>
+  document.body.dataset.state !== "ready" ? "booting" : daxOn.checked ? "dax" : document.body.dataset.secondGuest !== undefined ? "two-guests" : undefined;
 const walkthrough = new Walkthrough($("story-cat"), runCommand);
 const stories = new Stories($("panel-how"), runCommand, () => daxOn.checked);
 
@@ -90,6 +108,8 @@ function onMessage(m: FromWorker): void {
         term1?.focus();
         break;
       }
+      // Page to shell, the figure a snapshot is for: from navigation on the first start.
+      document.body.dataset.pageMs ??= String(Math.round(performance.now()));
       secondButton.disabled = daxOn.checked || document.body.dataset.secondGuest !== undefined;
       document.body.dataset.boots = String(Number(document.body.dataset.boots ?? 0) + 1);
       progress.value = 1;
@@ -97,6 +117,7 @@ function onMessage(m: FromWorker): void {
       status.textContent = `shell ready · guest uptime ${m.uptime.toFixed(2)} s · page ${(m.bootMs / 1000).toFixed(1)} s`;
       document.body.dataset.state = "ready";
       document.body.dataset.uptime = String(m.uptime);
+      snapshots.block(saveBlock());
       term.focus();
       break;
     case "halted":
@@ -106,6 +127,7 @@ function onMessage(m: FromWorker): void {
       }
       status.textContent = "guest halted";
       document.body.dataset.state = "halted";
+      snapshots.block("booting");
       break;
     case "error":
       $("error").textContent = `error: ${m.message}`;
@@ -145,12 +167,36 @@ function onMessage(m: FromWorker): void {
     case "notice":
       files.notice(m.level, m.message);
       break;
+    case "save-failed":
+      files.notice("error", `saving failed: ${m.message}`);
+      snapshots.block(saveBlock());
+      break;
+    case "restored":
+      snapshots.restored(m.created, m.kept, restoringFile);
+      document.body.dataset.restored = m.kept ? "kept" : "file";
+      break;
+    case "restore-failed":
+      // A fresh Worker boots: nothing of the failed attempt is kept (a kept snapshot that fails goes).
+      start(current, currentFolder, m.kept ? "drop" : "ignore");
+      snapshots.failed(m.message);
+      break;
+    case "saved": {
+      const name = SnapshotControls.fileName(m.created);
+      files.save(name, m.data);
+      files.notice("info", `saved ${name} (${(m.data.byteLength / 2 ** 20).toFixed(1)} MiB in ${(m.ms / 1000).toFixed(1)} s)${m.kept ? "; the next visit resumes it" : ""}`);
+      snapshots.block(saveBlock());
+      break;
+    }
   }
 }
 
-/** (Re)starts the emulator on `backend`: a fresh Worker, a fresh guest, a clean terminal. */
-function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
+/** (Re)starts the emulator on `backend`: a fresh Worker, a fresh or resumed guest, a clean terminal. */
+function start(backend: Backend, folder?: FileSystemDirectoryHandle, snapshot: SnapshotChoice = "ignore"): void {
   worker?.terminate();
+  restoringFile = typeof snapshot === "object" ? snapshot.name : undefined;
+  snapshots.hide();
+  snapshots.block("booting");
+  delete document.body.dataset.restored;
   term.reset();
   term1?.reset();
   $("terminal-1").hidden = true;
@@ -174,7 +220,7 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle): void {
 
   worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
   worker.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data);
-  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined });
+  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined, snapshot }, typeof snapshot === "object" ? [snapshot.data] : []);
   send({ type: "inspect", on: tab !== "files" });
 }
 
@@ -185,6 +231,7 @@ secondButton.addEventListener("click", () => {
   term1 ??= createTerminal($("terminal-1"), (data) => send({ type: "input", guest: 1, data }));
   term1.reset();
   document.body.dataset.secondGuest = "booting";
+  snapshots.block("two-guests");
   send({ type: "second-guest" });
 });
 
@@ -224,4 +271,4 @@ daxSize.addEventListener("change", () => {
 // ?backend=memfs|opfs picks the share (a local folder needs the picker, so it starts as memfs).
 const asked = params.get("backend") as Backend | null;
 current = asked && BACKENDS.includes(asked) && asked !== "local" ? asked : "memfs";
-start(current);
+start(current, undefined, "kept");

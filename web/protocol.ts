@@ -7,9 +7,16 @@ export const BACKENDS: readonly Backend[] = ["memfs", "opfs", "local"];
 
 export type DeviceAction = "pause" | "step" | "resume";
 
+/**
+ * What a start does with snapshots: restore the one kept in OPFS for this backend if there is one (a page
+ * load), ignore it (a restart for another backend or DAX window), drop it and boot ("Boot fresh"), or
+ * restore a file the user gave ("Restore…").
+ */
+export type SnapshotChoice = "kept" | "ignore" | "drop" | { name: string; data: ArrayBuffer };
+
 export type ToWorker =
   /** `daxMiB`: give the share a DAX window of that size, mounted with dax=always. */
-  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string }
+  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string; snapshot: SnapshotChoice }
   /** Keys for guest `guest`'s console (0, or 1 once the second guest runs). */
   | { type: "input"; guest: number; data: Uint8Array }
   /** Boot a second guest on the same share, beside the first (no DAX window). */
@@ -20,7 +27,9 @@ export type ToWorker =
   /** Paths are relative to the share's root, "" being the root itself. */
   | { type: "upload"; dir: string; name: string; data: ArrayBuffer }
   | { type: "download"; path: string }
-  | { type: "delete"; path: string };
+  | { type: "delete"; path: string }
+  /** Save the running guest: "saved" or "save-failed" answers. */
+  | { type: "save" };
 
 export interface TreeEntry {
   path: string;
@@ -135,4 +144,11 @@ export type FromWorker =
   /** What the window maps, whenever that changed while the inspector is on screen. */
   | { type: "dax-mappings"; mappings: DaxMapped[] }
   | { type: "file"; name: string; data: ArrayBuffer }
+  /** The guest resumed from a snapshot taken at `created` (ISO 8601); `kept`: the one kept in OPFS. */
+  | { type: "restored"; created: string; kept: boolean }
+  /** A snapshot could not be restored (`message` says why); the page boots fresh in a new Worker. */
+  | { type: "restore-failed"; message: string; kept: boolean }
+  /** Save's snapshot file; `kept`: also kept in OPFS for the next visit. */
+  | { type: "saved"; data: ArrayBuffer; created: string; kept: boolean; ms: number }
+  | { type: "save-failed"; message: string }
   | { type: "notice"; level: "info" | "error"; message: string };

@@ -50,7 +50,7 @@ export interface GuestOptions {
   interactive?: boolean;
   /** Console text outside command frames: the boot log, the interactive shell. */
   onConsole?(bytes: Uint8Array): void;
-  /** init is ready (after boot and after every reboot), at this guest uptime in seconds. */
+  /** init is ready (after boot and after every reboot; a restored guest, whose init was ready already: after every reboot), at this guest uptime in seconds. */
   onReady?(uptime: number): void;
   /** Stdout of the running command as it arrives. */
   onStdout?(bytes: Uint8Array): void;
@@ -64,8 +64,9 @@ export interface GuestOptions {
  * same order, each over a freshly constructed backend of the kind that was saved (a new MemFs, a HostDirFs
  * over the same directory, an OpfsFs over the same origin). The rest comes from the snapshot.
  */
-export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsole" | "onStdout" | "beforeRun"> {
-  snapshot: Uint8Array;
+export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsole" | "onStdout" | "onReady" | "beforeRun"> {
+  /** The snapshot file, or its contents as unpackSnapshot read them (a page unpacks while the images load). */
+  snapshot: Uint8Array | SnapshotContents;
   /** The shares, or a function of how the snapshot's shares were attached that builds them (the CLI's way). */
   shares?: GuestShare[] | ((saved: readonly SavedShare[]) => GuestShare[] | Promise<GuestShare[]>);
 }
@@ -105,6 +106,8 @@ export class Guest {
   uptimeAtReady = NaN;
   /** The attached virtio-fs devices and their FUSE servers, in the order of GuestOptions.shares. */
   shares: AttachedShare[] = [];
+  /** When the snapshot this guest was restored from was taken (ISO 8601); undefined for a booted guest. */
+  restoredFrom: string | undefined;
   /** Resolves when the guest halts (its shell or exec command ended). */
   readonly halted: Promise<void>;
   private machine: Machine | undefined;
@@ -137,7 +140,7 @@ export class Guest {
    * SnapshotError when the file is damaged, foreign, for other guest images, or its shares do not match.
    */
   static async restore(opts: RestoreOptions): Promise<Guest> {
-    const snap = await unpackSnapshot(opts.snapshot);
+    const snap = opts.snapshot instanceof Uint8Array ? await unpackSnapshot(opts.snapshot) : opts.snapshot;
     const have = await imageHashes(opts.runtime.images);
     for (const [name, sum] of Object.entries(snap.images)) {
       if (have[name as keyof typeof have] !== sum) throw new SnapshotError(`the snapshot was taken with another ${name} (sha256 ${sum.slice(0, 12)}…, these images have ${have[name as keyof typeof have].slice(0, 12)}…)`);
@@ -158,7 +161,7 @@ export class Guest {
       if (mismatch) throw new SnapshotError(`share ${s.tag}: the snapshot has ${mismatch[0]}=${String(mismatch[1])}, the share given ${String(mismatch[2])}`);
     }
     return Guest.launch(
-      { runtime: opts.runtime, shares, onConsole: opts.onConsole, onStdout: opts.onStdout, beforeRun: opts.beforeRun, interactive: snap.mode === "shell" },
+      { runtime: opts.runtime, shares, onConsole: opts.onConsole, onStdout: opts.onStdout, onReady: opts.onReady, beforeRun: opts.beforeRun, interactive: snap.mode === "shell" },
       { nonce: snap.nonce, mode: { kind: snap.mode }, cmdline: snap.cmdline, memoryBytes: snap.memoryBytes, ninep: snap.ninep, restore: snap },
     );
   }
@@ -212,6 +215,8 @@ export class Guest {
     guest.bootTimeoutMs = opts.bootTimeoutMs ?? 120_000;
     if (plan.restore) {
       guest.uptimeAtReady = plan.restore.uptimeAtReady;
+      guest.restoredFrom = plan.restore.created;
+      guest.plan = { ...plan, restore: undefined }; // let the saved state (guest RAM and all) go
       return guest; // init was ready when the snapshot was taken, and still is
     }
     try {

@@ -49,9 +49,19 @@ export function parseManifest(text: string): Manifest {
   return m as Manifest;
 }
 
-export async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * Each image buffer's sha256, once: the images are verified as they load and named by their sums in every
+ * snapshot saved or restored, and nothing writes to them (v86 gets copies).
+ */
+const sums = new WeakMap<ArrayBuffer, Promise<string>>();
+
+export function sha256Hex(bytes: ArrayBuffer): Promise<string> {
+  let sum = sums.get(bytes);
+  if (!sum) {
+    sum = crypto.subtle.digest("SHA-256", bytes).then((d) => Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join(""));
+    sums.set(bytes, sum);
+  }
+  return sum;
 }
 
 /** Throws an ImageError naming the file when its size or sha256 differs from the manifest. */

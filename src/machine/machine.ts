@@ -1,7 +1,7 @@
 // One v86 PC running the guest kernel: the same code path in Node and in a browser Worker.
 import { V86 } from "v86";
 import type { GuestImages } from "./images.ts";
-import { keepBootImageAcrossReboots } from "./v86-reboot.ts";
+import { bootImageRanges, keepBootImageAcrossReboots } from "./v86-reboot.ts";
 import { fastMemoryPacking } from "./v86-state.ts";
 import { v86Cpu, type V86Cpu } from "./v86-bus.ts";
 import { isShared, shareJitModules, sharedMemoryAvailable, sharedMemoryWasm, type SharedJit } from "./v86-shared-memory.ts";
@@ -88,17 +88,20 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
   await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
   let cpu: V86Cpu;
   let jit: SharedJit | undefined;
+  let cpuRuns: () => void;
   try {
     cpu = v86Cpu(emulator);
     // sharedMemoryWasm falls back to unshared if the engine refuses: go by what v86 got.
     if (isShared(cpu.wasm_memory.buffer)) jit = shareJitModules(emulator);
-    fastMemoryPacking(emulator);
-    keepBootImageAcrossReboots(emulator, { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength });
+    const sizes = { bzImage: opts.images.bzImage.byteLength, initrd: opts.images["initramfs.cpio"].byteLength };
+    cpuRuns = fastMemoryPacking(emulator, bootImageRanges(sizes));
+    keepBootImageAcrossReboots(emulator, sizes);
     await opts.beforeRun?.(emulator);
   } catch (e) {
     await emulator.destroy();
     throw e;
   }
+  cpuRuns();
   void emulator.run();
   return {
     emulator,

@@ -67,14 +67,23 @@ export async function packSnapshot(c: SnapshotContents): Promise<Uint8Array> {
   return out;
 }
 
-/** The contents of a snapshot file; SnapshotError naming what is wrong with it. */
-export async function unpackSnapshot(file: Uint8Array): Promise<SnapshotContents> {
+/**
+ * Checks a snapshot file's header and checksum without decompressing it (cheap: a page can refuse a
+ * damaged file before it gives up the guest it runs); resolves to the compressed body.
+ */
+export async function checkSnapshot(file: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   if (file.length < HEADER || MAGIC.some((b, i) => file[i] !== b)) throw new SnapshotError("not a virtiofs-web snapshot");
   const version = new DataView(file.buffer, file.byteOffset).getUint32(MAGIC.length, true);
   if (version !== SNAPSHOT_VERSION) throw new SnapshotError(`snapshot format ${version}; this virtiofs-web reads format ${SNAPSHOT_VERSION}`);
   const body = file.subarray(HEADER) as Uint8Array<ArrayBuffer>; // a file's bytes, never shared memory
   const sum = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
   if (sum.some((b, i) => file[MAGIC.length + 4 + i] !== b)) throw new SnapshotError("snapshot is truncated or damaged (checksum mismatch)");
+  return body;
+}
+
+/** The contents of a snapshot file; SnapshotError naming what is wrong with it. */
+export async function unpackSnapshot(file: Uint8Array): Promise<SnapshotContents> {
+  const body = await checkSnapshot(file);
   try {
     return readContents(decodeState(await pipe(body, new DecompressionStream("gzip"))));
   } catch (e) {
@@ -83,9 +92,22 @@ export async function unpackSnapshot(file: Uint8Array): Promise<SnapshotContents
   }
 }
 
+/** The chunks gathered by hand: Response.arrayBuffer() over the stream took a third longer (Chromium, Node). */
 async function pipe(bytes: Uint8Array<ArrayBuffer>, through: CompressionStream | DecompressionStream): Promise<Uint8Array<ArrayBuffer>> {
-  const stream = new Blob([bytes]).stream().pipeThrough(through);
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const reader = new Blob([bytes]).stream().pipeThrough(through).getReader();
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    parts.push(r.value);
+    length += r.value.length;
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 function readContents(v: Saved): SnapshotContents {

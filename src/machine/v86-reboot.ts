@@ -10,15 +10,25 @@ const REAL_MODE_END = 0x80000 + 0xe000 + 2048;
 const KERNEL_BASE = 0x100000;
 const INITRD_BASE = 64 << 20;
 
-/** Snapshots the boot image in RAM (call before the CPU runs) and puts it back as the machine reboots. */
-export function keepBootImageAcrossReboots(emulator: V86, sizes: { bzImage: number; initrd: number }): void {
-  const cpu = v86Cpu(emulator);
-  const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.memory_size[0]);
-  const ranges: [number, number][] = [
+export interface BootImageSizes {
+  bzImage: number;
+  initrd: number;
+}
+
+/** The RAM load_kernel writes: [start, end) byte ranges. */
+export function bootImageRanges(sizes: BootImageSizes): [number, number][] {
+  return [
     [REAL_MODE_BASE, REAL_MODE_END],
     [KERNEL_BASE, KERNEL_BASE + sizes.bzImage],
     [INITRD_BASE, INITRD_BASE + sizes.initrd],
   ];
+}
+
+/** Snapshots the boot image in RAM (call before the CPU runs) and puts it back as the machine reboots. */
+export function keepBootImageAcrossReboots(emulator: V86, sizes: BootImageSizes): void {
+  const cpu = v86Cpu(emulator);
+  const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.memory_size[0]);
+  const ranges = bootImageRanges(sizes);
   if (ranges.some(([, end]) => end > ram.length)) throw new Error(`guest RAM of ${ram.length >> 20} MiB cannot hold the kernel and initrd`);
   const saved = ranges.map(([start, end]) => [start, ram.slice(start, end)] as const);
   const reboot = cpu.reboot_internal.bind(cpu);

@@ -17,18 +17,23 @@ exactly what it left. Files are plain OPFS files (see DevTools â†’ Application â
 modes, owners, symlinks, hard links and xattrs are kept in a metadata file beside them.
 `;
 
-export async function openShare(backend: Backend, folder: FileSystemDirectoryHandle | undefined): Promise<Share> {
+/**
+ * Opens the share. `forRestore`: a backend as a snapshot's restore takes it, untouched: memfs empty (the
+ * snapshot holds the tree), OPFS unseeded (the snapshot names its files).
+ */
+export async function openShare(backend: Backend, folder: FileSystemDirectoryHandle | undefined, forRestore = false): Promise<Share> {
   switch (backend) {
     case "memfs": {
       const fs = new MemFs();
+      if (forRestore) return { fs, label: "memfs: the tree of the snapshot, in memory" };
       await createSampleTree(fs);
-      return { fs, label: "memfs: the sample tree, in memory (a reload starts afresh)" };
+      return { fs, label: "memfs: the sample tree, in memory (a reload starts afresh, or where the last Save left it)" };
     }
     case "opfs": {
       const root = await navigator.storage.getDirectory();
       const tree = await root.getDirectoryHandle("share", { create: true });
       const fs = await OpfsFs.open(tree, { meta: await root.getDirectoryHandle("share.meta", { create: true }) });
-      if (await isEmpty(tree)) await seed(fs);
+      if (!forRestore && (await isEmpty(tree))) await seed(fs);
       return { fs, label: "OPFS: persistent across reloads (run sync before leaving)" };
     }
     case "local": {
