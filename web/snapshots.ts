@@ -1,7 +1,7 @@
 // The page's snapshot controls: Save (a download, kept in OPFS by the Worker), Restore… (a file, checked
 // here before the running guest is given up), and the banner saying where the guest came from, with
 // "Boot fresh".
-import { checkSnapshot } from "../src/machine/snapshot.ts";
+import { checkSnapshot } from "../src/index.ts";
 
 export interface SnapshotHooks {
   save(): void;
