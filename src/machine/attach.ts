@@ -12,6 +12,8 @@ import { VIRTIO_FS_TAG_LEN, VirtioFsDevice } from "../../device/virtio-fs.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { FuseServer, type FuseObserver } from "../fuse/server.ts";
 import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
+import { StateError, bool, decodeState, encodeState, int, list, record, str, type Saved } from "../vfs/state.ts";
+import type { VirtioPciState } from "../../device/virtio-pci.ts";
 import { V86Bus, v86Cpu, type V86Cpu } from "./v86-bus.ts";
 
 export interface VirtioFsShare {
@@ -54,6 +56,19 @@ export interface AttachedShare {
 export interface VirtioFsAttachment {
   /** The devices, in the order the shares were given. */
   readonly shares: readonly AttachedShare[];
+  /**
+   * The devices with their FUSE sessions and backends (memfs's whole tree; OPFS and host directories by
+   * reference), as bytes to keep beside v86's `save_state()`. Call with the emulator stopped: every request
+   * in flight finishes first, except a SETLKW waiting for a lock, which stays in flight and is served again
+   * after restore.
+   */
+  saveState(): Promise<Uint8Array<ArrayBuffer>>;
+  /**
+   * Takes saveState's bytes into devices just attached — the same tags in the same order, over fresh
+   * backends of the same kind — after `emulator.restore_state()` and before the CPU runs. StateError when
+   * they do not fit.
+   */
+  restoreState(state: Uint8Array): Promise<void>;
   /**
    * Takes the devices off the machine: their FUSE sessions end (every backend handle and inode reference
    * is given back), their PCI functions, ports and windows go, and a later attach may reuse them.
@@ -165,7 +180,67 @@ export async function attachVirtioFs(emulator: V86, shares: VirtioFsShare | read
   let detached: Promise<void> | undefined;
   return {
     shares: added,
+    saveState: () => saveShares(added),
+    restoreState: (saved) => restoreShares(added, saved),
     detach: () => (detached ??= Promise.all(added.map((s) => detachOne(machine, s))).then(() => undefined)),
+  };
+}
+
+async function saveShares(shares: readonly LiveShare[]): Promise<Uint8Array<ArrayBuffer>> {
+  await Promise.all(shares.map((s) => s.server.quiesce()));
+  await new Promise((r) => setTimeout(r, 0)); // the devices' completions and interrupt checks run
+  const saved = await Promise.all(shares.map(async (s) => ({ tag: s.tag, device: s.device.save() as unknown as Saved, ...(await s.server.saveState()) })));
+  return encodeState(saved);
+}
+
+/** Each share's backend and session first, then its device, which serves what was in flight. */
+async function restoreShares(shares: readonly LiveShare[], state: Uint8Array): Promise<void> {
+  const saved = list(decodeState(state), "virtio-fs state");
+  if (saved.length !== shares.length) throw new StateError(`the state holds ${saved.length} shares; ${shares.length} are attached`);
+  for (const [i, s] of shares.entries()) {
+    const share = record(saved[i], `shares[${i}]`);
+    const tag = str(share.tag, `shares[${i}].tag`);
+    if (tag !== s.tag) throw new StateError(`shares[${i}] was "${tag}" when saved; "${s.tag}" is attached`);
+    if (share.session === undefined || share.backend === undefined) throw new StateError(`shares[${i}] has no session or backend state`);
+    try {
+      await s.server.restoreState({ session: share.session, backend: share.backend });
+      s.device.restore(readDevice(share.device, `shares[${i}].device`));
+    } catch (e) {
+      throw new StateError(`share ${s.tag}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}
+
+/** The transport's saved registers, typed; the transport checks the values as it takes them. */
+function readDevice(v: Saved | undefined, what: string): VirtioPciState {
+  const d = record(v, what);
+  const n = (x: Saved | undefined, field: string) => int(x, `${what}.${field}`, 0, 2 ** 53 - 1);
+  if (typeof d.driverFeatures !== "bigint") throw new StateError(`${what}.driverFeatures`);
+  return {
+    status: n(d.status, "status"),
+    driverFeatures: d.driverFeatures,
+    deviceFeatureSelect: n(d.deviceFeatureSelect, "deviceFeatureSelect"),
+    driverFeatureSelect: n(d.driverFeatureSelect, "driverFeatureSelect"),
+    queueSelect: n(d.queueSelect, "queueSelect"),
+    isr: n(d.isr, "isr"),
+    queues: list(d.queues, `${what}.queues`).map((qv, i) => {
+      const q = record(qv, `${what}.queues[${i}]`);
+      const r = q.ring === null ? null : record(q.ring, `${what}.queues[${i}].ring`);
+      return {
+        size: n(q.size, "size"),
+        enabled: bool(q.enabled, "enabled"),
+        desc: n(q.desc, "desc"),
+        driver: n(q.driver, "driver"),
+        device: n(q.device, "device"),
+        ring: r && {
+          lastAvail: n(r.lastAvail, "lastAvail"),
+          usedIdx: n(r.usedIdx, "usedIdx"),
+          signalledUsed: n(r.signalledUsed, "signalledUsed"),
+          pushedSinceSignal: n(r.pushedSinceSignal, "pushedSinceSignal"),
+          inflight: list(r.inflight, "inflight").map((h) => n(h, "inflight head")),
+        },
+      };
+    }),
   };
 }
 

@@ -228,17 +228,13 @@ export class Guest {
     return guest;
   }
 
-  /** v86's state, then each share's backend and session, then its device (which serves what was in flight). */
+  /** v86's state, then the shares' (attachment.restoreState). */
   private async takeState(emulator: V86, snap: SnapshotContents): Promise<void> {
     await emulator.restore_state(snap.v86.slice().buffer);
-    for (const [i, saved] of snap.shares.entries()) {
-      const { server, device } = this.shares[i]!;
-      try {
-        await server.restoreState({ session: saved.session, backend: saved.backend });
-        device.restore(saved.device);
-      } catch (e) {
-        throw new SnapshotError(`share ${saved.tag}: ${e instanceof Error ? e.message : String(e)}`);
-      }
+    try {
+      await this.attachment!.restoreState(snap.virtiofs);
+    } catch (e) {
+      throw new SnapshotError(e instanceof Error ? e.message : String(e));
     }
   }
 
@@ -260,27 +256,17 @@ export class Guest {
     if (plan.mode.kind === "exec") throw new GuestError("a guest booted with exec cannot be saved: boot it without exec and run() the command");
     emulator.stop();
     try {
-      await Promise.all(this.shares.map((s) => s.server.quiesce()));
-      await new Promise((r) => setTimeout(r, 0)); // the device's completions and interrupt checks run
+      const virtiofs = await this.attachment!.saveState();
       const v86 = new Uint8Array(await emulator.save_state());
-      const shares = await Promise.all(
-        this.shares.map(async (s, i) => {
-          const o = this.shareOptions[i]!;
-          const { session, backend } = await s.server.saveState();
-          return {
-            tag: s.tag,
-            mountPoint: o.mountPoint,
-            cache: o.cache ?? "auto",
-            writeback: o.writeback ?? false,
-            numRequestQueues: o.numRequestQueues ?? 1,
-            locks: o.locks ?? "auto",
-            daxMiB: o.daxMiB ?? null,
-            device: s.device.save(),
-            session,
-            backend,
-          };
-        }),
-      );
+      const shares = this.shareOptions.map((o) => ({
+        tag: o.tag,
+        mountPoint: o.mountPoint,
+        cache: o.cache ?? "auto",
+        writeback: o.writeback ?? false,
+        numRequestQueues: o.numRequestQueues ?? 1,
+        locks: o.locks ?? "auto",
+        daxMiB: o.daxMiB ?? null,
+      }));
       return await packSnapshot({
         created: new Date().toISOString(),
         images: await imageHashes(this.images),
@@ -292,6 +278,7 @@ export class Guest {
         uptimeAtReady: this.uptimeAtReady,
         v86,
         shares,
+        virtiofs,
       });
     } finally {
       void emulator.run();

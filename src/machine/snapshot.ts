@@ -7,12 +7,11 @@
 // contents name the guest images by sha256 so that a snapshot is never resumed over another kernel.
 // v86's own state holds guest RAM (its zero pages left out) and v86's devices; gzip takes the rest of it
 // down (a fresh 256 MiB guest: see the README's snapshot figures).
-import type { VirtioPciState } from "../../device/virtio-pci.ts";
 import { StateError, bool, bytes, decodeState, encodeState, int, list, record, str, type Saved } from "../vfs/state.ts";
 import { IMAGE_NAMES, sha256Hex, type GuestImages, type ImageName } from "./images.ts";
 
 const MAGIC = new TextEncoder().encode("VFSWSNAP");
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 const HEADER = MAGIC.length + 4 + 32;
 
 /** A file that is not a snapshot this build can resume: damaged, truncated, foreign or for other images. */
@@ -30,9 +29,6 @@ export interface SnapshotShare {
   locks: string;
   /** The DAX window's size, or null without one. */
   daxMiB: number | null;
-  device: VirtioPciState;
-  session: Saved;
-  backend: Saved;
 }
 
 export interface SnapshotContents {
@@ -50,6 +46,8 @@ export interface SnapshotContents {
   uptimeAtReady: number;
   v86: Uint8Array;
   shares: SnapshotShare[];
+  /** The shares' devices, FUSE sessions and backends (VirtioFsAttachment.saveState). */
+  virtiofs: Uint8Array;
 }
 
 export async function imageHashes(images: GuestImages): Promise<Record<ImageName, string>> {
@@ -126,12 +124,12 @@ function readContents(v: Saved): SnapshotContents {
     uptimeAtReady: typeof c.uptimeAtReady === "number" ? c.uptimeAtReady : NaN,
     v86: bytes(c.v86, "v86 state"),
     shares: list(c.shares, "shares").map((s, i) => readShare(s, i)),
+    virtiofs: bytes(c.virtiofs, "virtio-fs state"),
   };
 }
 
 function readShare(v: Saved, i: number): SnapshotShare {
   const s = record(v, `shares[${i}]`);
-  if (s.session === undefined || s.backend === undefined) throw new StateError(`shares[${i}] has no session or backend state`);
   return {
     tag: str(s.tag, "tag"),
     mountPoint: str(s.mountPoint, "mountPoint"),
@@ -140,41 +138,5 @@ function readShare(v: Saved, i: number): SnapshotShare {
     numRequestQueues: int(s.numRequestQueues, "numRequestQueues", 1),
     locks: str(s.locks, "locks"),
     daxMiB: s.daxMiB === null ? null : int(s.daxMiB, "daxMiB", 1),
-    device: readDevice(s.device, `shares[${i}].device`),
-    session: s.session,
-    backend: s.backend,
-  };
-}
-
-/** The transport's saved registers, typed; the transport checks the values as it takes them. */
-function readDevice(v: Saved | undefined, what: string): VirtioPciState {
-  const d = record(v, what);
-  const n = (x: Saved | undefined, field: string) => int(x, `${what}.${field}`, 0, 2 ** 53 - 1);
-  if (typeof d.driverFeatures !== "bigint") throw new StateError(`${what}.driverFeatures`);
-  return {
-    status: n(d.status, "status"),
-    driverFeatures: d.driverFeatures,
-    deviceFeatureSelect: n(d.deviceFeatureSelect, "deviceFeatureSelect"),
-    driverFeatureSelect: n(d.driverFeatureSelect, "driverFeatureSelect"),
-    queueSelect: n(d.queueSelect, "queueSelect"),
-    isr: n(d.isr, "isr"),
-    queues: list(d.queues, `${what}.queues`).map((qv, i) => {
-      const q = record(qv, `${what}.queues[${i}]`);
-      const r = q.ring === null ? null : record(q.ring, `${what}.queues[${i}].ring`);
-      return {
-        size: n(q.size, "size"),
-        enabled: bool(q.enabled, "enabled"),
-        desc: n(q.desc, "desc"),
-        driver: n(q.driver, "driver"),
-        device: n(q.device, "device"),
-        ring: r && {
-          lastAvail: n(r.lastAvail, "lastAvail"),
-          usedIdx: n(r.usedIdx, "usedIdx"),
-          signalledUsed: n(r.signalledUsed, "signalledUsed"),
-          pushedSinceSignal: n(r.pushedSinceSignal, "pushedSinceSignal"),
-          inflight: list(r.inflight, "inflight").map((h) => n(h, "inflight head")),
-        },
-      };
-    }),
   };
 }

@@ -1,13 +1,15 @@
 // attachVirtioFs as an embedder uses it: on a plain V86, more than once, with wrong options, across a
-// guest reboot, and detached again.
+// guest reboot, detached again, and saved beside v86's own state.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Volume } from "memfs";
 import { V86 } from "v86";
-import { attachVirtioFs, v86MemorySize, bootGuest, createSampleTree, MemFs, nodeRuntime, text, type Guest, type VirtioFsAttachment } from "../../src/node.ts";
+import { encodeState } from "../../src/vfs/state.ts";
+import { attachVirtioFs, v86MemorySize, bootGuest, createSampleTree, MemFs, nodeRuntime, StateError, text, type Guest, type VirtioFsAttachment } from "../../src/node.ts";
 
 /** A V86 that has not run: what an embedder has right after `new V86({ autostart: false })`, with room for two windows. */
-async function freshEmulator(): Promise<V86> {
+async function freshEmulator(memorySize = v86MemorySize(128, [256, 128])): Promise<V86> {
   const { images, wasmPath } = await nodeRuntime();
-  return new V86({ wasm_path: wasmPath, memory_size: v86MemorySize(128, [256, 128]), bios: { buffer: images["bios.bin"] }, autostart: false, disable_keyboard: true, disable_mouse: true, disable_speaker: true });
+  return new V86({ wasm_path: wasmPath, memory_size: memorySize, vga_memory_size: 2 << 20, bios: { buffer: images["bios.bin"] }, autostart: false, disable_keyboard: true, disable_mouse: true, disable_speaker: true });
 }
 
 const sh = async (guest: Guest, script: string): Promise<string> => {
@@ -125,3 +127,60 @@ describe("devices from several attach calls in a booted guest", () => {
     expect(guest.shares[0]!.server.nodeCount).toBe(1);
   });
 });
+
+describe("an embedder's snapshot: attachment.saveState beside v86's save_state", () => {
+  it("resumes the device, its session and its tree in a new V86: a file held open keeps its offset", { timeout: 600_000 }, async () => {
+    let attachment: VirtioFsAttachment | undefined;
+    let console1 = "";
+    const guest = await bootGuest({
+      interactive: true,
+      mounts: [{ fstype: "virtiofs", tag: "emb", dir: "/emb" }],
+      onConsole: (b) => (console1 += text(b)),
+      beforeRun: async (emulator) => {
+        attachment = await attachVirtioFs(emulator, { tag: "emb", fs: new MemFs() });
+      },
+    });
+    guest.send("mkdir /emb/d && echo kept > /emb/d/f && exec 3>/emb/held && echo one >&3 && echo emb-$((6*7))\n");
+    await until(() => console1, "emb-42");
+
+    guest.emulator.stop();
+    const state = await attachment!.saveState();
+    const v86State = await guest.emulator.save_state();
+    await guest.shutdown();
+
+    const vol = new Volume();
+    const again = await freshEmulator(v86MemorySize(256));
+    let console2 = "";
+    again.add_listener("serial0-output-byte", (b: number) => (console2 += String.fromCharCode(b)));
+    try {
+      const restored = await attachVirtioFs(again, { tag: "emb", fs: new MemFs(vol) });
+      await again.restore_state(v86State);
+      await restored.restoreState(state);
+      void again.run();
+      again.serial0_send("echo two >&3; exec 3>&-; cat /emb/d/f; echo emb-$((6*8))\n");
+      await until(() => console2, "emb-48");
+      expect(console2).toContain("kept\r\n");
+      expect(String(vol.readFileSync("/held"))).toBe("one\ntwo\n");
+    } finally {
+      again.destroy();
+    }
+  });
+
+  it("refuses state that does not fit the attached shares", async () => {
+    const emulator = await freshEmulator();
+    try {
+      const attachment = await attachVirtioFs(emulator, { tag: "emb", fs: new MemFs() });
+      await expect(attachment.restoreState(new Uint8Array([1, 2, 3]))).rejects.toThrow(StateError);
+      await expect(attachment.restoreState(encodeState([]))).rejects.toThrow(/holds 0 shares; 1 are attached/);
+    } finally {
+      emulator.destroy();
+    }
+  });
+});
+
+/** Waits until `read()` holds `mark` (a command's output on the console). */
+async function until(read: () => string, mark: string): Promise<void> {
+  for (const end = Date.now() + 120_000; !read().includes(mark); await new Promise((r) => setTimeout(r, 50))) {
+    if (Date.now() > end) throw new Error(`no ${mark} on the console:\n${read().slice(-2000)}`);
+  }
+}

@@ -13,7 +13,8 @@ const contents: SnapshotContents = {
   ninep: false,
   uptimeAtReady: 1.5,
   v86: new Uint8Array(100_000).fill(7),
-  shares: [],
+  shares: [{ tag: "share", mountPoint: "/mnt", cache: "auto", writeback: false, numRequestQueues: 1, locks: "auto", daxMiB: null }],
+  virtiofs: new Uint8Array([1, 2, 3]),
 };
 
 describe("snapshot file", () => {
