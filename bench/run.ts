@@ -1,6 +1,7 @@
 // npm run bench [-- <workload,...>] [--only a,b] [--targets a,b] [--reps n] [--browser]
 // Workloads: boot — guest uptime when init is ready and wall time to it, in Node and in headless
-// Chromium side by side; sessions — a guest's cost per request alone and with a second guest on its
+// Chromium side by side; resume — resuming a snapshot against booting, in Node and on the built site in
+// Chromium (bench/resume.ts); sessions — a guest's cost per request alone and with a second guest on its
 // tree (bench/sessions.ts); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
 // virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
 // a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
@@ -12,6 +13,7 @@ import { nodeRuntime } from "../src/node.ts";
 import { runFsBenchInBrowser } from "./chromium.ts";
 import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
+import { resumeInBrowser, resumeInNode } from "./resume.ts";
 import { runSessionsBench } from "./sessions.ts";
 
 const { values, positionals } = parseArgs({
@@ -26,7 +28,7 @@ const { values, positionals } = parseArgs({
 const reps = Number(values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positive integer");
 const wanted = new Set([...(values.only?.split(",") ?? []), ...positionals.flatMap((p) => p.split(","))]);
-const NAMES = ["boot", "sessions", ...WORKLOADS.map((w) => w.name)];
+const NAMES = ["boot", "resume", "sessions", ...WORKLOADS.map((w) => w.name)];
 for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown workload '${w}' (have: ${NAMES.join(", ")})`);
 const targets = selectTargets(values.targets?.split(",").filter(Boolean) ?? []);
 const record: Record<string, unknown> = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version };
@@ -45,6 +47,18 @@ if (wanted.size === 0 || wanted.has("boot")) {
   console.log(row("Node", node));
   console.log(row("Chromium (page load → shell)", browser));
   record.boot = { node, browser };
+}
+
+if (wanted.size === 0 || wanted.has("resume")) {
+  const log = (line: string) => process.stderr.write(line + "\n");
+  const node = await resumeInNode(reps, log);
+  const browser = await resumeInBrowser(reps, log);
+  const s = (ms: number[]) => `${(median(ms) / 1000).toFixed(2)} s`;
+  const row = (name: string, r: typeof node) => `| ${name} | ${s(r.boot)} | ${s(r.resume)} | ${(median(r.boot) / median(r.resume)).toFixed(1)}× | ${(r.snapshotBytes / 2 ** 20).toFixed(1)} MiB |`;
+  console.log(`\nresume a snapshot against boot, median of ${reps}\n\n| target | boot | resume | faster | snapshot |\n|---|---|---|---|---|`);
+  console.log(row("Node (to the first command's answer)", node));
+  console.log(row("Chromium, built site (page to shell)", browser));
+  record.resume = { node, browser };
 }
 
 if (wanted.size === 0 || wanted.has("sessions")) {

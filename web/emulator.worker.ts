@@ -12,12 +12,10 @@ import {
   SnapshotError,
   unpackSnapshot,
   type AttachedShare,
-  type CacheMode,
   type FileSystem,
   type GuestImages,
   type GuestShare,
   type Ino,
-  type LockMode,
   type SnapshotContents,
   type VirtioFsDevice,
 } from "../src/index.ts";
@@ -160,7 +158,7 @@ async function resume(snapshot: SnapshotContents, t0: number): Promise<Guest> {
     shares: (saved) => {
       const [s, more] = saved;
       if (!s || more || s.tag !== "share" || s.mountPoint !== "/mnt") throw new SnapshotError(`the snapshot's shares (${saved.map((x) => `${x.tag} on ${x.mountPoint}`).join(", ") || "none"}) are not the page's one share on /mnt`);
-      return [{ ...shareOf(running), cache: s.cache as CacheMode, writeback: s.writeback, numRequestQueues: s.numRequestQueues, locks: s.locks as LockMode }];
+      return [{ ...shareOf(running), cache: s.cache, writeback: s.writeback, numRequestQueues: s.numRequestQueues, locks: s.locks }];
     },
     onConsole: (data) => post({ type: "serial", guest: 0, data }, [data.buffer]),
     // After a reboot (the second guest's arrival restarts this one).

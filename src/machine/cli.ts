@@ -242,7 +242,7 @@ async function resumeGuest(a: RunArgs & { restoreState: string }, options: Pick<
   }
   const shares = async (saved: readonly SavedShare[]) => {
     if (a.share !== undefined && saved.length !== 1) throw new SnapshotError(`the snapshot has ${saved.length} shares; --share gives one`);
-    return Promise.all(saved.map(async (s) => ({ ...s, cache: s.cache as CacheMode, locks: s.locks as LockMode, fs: a.share === undefined ? new MemFs() : await shareFs(a) })));
+    return Promise.all(saved.map(async (s) => ({ ...s, fs: a.share === undefined ? new MemFs() : await shareFs(a) })));
   };
   return restoreGuest({ imagesDir: a.imagesDir, snapshot, shares, ...options });
 }

@@ -8,6 +8,7 @@
 // v86's own state holds guest RAM (its zero pages left out) and v86's devices; gzip takes the rest of it
 // down (a fresh 256 MiB guest: see the README's snapshot figures).
 import { StateError, bool, bytes, decodeState, encodeState, int, list, record, str, type Saved } from "../vfs/state.ts";
+import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
 import { IMAGE_NAMES, sha256Hex, type GuestImages, type ImageName } from "./images.ts";
 
 const MAGIC = new TextEncoder().encode("VFSWSNAP");
@@ -23,10 +24,10 @@ export class SnapshotError extends Error {
 export interface SnapshotShare {
   tag: string;
   mountPoint: string;
-  cache: string;
+  cache: CacheMode;
   writeback: boolean;
   numRequestQueues: number;
-  locks: string;
+  locks: LockMode;
   /** The DAX window's size, or null without one. */
   daxMiB: number | null;
 }
@@ -133,10 +134,16 @@ function readShare(v: Saved, i: number): SnapshotShare {
   return {
     tag: str(s.tag, "tag"),
     mountPoint: str(s.mountPoint, "mountPoint"),
-    cache: str(s.cache, "cache"),
+    cache: oneOf(CACHE_MODES, s.cache, "cache"),
     writeback: bool(s.writeback, "writeback"),
     numRequestQueues: int(s.numRequestQueues, "numRequestQueues", 1),
-    locks: str(s.locks, "locks"),
+    locks: oneOf(LOCK_MODES, s.locks, "locks"),
     daxMiB: s.daxMiB === null ? null : int(s.daxMiB, "daxMiB", 1),
   };
+}
+
+function oneOf<T extends string>(values: readonly T[], v: Saved | undefined, what: string): T {
+  const s = str(v, what);
+  if (!(values as readonly string[]).includes(s)) throw new StateError(`${what} ${s}`);
+  return s as T;
 }

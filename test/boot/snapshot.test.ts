@@ -15,7 +15,7 @@ async function sh(g: Guest, script: string): Promise<string> {
 }
 
 const shareOf = (fs: FileSystem): GuestShare => ({ tag: "share", fs, mountPoint: "/mnt", locks: "device" });
-const sharesOver = (fs: FileSystem) => (saved: readonly SavedShare[]) => saved.map((s) => ({ ...shareOf(fs), ...s, cache: "auto" as const, locks: "device" as const }));
+const sharesOver = (fs: FileSystem) => (saved: readonly SavedShare[]) => saved.map((s) => ({ ...shareOf(fs), ...s }));
 const SUMS = "cd /mnt && find . -type f | sort | xargs sha256sum";
 /** Waits in the guest for a file (a process in the background signals through it). */
 const waitFor = (path: string) => `i=0; while [ ! -e ${path} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; [ -e ${path} ]`;
@@ -137,7 +137,7 @@ describe("snapshots with a DAX window", () => {
     const snapshot = await guest.saveState();
     await guest.shutdown();
     const vol = new Volume();
-    guest = await restoreGuest({ snapshot, shares: (saved) => saved.map((s) => ({ ...dax(new MemFs(vol)), ...s, cache: "auto" as const, locks: "auto" as const })) });
+    guest = await restoreGuest({ snapshot, shares: (saved) => saved.map((s) => ({ ...dax(new MemFs(vol)), ...s })) });
     expect(guest.shares[0]!.server.daxSnapshot()!.mappings.length).toBeGreaterThan(0);
     expect(String(vol.readFileSync("/w"))).toBe("HELLO\n");
     expect(await sh(guest, "cd /mnt && sha256sum r echo && ./echo from-the-window && cat w")).toBe(`${sums.split("\n").slice(0, 2).join("\n")}\nfrom-the-window\nHELLO\n`);
