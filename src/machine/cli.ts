@@ -16,13 +16,18 @@ import { DAX_MIB_MAX, DAX_MIB_MIN, V86_MEMORY_MAX, daxWindowSize, v86MemorySize 
 const MEMORY_MIB_MAX = Math.floor(V86_MEMORY_MAX / (1 << 20));
 const GUESTS_MAX = 8;
 
-const USAGE = `usage: virtiofs-web run [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
+const USAGE = `usage: virtiofs-web run [--root <dir>] [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--guests <N>] [--locks <mode>] [--exec "<cmd>"] [--browser]
                         [--memory <MiB>] [--append "<kernel args>"] [--images <dir>] [--verbose]
                         [--save-state <file>] [--restore-state <file>]
 
+  --root <dir>      boot from a virtio-fs root: a host directory holding a Linux tree (it needs /dev,
+                    /proc, /sys and /run), read-write, tag root. /init mounts it and switch_roots into it;
+                    --exec runs with the tree's own programs; at the console, the tree's /sbin/init if it
+                    has one, else a login shell. --dax then maps the root. No /mnt share unless
+                    --share or --memfs asks for one
   --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
-  --memfs           export the embedded sample tree instead (the default)
+  --memfs           export the embedded sample tree instead (the default without --root)
   --tag <name>      the virtio-fs tag (default: share)
   --cache <mode>    never | metadata | auto | always, as virtiofsd (default: auto; never with --guests:
                     one guest's write is then seen by the others at once)
@@ -59,7 +64,14 @@ Ctrl-A s saves to the --save-state file.`;
 
 class UsageError extends Error {}
 
+/** The tag of the share the guest boots from. */
+const ROOT_TAG = "root";
+
 interface RunArgs {
+  /** The host directory the guest boots from (--root). */
+  root?: string;
+  /** A share on /mnt: --share, --memfs, or neither without --root. */
+  mnt: boolean;
   share?: string;
   tag: string;
   cache: CacheMode;
@@ -91,6 +103,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
       strict: true,
       allowPositionals: false,
       options: {
+        root: { type: "string" },
         share: { type: "string" },
         memfs: { type: "boolean", default: false },
         tag: { type: "string" },
@@ -116,6 +129,10 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   }
   if (values.help) return "help";
   if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
+  if (values.root !== undefined) {
+    const alone = values.browser ? "--browser" : values["restore-state"] !== undefined ? "--restore-state" : undefined;
+    if (alone) throw new UsageError(`--root and ${alone} exclude each other: the root is served from this process and booted fresh`);
+  }
   if (values.browser && values.exec === undefined) throw new UsageError("--browser needs --exec: the console of a headless browser is not this terminal");
   const guests = Number(values.guests);
   if (!Number.isInteger(guests) || guests < 1 || guests > GUESTS_MAX) throw new UsageError(`--guests takes a whole number from 1 to ${GUESTS_MAX}, not '${values.guests}'`);
@@ -146,9 +163,13 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   } catch (e) {
     throw new UsageError(`--memory ${memoryMiB} --dax ${dax}: ${(e as Error).message}`);
   }
+  const tag = values.tag ?? "share";
+  if (values.root !== undefined && tag === ROOT_TAG) throw new UsageError(`--tag ${ROOT_TAG} is the root's`);
   return {
+    root: values.root,
+    mnt: values.root === undefined || values.share !== undefined || values.memfs,
     share: values.share,
-    tag: values.tag ?? "share",
+    tag,
     cache,
     writeback: values.writeback,
     readonly: values.readonly,
@@ -208,19 +229,42 @@ async function shareFs(a: RunArgs): Promise<FileSystem> {
   }
 }
 
-/** The options of guest `n` of a.guests: all share one backend. */
-function guestOptions(a: RunArgs, fs: FileSystem, n: number): NodeGuestOptions {
+/** The backend behind --root. */
+async function rootFs(a: RunArgs & { root: string }): Promise<FileSystem> {
+  try {
+    return await HostDirFs.open(a.root, {});
+  } catch (e) {
+    throw new UsageError(`--root ${a.root}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** The backends of a run, each shared by all its guests. */
+interface Backends {
+  root?: FileSystem;
+  mnt?: FileSystem;
+}
+
+async function backends(a: RunArgs): Promise<Backends> {
+  return { root: a.root === undefined ? undefined : await rootFs({ ...a, root: a.root }), mnt: a.mnt ? await shareFs(a) : undefined };
+}
+
+/** The options of guest `n` of a.guests. A DAX window maps the root when there is one (programs run from it). */
+function guestOptions(a: RunArgs, fs: Backends, n: number): NodeGuestOptions {
+  const share = { cache: a.cache, writeback: a.writeback, locks: a.locks };
   return {
     memoryMiB: a.memoryMiB,
     append: [a.append, a.guests > 1 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     imagesDir: a.imagesDir,
-    shares: [{ tag: a.tag, fs, cache: a.cache, writeback: a.writeback, daxMiB: a.daxMiB, locks: a.locks, mountPoint: "/mnt" }],
+    shares: [
+      ...(fs.root ? [{ ...share, tag: ROOT_TAG, fs: fs.root, daxMiB: a.daxMiB, mountPoint: "/" }] : []),
+      ...(fs.mnt ? [{ ...share, tag: a.tag, fs: fs.mnt, daxMiB: fs.root ? undefined : a.daxMiB, mountPoint: "/mnt" }] : []),
+    ],
   };
 }
 
 /** Boots a.guests guests on one backend; if one fails to boot, the others are shut down. */
 async function bootGuests(a: RunArgs, options: (n: number) => Partial<NodeGuestOptions>): Promise<Guest[]> {
-  const fs = await shareFs(a);
+  const fs = await backends(a);
   const booting = Array.from({ length: a.guests }, (_, n) => bootGuest({ ...guestOptions(a, fs, n), ...options(n) }));
   const booted = await Promise.allSettled(booting);
   const failed = booted.find((r) => r.status === "rejected");
@@ -258,7 +302,7 @@ async function saveTo(guest: Guest, file: string): Promise<void> {
 /** --exec with --save-state or --restore-state: the command runs in an agent guest, which a snapshot can hold. */
 async function runExecSaved(a: RunArgs & { exec: string }): Promise<number> {
   const onConsole = a.verbose ? (b: Uint8Array) => process.stderr.write(b) : undefined;
-  const guest = a.restoreState !== undefined ? await resumeGuest({ ...a, restoreState: a.restoreState }, { onConsole }) : await bootGuest({ ...guestOptions(a, await shareFs(a), 0), onConsole });
+  const guest = a.restoreState !== undefined ? await resumeGuest({ ...a, restoreState: a.restoreState }, { onConsole }) : await bootGuest({ ...guestOptions(a, await backends(a), 0), onConsole });
   try {
     if (guest.mode !== "agent") throw new SnapshotError("the snapshot holds an interactive console: restore it without --exec");
     const r = await guest.run(a.exec, (b) => process.stdout.write(b));

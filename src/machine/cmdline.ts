@@ -6,6 +6,7 @@ export const COMMAND_LINE_SIZE = 2048;
 export interface GuestMount {
   fstype: "virtiofs" | "9p";
   tag: string;
+  /** Where the guest mounts it; "/" makes a virtio-fs share the root the guest boots from. */
   dir: string;
   options?: string;
 }
@@ -39,6 +40,13 @@ export function kernelCmdline(o: CmdlineOptions): string {
     const fields: [string, string][] = [["tag", m.tag], ["mount point", m.dir], ["mount options", m.options ?? ""]];
     for (const [what, v] of fields) {
       if (/[\s:]/.test(v)) throw new CmdlineError(`${what} ${JSON.stringify(v)} may not contain spaces or ':'`);
+    }
+    if (m.dir === "/") {
+      // The root: init mounts it first and switch_roots into it; every other mount lands inside it.
+      if (m.fstype !== "virtiofs") throw new CmdlineError("only a virtio-fs share can be the root");
+      if (parts.some((p) => p.startsWith("vfsw.root="))) throw new CmdlineError("two shares on /: one root only");
+      parts.push(`vfsw.root=${m.tag}${m.options ? `:${m.options}` : ""}`);
+      continue;
     }
     const key = m.fstype === "virtiofs" ? "vfsw.fs" : "vfsw.9p";
     parts.push(`${key}=${m.tag}:${m.dir}${m.options ? `:${m.options}` : ""}`);

@@ -2,6 +2,7 @@
 //   N:ready:<uptime>\n   the guest is up
 //   N:out\n <stdout bytes> N:err\n <stderr bytes> N:end:<status>\n
 //   N:halt\n             the guest halts
+//   N:fail:<reason>\n    init could not do what the command line asked (a mount failed); it halts next
 // Bytes outside a command frame are console text (boot log, interactive shell). Stdout is delivered as
 // it arrives, holding back only what could be the start of the next marker.
 
@@ -11,6 +12,7 @@ export interface FrameEvents {
   stdout?(bytes: Uint8Array): void;
   end?(stderr: Uint8Array, status: number): void;
   halt?(): void;
+  fail?(reason: string): void;
 }
 
 type State = "console" | "out" | "err";
@@ -111,6 +113,9 @@ export class ConsoleFrames {
       }
       case "halt":
         this.events.halt?.();
+        break;
+      case "fail":
+        this.events.fail?.(word.slice("fail:".length)); // the reason may hold ':'
         break;
     }
   }

@@ -178,13 +178,14 @@ export class Guest {
       guest.execDone = new Promise((resolve) => (guest.current = { chunks: [], onStdout: opts.onStdout, resolve }));
     }
 
-    const readyP = guest.nextReady();
+    // A restored guest's init was ready already: nothing waits for it.
+    const readyP = plan.restore ? undefined : guest.nextReady();
     const frames = new ConsoleFrames(nonce, {
       console: opts.onConsole,
       ready: (up) => {
         guest.uptimeAtReady = up;
         opts.onReady?.(up);
-        for (const r of guest.readyWaiters.splice(0)) r();
+        for (const w of guest.readyWaiters.splice(0)) w.resolve();
       },
       stdout: (b) => {
         guest.current?.chunks.push(b);
@@ -196,6 +197,9 @@ export class Guest {
         run?.resolve({ stdout: concatAll(run.chunks), stderr, status });
       },
       halt: () => guest.markHalted(),
+      fail: (reason) => {
+        for (const w of guest.readyWaiters.splice(0)) w.reject(new GuestError(`the guest could not start: ${reason}`));
+      },
     });
     guest.machine = await startMachine({
       images,
@@ -213,9 +217,10 @@ export class Guest {
       },
     });
     guest.bootTimeoutMs = opts.bootTimeoutMs ?? 120_000;
-    if (plan.restore) {
-      guest.uptimeAtReady = plan.restore.uptimeAtReady;
-      guest.restoredFrom = plan.restore.created;
+    if (!readyP) {
+      const { uptimeAtReady, created } = plan.restore!;
+      guest.uptimeAtReady = uptimeAtReady;
+      guest.restoredFrom = created;
       guest.plan = { ...plan, restore: undefined }; // let the saved state (guest RAM and all) go
       return guest; // init was ready when the snapshot was taken, and still is
     }
@@ -289,10 +294,11 @@ export class Guest {
   private plan!: LaunchPlan;
   private shareOptions: readonly GuestShare[] = [];
   private images!: GuestImages;
-  private readonly readyWaiters: (() => void)[] = [];
+  private readonly readyWaiters: { resolve: () => void; reject: (e: GuestError) => void }[] = [];
 
+  /** Resolves when init is next ready; rejects when it reports a failure instead. */
   private nextReady(): Promise<void> {
-    return new Promise((r) => this.readyWaiters.push(r));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   private async waitReady(ready: Promise<void>): Promise<void> {

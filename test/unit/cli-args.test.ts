@@ -30,6 +30,7 @@ function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp
 describe("parseCli", () => {
   it("parses run options", () => {
     expect(parseCli(["run", "--exec", "ls /", "--memory", "128", "--append", "loglevel=7", "--verbose"])).toEqual({
+      mnt: true,
       share: undefined,
       tag: "share",
       cache: "auto",
@@ -49,6 +50,9 @@ describe("parseCli", () => {
     // Several guests: the device keeps the locks and nothing is cached, unless asked otherwise.
     expect(parseCli(["run", "--guests", "4", "--exec", "true"])).toMatchObject({ guests: 4, locks: "device", cache: "never" });
     expect(parseCli(["run", "--guests", "2", "--cache", "auto", "--locks", "guest"])).toMatchObject({ guests: 2, locks: "guest", cache: "auto" });
+    // A root: the DAX window maps it; /mnt only when asked for.
+    expect(parseCli(["run", "--root", "/srv/tree", "--dax", "64"])).toMatchObject({ root: "/srv/tree", mnt: false, daxMiB: 64 });
+    expect(parseCli(["run", "--root", "/srv/tree", "--memfs"])).toMatchObject({ root: "/srv/tree", mnt: true });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
@@ -66,6 +70,8 @@ describe("parseCli", () => {
     [["run", "--guests", "2", "--dax"], /--guests 2 and --dax exclude each other/],
     [["run", "--guests", "2", "--writeback"], /--guests 2 and --writeback exclude each other/],
     [["run", "--locks", "kernel"], /--locks takes guest, device, auto/],
+    [["run", "--root", "t", "--tag", "root"], /--tag root is the root's/],
+    [["run", "--root", "t", "--browser", "--exec", "true"], /--root and --browser exclude each other/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseCli(argv)).toThrow(msg);
   });

@@ -13,6 +13,7 @@ function collect(nonce: string) {
     stdout: (b) => out.push(dec(b)),
     end: (err, status) => log.push(`end:${status}:${dec(err)}`),
     halt: () => log.push("halt"),
+    fail: (reason) => log.push(`fail:${reason}`),
   });
   return { frames, log, out };
 }
@@ -33,6 +34,12 @@ describe("ConsoleFrames", () => {
     expect(log.filter((l) => !l.startsWith("console:"))).toEqual(["ready:1.25", "end:3:oops\n", "halt"]);
     expect(log.filter((l) => l.startsWith("console:")).map((l) => l.slice(8)).join("")).toBe("boot log\n");
     expect(out.join("")).toBe("line1\nno newline at end");
+  });
+
+  it("passes a failure's whole reason, colons and all", () => {
+    const { frames, log } = collect("N1");
+    frames.push(enc("init: x\nN1:fail:mounting virtiofs share on /mnt failed: Invalid argument\nN1:halt\n"));
+    expect(log).toEqual(["console:init: x\n", "fail:mounting virtiofs share on /mnt failed: Invalid argument", "halt"]);
   });
 
   it("streams stdout before the frame ends, holding back only a possible marker prefix", () => {
