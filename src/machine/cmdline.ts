@@ -43,9 +43,8 @@ export function kernelCmdline(o: CmdlineOptions): string {
     }
     if (m.dir === "/") {
       // The root: init mounts it first and switch_roots into it; every other mount lands inside it.
-      if (m.fstype !== "virtiofs") throw new CmdlineError("only a virtio-fs share can be the root");
-      if (parts.some((p) => p.startsWith("vfsw.root="))) throw new CmdlineError("two shares on /: one root only");
-      parts.push(`vfsw.root=${m.tag}${m.options ? `:${m.options}` : ""}`);
+      if (parts.some((p) => p.startsWith("vfsw.root"))) throw new CmdlineError("two mounts on /: one root only");
+      parts.push(`${m.fstype === "virtiofs" ? "vfsw.root" : "vfsw.root9p"}=${m.tag}${m.options ? `:${m.options}` : ""}`);
       continue;
     }
     const key = m.fstype === "virtiofs" ? "vfsw.fs" : "vfsw.9p";

@@ -72,7 +72,9 @@ export class ConsoleFrames {
       return false;
     }
     this.emit(this.buf.subarray(0, at));
-    const word = decoder.decode(this.buf.subarray(at + this.marker.length, nl));
+    // Before init turns off the tty's \n -> \r\n (a failure at boot), a marker line ends in \r.
+    const end = this.buf[nl - 1] === 13 ? nl - 1 : nl;
+    const word = decoder.decode(this.buf.subarray(at + this.marker.length, end));
     this.buf = this.buf.slice(nl + 1);
     this.onMarker(word);
     return true;

@@ -1,12 +1,12 @@
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootGuest, text, type Guest } from "../../src/node.ts";
+import { bootGuest, MemFs, text, type Guest } from "../../src/node.ts";
 
 describe("the guest in v86 under Node", () => {
   let guest: Guest;
   beforeAll(async () => {
-    guest = await bootGuest();
+    guest = await bootGuest({ shares: [{ tag: "share", fs: new MemFs(), mountPoint: "/mnt" }] });
   });
   afterAll(() => guest?.shutdown());
 
@@ -21,8 +21,9 @@ describe("the guest in v86 under Node", () => {
     expect(text(r.stdout)).toMatch(/^i686\n6\.1\.\d+/);
   });
 
-  it("has the virtio-fs driver loaded by /init", async () => {
-    const r = await guest.run("cat /proc/filesystems; echo; cat /proc/modules");
+  it("has the virtio-fs driver loaded by /init, by the device's modalias", async () => {
+    const r = await guest.run("cat /proc/filesystems; echo; cat /proc/modules; cat /sys/bus/virtio/devices/*/modalias");
+    expect(text(r.stdout)).toMatch(/^virtio:d0000001Av00001AF4$/m); // device id 26: virtio-fs
     expect(text(r.stdout)).toMatch(/^nodev\tvirtiofs$/m);
     expect(text(r.stdout)).toMatch(/^nodev\t9p$/m);
     expect(text(r.stdout)).toMatch(/^virtiofs /m);

@@ -34,13 +34,14 @@ describe("kernelCmdline", () => {
     expect(() => kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "virtiofs", tag: "t", dir: "/m:x" }] })).toThrow(CmdlineError);
   });
 
-  it("makes a virtio-fs share on / the root, once", () => {
+  it("makes a mount on / the root, once", () => {
     const line = kernelCmdline({ nonce: "n", mode: { kind: "agent" }, mounts: [{ fstype: "virtiofs", tag: "root", dir: "/", options: "dax=always" }, { fstype: "virtiofs", tag: "share", dir: "/mnt" }] });
     expect(line.split(" ")).toEqual(expect.arrayContaining(["vfsw.root=root:dax=always", "vfsw.fs=share:/mnt"]));
     expect(line).not.toContain("vfsw.fs=root");
     const root = { fstype: "virtiofs" as const, tag: "a", dir: "/" };
     expect(() => kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [root, { ...root, tag: "b" }] })).toThrow(/one root/);
-    expect(() => kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "9p", tag: "h", dir: "/" }] })).toThrow(/virtio-fs/);
+    expect(() => kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "9p", tag: "h", dir: "/" }, root] })).toThrow(/one root/);
+    expect(kernelCmdline({ nonce: "n", mode: { kind: "shell" }, mounts: [{ fstype: "9p", tag: "host9p", dir: "/", options: "cache=loose" }] })).toContain(" vfsw.root9p=host9p:cache=loose");
   });
 
   it("makes a fresh nonce each time", () => {

@@ -36,10 +36,10 @@ describe("ConsoleFrames", () => {
     expect(out.join("")).toBe("line1\nno newline at end");
   });
 
-  it("passes a failure's whole reason, colons and all", () => {
+  it("passes a failure's whole reason, colons and all, without the tty's \\r", () => {
     const { frames, log } = collect("N1");
-    frames.push(enc("init: x\nN1:fail:mounting virtiofs share on /mnt failed: Invalid argument\nN1:halt\n"));
-    expect(log).toEqual(["console:init: x\n", "fail:mounting virtiofs share on /mnt failed: Invalid argument", "halt"]);
+    frames.push(enc("init: x\r\nN1:fail:mounting share on /mnt failed: Invalid argument (virtiofs)\r\nN1:halt\r\n"));
+    expect(log).toEqual(["console:init: x\r\n", "fail:mounting share on /mnt failed: Invalid argument (virtiofs)", "halt"]);
   });
 
   it("streams stdout before the frame ends, holding back only a possible marker prefix", () => {
