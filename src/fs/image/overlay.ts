@@ -91,6 +91,7 @@ export class OverlayFs implements FileSystem {
     this.low = new Layer(lower);
     this.capabilities = { readOnly: upper.capabilities.readOnly };
     this.root = { ino: this.rootIno, type: S_IFDIR, upper: upper.rootIno, lower: lower.rootIno, parent: undefined, name: undefined, lowerLinks: 2, lowerGone: 0, opens: 0, copying: undefined };
+    this.nodes.set(this.rootIno, this.root);
     this.remember(this.root);
     this.live = new InodeTable(this.rootIno, this.root);
     // Only an upper that buffers writes has a flush to pass on; without one the guest sends none.
