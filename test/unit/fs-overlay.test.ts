@@ -5,7 +5,7 @@ import { parseImageIndex } from "../../src/fs/image/index.ts";
 import { OverlayFs } from "../../src/fs/image/overlay.ts";
 import { MemFs, SparseData } from "../../src/fs/memfs/memfs.ts";
 import { blobPath } from "../../src/fs/image/format.ts";
-import { MAX_IO_SIZE, O_CREAT, O_RDONLY, O_RDWR, O_WRONLY, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG } from "../../src/vfs/linux.ts";
+import { MAX_IO_SIZE, O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG } from "../../src/vfs/linux.ts";
 import type { FileAttr, FileSystem, Ino } from "../../src/vfs/filesystem.ts";
 import { buildImage, type BuiltImage, type ImageItem } from "../support/image-builder.ts";
 import { errnoOf, fsConformance, pattern } from "./fs-conformance.ts";
@@ -145,6 +145,19 @@ describe("OverlayFs", () => {
     expect((await inUpper(upper, "plain2"))!.ino).toBe((await inUpper(upper, "etc/plain"))!.ino);
     const t = { sec: 1_234_567_890, nsec: 5 };
     expect(await fs.setattr(sub.ino, { mtime: t })).toMatchObject({ mtime: t, mode: S_IFDIR | 0o700 });
+  });
+
+  it("copies no data that a truncation would drop", async () => {
+    const { fs, image } = await overlayOf(ITEMS);
+    const etc = await inoOf(fs, "etc");
+    const secret = await fs.lookup(etc, "secret");
+    await fs.release(await fs.open(secret.ino, O_WRONLY | O_TRUNC));
+    expect(await fs.getattr(secret.ino)).toMatchObject({ ino: secret.ino, size: 0, mode: S_IFREG | 0o640, uid: 1000 });
+    expect(await fs.getxattr(secret.ino, "user.tag")).toEqual(text("lower"));
+    const plain = await fs.lookup(etc, "plain");
+    expect(await fs.setattr(plain.ino, { size: 3 })).toMatchObject({ size: 3 });
+    expect(await read(fs, plain.ino)).toEqual(text("pla"));
+    expect(image.fetched.filter((p) => p.includes(image.index.entries.find((e) => e.path === "etc/secret")!.sha256!))).toEqual([]);
   });
 
   it("switches a handle opened before a copy-up to the copy", async () => {

@@ -18,9 +18,10 @@
 // the copy on its next use, as Linux's does. Across a new mount over the same layers the two names of a
 // partly copied-up lower hard link are two inodes (as in Linux without index=on).
 //
-// The overlay holds one reference in a layer for each layer inode it uses (overlay-layer.ts's Layer),
-// released when the guest forgets the overlay inode and no handle is open on it; a copied-up file keeps
-// its upper reference, because its other lower names reach it through that number alone.
+// The overlay holds one reference in a layer for each layer inode it uses (overlay-layer.ts's Layer). A
+// file's are released when the guest forgets the overlay inode and no handle is open on it, except the
+// upper reference of a copy of a lower file, whose other lower names reach it through that number alone;
+// a directory keeps its own, which copy-ups of what lies below it go through.
 //
 // Changing the layers behind a mounted overlay is undefined, as in Linux.
 
@@ -153,7 +154,7 @@ export class OverlayFs implements FileSystem {
     checkOpenType(o.type, ino);
     if (this.capabilities.readOnly) checkReadOnlyOpen(flags);
     const how = openMode(flags);
-    if (how.write || (flags & O_TRUNC) !== 0) await this.copyUp(o);
+    if (how.write || (flags & O_TRUNC) !== 0) await this.copyUp(o, (flags & O_TRUNC) !== 0 ? 0 : undefined);
     return this.openOn(o, flags, how);
   }
 
@@ -203,7 +204,7 @@ export class OverlayFs implements FileSystem {
     const o = this.live.get(ino);
     if (fh !== undefined && this.handles.getKind(fh, "file").o !== o) throw new FsError(EBADF, `handle ${fh} is not open on inode ${ino}`);
     checkSetAttrType(o.type, a, ino);
-    const upperIno = await this.copyUp(o);
+    const upperIno = await this.copyUp(o, a.size);
     const h = fh === undefined ? undefined : await this.file(fh);
     await this.upper.setattr(upperIno, a, h?.layer === "upper" ? h.fh : undefined);
     return this.attrOf(o);
@@ -500,11 +501,11 @@ export class OverlayFs implements FileSystem {
     return this.ref(o);
   }
 
-  /** With no guest reference and no handle left, the layer references go (but see the file comment). */
+  /** With no guest reference and no handle left, the layer references of a non-directory go (see the file comment). */
   private async dropIfUnused(o: OInode): Promise<void> {
-    if (o === this.root || o.opens > 0 || this.live.peek(o.ino) !== undefined) return;
+    if (o.type === S_IFDIR || o.opens > 0 || this.live.peek(o.ino) !== undefined) return;
     if (o.lower !== undefined) await this.low.release(o.lower);
-    if (o.upper !== undefined && (o.lower === undefined || o.type === S_IFDIR)) await this.up.release(o.upper);
+    else if (o.upper !== undefined) await this.up.release(o.upper);
   }
 
   private dirO(ino: Ino): OInode {
@@ -568,7 +569,7 @@ export class OverlayFs implements FileSystem {
   private async createExisting(o: OInode, flags: number, how: OpenMode): Promise<Handle> {
     if ((flags & O_EXCL) !== 0) throw new FsError(EEXIST, "file exists");
     checkOpenType(o.type, o.ino);
-    if (how.write || (flags & O_TRUNC) !== 0) await this.copyUp(o);
+    if (how.write || (flags & O_TRUNC) !== 0) await this.copyUp(o, (flags & O_TRUNC) !== 0 ? 0 : undefined);
     return this.openOn(o, flags, how);
   }
 
@@ -598,14 +599,18 @@ export class OverlayFs implements FileSystem {
     return this.copyUp(o);
   }
 
-  /** The upper object of `o`: copied up at the name it was last reached by, parents first, if it has none. */
-  private copyUp(o: OInode): Promise<Ino> {
+  /**
+   * The upper object of `o`: copied up at the name it was last reached by, parents first, if it has none.
+   * `keep`: a regular file is about to be truncated to this size (O_TRUNC, setattr), so no more of its
+   * data is copied (as Linux does for O_TRUNC).
+   */
+  private copyUp(o: OInode, keep = Number.MAX_SAFE_INTEGER): Promise<Ino> {
     if (o.upper !== undefined) return Promise.resolve(o.upper);
-    o.copying ??= this.copyUpNow(o).finally(() => (o.copying = undefined));
+    o.copying ??= this.copyUpNow(o, keep).finally(() => (o.copying = undefined));
     return o.copying;
   }
 
-  private async copyUpNow(o: OInode): Promise<Ino> {
+  private async copyUpNow(o: OInode, keep: number): Promise<Ino> {
     const p = o.parent!;
     const name = o.name!;
     const lowerIno = o.lower!;
@@ -615,7 +620,7 @@ export class OverlayFs implements FileSystem {
     const made = await this.keepingTimes(pu, async () => {
       if (o.type === S_IFDIR) return this.upper.mkdir(pu, name, a.mode & S_IALLUGO, owner);
       if (o.type === S_IFLNK) return this.upper.symlink(pu, name, await this.lower.readlink(lowerIno), owner);
-      if (o.type === S_IFREG) return this.copyFile(lowerIno, a, pu, name);
+      if (o.type === S_IFREG) return this.copyFile(lowerIno, a, Math.min(keep, a.size), pu, name);
       return this.upper.mknod(pu, name, a.mode, a.rdev, owner);
     });
     await this.up.took(made);
@@ -627,18 +632,18 @@ export class OverlayFs implements FileSystem {
     return made.ino;
   }
 
-  /** A lower regular file's data into an unnamed upper file, linked as `name` once complete. */
-  private async copyFile(lowerIno: Ino, a: FileAttr, pu: Ino, name: string): Promise<FileAttr> {
+  /** The first `size` bytes of a lower regular file into an unnamed upper file, linked as `name` once complete. */
+  private async copyFile(lowerIno: Ino, a: FileAttr, size: number, pu: Ino, name: string): Promise<FileAttr> {
     const tmp = await this.upper.tmpfile(pu, a.mode & S_IALLUGO, O_RDWR, { uid: a.uid, gid: a.gid });
     try {
-      if (a.size > 0) {
-        await this.upper.setattr(tmp.attr.ino, { size: a.size }, tmp.fh);
+      if (size > 0) {
+        await this.upper.setattr(tmp.attr.ino, { size }, tmp.fh);
         const src = await this.lower.open(lowerIno, O_RDONLY);
         try {
-          for (let at = 0; at < a.size; ) {
+          for (let at = 0; at < size; ) {
             const start = await this.lower.lseek(src, at, SEEK_DATA).catch(noMoreData);
             if (start === undefined) break;
-            const end = await this.lower.lseek(src, start, SEEK_HOLE);
+            const end = Math.min(size, await this.lower.lseek(src, start, SEEK_HOLE));
             for (let off = start; off < end; off += CHUNK) await this.upper.write(tmp.fh, off, await this.lower.read(src, off, Math.min(CHUNK, end - off)));
             at = end;
           }
