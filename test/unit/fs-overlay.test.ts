@@ -70,6 +70,9 @@ const ITEMS: ImageItem[] = [
   { kind: "dir", path: "d", mode: 0o755 },
   { kind: "file", path: "d/a", mode: 0o644, data: text("a") },
   { kind: "file", path: "d/b", mode: 0o644, data: text("b") },
+  // An image may carry the overlay's own xattrs (say, made from an upper layer): they mean nothing in the lower one.
+  { kind: "dir", path: "e", mode: 0o755, xattrs: { "trusted.overlay.opaque": text("y"), "user.kept": text("1") } },
+  { kind: "file", path: "e/f", mode: 0o644, data: text("f") },
 ];
 
 async function read(fs: FileSystem, ino: Ino): Promise<Uint8Array> {
@@ -214,6 +217,11 @@ describe("OverlayFs", () => {
     expect(await errnoOf(fs.setxattr(made.ino, "trusted.overlay.opaque", text("n"), 0))).toBe("EPERM");
     expect(await errnoOf(fs.removexattr(made.ino, "trusted.overlay.opaque"))).toBe("EPERM");
     expect(await fs.listxattr(fs.rootIno)).toEqual([]);
+    const e = await inoOf(fs, "e");
+    expect(await fs.listxattr(e)).toEqual(["user.kept"]);
+    await fs.release((await fs.create(e, "g", 0o644, O_CREAT | O_RDWR, CRED)).fh);
+    expect(await names(fs, e)).toEqual(["f", "g"]);
+    expect(await upper.listxattr((await inUpper(upper, "e"))!.ino)).toEqual(["user.kept"]);
     const again = await remount(image, upper);
     expect(await names(again, await inoOf(again, "d"))).toEqual([]);
   });
@@ -225,7 +233,7 @@ describe("OverlayFs", () => {
     const rootNlink = (await fs.getattr(fs.rootIno)).nlink;
     await fs.rename(fs.rootIno, "etc", fs.rootIno, "moved", 0);
     expect(await errnoOf(fs.lookup(fs.rootIno, "etc"))).toBe("ENOENT");
-    expect(await names(fs, fs.rootIno)).toEqual(["d", "h1", "moved"]);
+    expect(await names(fs, fs.rootIno)).toEqual(["d", "e", "h1", "moved"]);
     expect(await inoOf(fs, "moved/sub/deep")).toBe(deep.ino);
     expect(await read(fs, deep.ino)).toEqual(text("deep\n"));
     expect(await names(fs, sub)).toEqual(["deep", "fifo", "link"]);
@@ -233,7 +241,7 @@ describe("OverlayFs", () => {
     expect((await fs.getattr(fs.rootIno)).nlink).toBe(rootNlink);
     expect(await inUpper(upper, "etc")).toMatchObject({ mode: S_IFCHR, rdev: 0 });
     const again = await remount(image, upper);
-    expect(await names(again, again.rootIno)).toEqual(["d", "h1", "moved"]);
+    expect(await names(again, again.rootIno)).toEqual(["d", "e", "h1", "moved"]);
     expect(await names(again, await inoOf(again, "moved"))).toEqual(["h2", "plain", "secret", "sub"]);
     expect(await read(again, await inoOf(again, "moved/sub/deep"))).toEqual(text("deep\n"));
     expect(await again.readlink(await inoOf(again, "moved/sub/link"))).toBe("../plain");
@@ -276,8 +284,8 @@ describe("OverlayFs", () => {
     expect(entries.map((e) => e.name).sort()).toEqual([".", "..", "a", "c"]);
     for (const e of entries.slice(2)) expect(e.ino).toBe((await fs.lookup(d, e.name)).ino);
     expect(entries[1]!.ino).toBe(fs.rootIno);
-    expect(await names(fs, fs.rootIno)).toEqual(["d", "etc", "etc2", "h1"]);
-    expect((await fs.getattr(fs.rootIno)).nlink).toBe(2 + 3);
+    expect(await names(fs, fs.rootIno)).toEqual(["d", "e", "etc", "etc2", "h1"]);
+    expect((await fs.getattr(fs.rootIno)).nlink).toBe(2 + 4);
   });
 
   it("answers EIO for a damaged blob, and a failed copy-up leaves nothing in the upper layer", async () => {

@@ -341,7 +341,6 @@ export class OverlayFs implements FileSystem {
     const made = await this.upper.tmpfile(pu, mode, flags, cred);
     await this.up.took(made.attr);
     const o = this.identify(made.attr.ino, undefined, S_IFREG);
-    [o.parent, o.name] = [undefined, undefined];
     o.opens++;
     const fh = this.handles.add({ kind: "file", o, layer: "upper", fh: made.fh, how, flags, switching: undefined });
     return { attr: await this.ref(o), fh };
@@ -686,8 +685,11 @@ export class OverlayFs implements FileSystem {
     o.lowerGone++;
   }
 
+  /** The lower object's xattrs but any of the overlay's own (an image may carry them), which would mean something in the upper layer. */
   private async copyXattrs(from: Ino, to: Ino): Promise<void> {
-    for (const name of await this.lower.listxattr(from)) await this.upper.setxattr(to, name, await this.lower.getxattr(from, name), 0);
+    for (const name of await this.lower.listxattr(from)) {
+      if (!name.startsWith(OVERLAY_XATTR_PREFIX)) await this.upper.setxattr(to, name, await this.lower.getxattr(from, name), 0);
+    }
   }
 
   /** Runs `change` on the entries of upper directory `dir`, then puts its times back: a copy-up is no change to the guest. */
