@@ -69,6 +69,9 @@ describe("parseImageIndex", () => {
   it("accepts a valid index and keeps every field", () => {
     const image = buildImage(ITEMS);
     expect(parseImageIndex(image.text)).toEqual(image.index);
+    const index = valid();
+    at(index, "empty").gz = false; // a writer may say so of an empty file
+    expect(parseImageIndex(JSON.stringify(index)).entries.find((e) => e.path === "empty")).toMatchObject({ size: 0 });
   });
 
   it("refuses paths that are not components, duplicates, and parents that are missing, late or not directories", () => {
@@ -103,6 +106,8 @@ describe("parseImageIndex", () => {
     expect(refused((i) => (at(i, "hello.txt").sha256 = "AB".repeat(32)))).toMatch(/sha256/);
     expect(refused((i) => delete at(i, "hello.txt").sha256)).toMatch(/sha256/);
     expect(refused((i) => (at(i, "empty").sha256 = "ab".repeat(32)))).toMatch(/empty file/);
+    expect(refused((i) => (at(i, "empty").gz = true))).toMatch(/empty file/);
+    expect(refused((i) => (at(i, "empty").gz = "yes"))).toMatch(/gz is not a boolean/);
     expect(refused((i) => (at(i, "dir").size = 1))).toMatch(/size on a file of type/);
     expect(refused((i) => delete at(i, "link-to-hello").target)).toMatch(/without a target/);
     expect(refused((i) => (at(i, "link-to-hello").target = ""))).toMatch(/ENOENT/);

@@ -84,12 +84,12 @@ function parseEntry(item: unknown, i: number, seen: ReadonlyMap<string, number>)
   only("rdev", type === S_IFCHR || type === S_IFBLK);
   if (type === S_IFREG) {
     entry.size = int(item.size, 0, Number.MAX_SAFE_INTEGER, "size", fail);
+    if (item.gz !== undefined && typeof item.gz !== "boolean") return fail("gz is not a boolean");
     if (entry.size > 0) {
       if (typeof item.sha256 !== "string" || !SHA256.test(item.sha256)) return fail("sha256 is not 64 lower-case hex digits");
       entry.sha256 = item.sha256;
-      if (item.gz !== undefined && typeof item.gz !== "boolean") return fail("gz is not a boolean");
       entry.gz = item.gz === true;
-    } else if (item.sha256 !== undefined || item.gz !== undefined) return fail("an empty file with a blob");
+    } else if (item.sha256 !== undefined || item.gz === true) return fail("an empty file with a blob");
   } else if (type === S_IFLNK) {
     if (typeof item.target !== "string") return fail("a symlink without a target");
     const target = item.target;
