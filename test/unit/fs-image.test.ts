@@ -1,7 +1,13 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { fileBlobSource } from "../../src/fs/image/file-source.ts";
+import { httpBlobSource } from "../../src/fs/image/sources.ts";
 import { ImageFs } from "../../src/fs/image/image.ts";
 import { parseImageIndex } from "../../src/fs/image/index.ts";
-import { ImageFormatError, blobPath } from "../../src/fs/image/format.ts";
+import { ImageFormatError, INDEX_NAME, blobPath } from "../../src/fs/image/format.ts";
 import { MAX_IO_SIZE, O_RDONLY, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, SEEK_DATA, SEEK_HOLE } from "../../src/vfs/linux.ts";
 import type { FileAttr, FileSystem } from "../../src/vfs/filesystem.ts";
 import { StateError } from "../../src/vfs/state.ts";
@@ -214,5 +220,40 @@ describe("ImageFs", () => {
     expect(entries.find((e) => e.name === "dir")).toMatchObject({ type: S_IFDIR, ino: (await fs.lookup(fs.rootIno, "dir")).ino });
     expect(entries.filter((e) => e.type === S_IFDIR).length).toBe(2 + 3);
     expect(entries.every((e) => (e.type & S_IFMT) === e.type)).toBe(true);
+  });
+});
+
+describe("blob sources", () => {
+  it("read an image directory from files and over HTTP", async () => {
+    const image = buildImage(ITEMS);
+    const dir = await mkdtemp(join(tmpdir(), "vfsw-image-"));
+    const server = createServer((req, res) => {
+      readFile(join(dir, ...decodeURIComponent(new URL(req.url!, "http://x").pathname).split("/").slice(2)))
+        .then((data) => res.end(data))
+        .catch(() => res.writeHead(404).end());
+    });
+    try {
+      await writeFile(join(dir, INDEX_NAME), image.text);
+      for (const [path, bytes] of image.blobs) {
+        await mkdir(dirname(join(dir, path)), { recursive: true });
+        await writeFile(join(dir, path), bytes);
+      }
+      await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+      const port = (server.address() as { port: number }).port;
+      const index = parseImageIndex(await readFile(join(dir, INDEX_NAME), "utf8"));
+      for (const source of [fileBlobSource(dir), httpBlobSource(`http://127.0.0.1:${port}/image`)]) {
+        const fs = new ImageFs(index, source);
+        expect(Buffer.from(await readAll(fs, "huge.bin")).equals(Buffer.from(BIG))).toBe(true);
+        expect(await readAll(fs, "hello.txt")).toEqual(text("Hello, world!\n"));
+        expect(await readAll(fs, "script.sh")).toEqual(text("#!/bin/sh\necho hi\n"));
+      }
+      await rm(join(dir, blobPath(index.entries.find((e) => e.path === "hello.txt")!.sha256!, true)), { force: true });
+      await rm(join(dir, blobPath(index.entries.find((e) => e.path === "hello.txt")!.sha256!, false)), { force: true });
+      expect(await errnoOf(readAll(new ImageFs(index, httpBlobSource(`http://127.0.0.1:${port}/image/`)), "hello.txt"))).toBe("EIO");
+      expect(await errnoOf(readAll(new ImageFs(index, fileBlobSource(dir)), "hello.txt"))).toBe("EIO");
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
