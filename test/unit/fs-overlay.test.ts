@@ -306,6 +306,30 @@ describe("OverlayFs", () => {
     expect(await read(fs, h1.ino)).toEqual(text("LINKED\n"));
   });
 
+  it("copies a lower hard link up under a name it still has, and an unlinked lower file under none", async () => {
+    const { fs, upper } = await overlayOf(ITEMS);
+    const etc = await inoOf(fs, "etc");
+    const h2 = await fs.lookup(etc, "h2");
+    await fs.lookup(fs.rootIno, "h1"); // the latest name the overlay saw
+    await fs.unlink(fs.rootIno, "h1");
+    expect(await fs.getattr(h2.ino)).toMatchObject({ nlink: 1 });
+    const fh = await fs.open(h2.ino, O_RDWR);
+    await fs.write(fh, 0, text("L"));
+    await fs.release(fh);
+    expect(await inUpper(upper, "h1")).toMatchObject({ mode: S_IFCHR, rdev: 0 });
+    expect(await errnoOf(fs.lookup(fs.rootIno, "h1"))).toBe("ENOENT");
+    expect(await read(fs, (await fs.lookup(etc, "h2")).ino)).toEqual(text("Linked\n"));
+    expect(await fs.getattr(h2.ino)).toMatchObject({ nlink: 1 });
+
+    const plain = await fs.lookup(etc, "plain");
+    const ro = await fs.open(plain.ino, O_RDONLY);
+    await fs.unlink(etc, "plain");
+    expect(await errnoOf(fs.setattr(plain.ino, { mode: 0o600 }))).toBe("ENOENT");
+    expect(await fs.read(ro, 0, 5)).toEqual(text("plain"));
+    await fs.release(ro);
+    expect(await names(fs, etc)).toEqual(["h2", "secret", "sub"]);
+  });
+
   it("merges a directory's listing without duplicates, with the inode numbers lookup gives", async () => {
     const { fs } = await overlayOf(ITEMS);
     const d = await inoOf(fs, "d");

@@ -31,7 +31,15 @@ export async function saveOverlay(p: OverlayParts): Promise<Saved> {
     nextIno: p.nextIno,
     nodes: [...p.nodes.values()]
       .filter((o) => o.ino !== p.rootIno)
-      .map((o) => ({ ino: o.ino, type: o.type, upper: opt(o.upper), lower: opt(o.lower), parent: opt(o.parent?.ino), name: o.name ?? null, lowerLinks: o.lowerLinks, lowerGone: o.lowerGone })),
+      .map((o) => ({
+        ino: o.ino,
+        type: o.type,
+        upper: opt(o.upper),
+        lower: opt(o.lower),
+        names: o.names.map((n) => ({ parent: n.parent.ino, name: n.name })),
+        lowerLinks: o.lowerLinks,
+        lowerGone: o.lowerGone,
+      })),
     inodes: p.live.saveState(() => null),
     handles: p.handles.saveState(
       (h): Saved => (h.kind === "file" ? { kind: "file", ino: h.o.ino, layer: h.layer, fh: h.fh, how: saveOpenMode(h.how), flags: h.flags } : { kind: "dir", ino: h.o.ino, listing: h.stream.saveState() }),
@@ -56,7 +64,7 @@ export async function restoreOverlay(state: Saved, c: RestoreContext): Promise<{
   const nextIno = int(s.nextIno, "next inode", c.root.ino + 1);
   const optIno = (v: Saved | undefined, what: string): Ino | undefined => (v === null ? undefined : int(v, what, 1));
   const nodes = new Map<Ino, OInode>([[c.root.ino, c.root]]);
-  const parents = new Map<OInode, Ino>();
+  const names = new Map<OInode, readonly Saved[]>();
   for (const item of list(s.nodes, "overlay inodes")) {
     const r = record(item, "overlay inode");
     const ino = int(r.ino, "overlay inode number", c.root.ino + 1, nextIno - 1);
@@ -66,8 +74,7 @@ export async function restoreOverlay(state: Saved, c: RestoreContext): Promise<{
       type: fileType(r.type, `type of overlay inode ${ino}`),
       upper: optIno(r.upper, `upper inode of ${ino}`),
       lower: optIno(r.lower, `lower inode of ${ino}`),
-      parent: undefined,
-      name: r.name === null ? undefined : name(r.name, `name of overlay inode ${ino}`),
+      names: [],
       lowerLinks: int(r.lowerLinks, `lower links of ${ino}`),
       lowerGone: int(r.lowerGone, `lower names gone of ${ino}`),
       opens: 0,
@@ -75,12 +82,16 @@ export async function restoreOverlay(state: Saved, c: RestoreContext): Promise<{
     };
     if (o.upper === undefined && o.lower === undefined) throw new StateError(`overlay inode ${ino} is in neither layer`);
     nodes.set(ino, o);
-    if (r.parent !== null) parents.set(o, int(r.parent, `parent of ${ino}`, 1));
+    names.set(o, list(r.names, `names of overlay inode ${ino}`));
   }
-  for (const [o, parentIno] of parents) {
-    const parent = nodes.get(parentIno);
-    if (parent?.type !== S_IFDIR) throw new StateError(`overlay inode ${o.ino}: parent ${parentIno} is no directory`);
-    o.parent = parent;
+  for (const [o, saved] of names) {
+    o.names = saved.map((item) => {
+      const n = record(item, `a name of overlay inode ${o.ino}`);
+      const parentIno = int(n.parent, `parent of overlay inode ${o.ino}`, 1);
+      const parent = nodes.get(parentIno);
+      if (parent?.type !== S_IFDIR) throw new StateError(`overlay inode ${o.ino}: parent ${parentIno} is no directory`);
+      return { parent, name: name(n.name, `name of overlay inode ${o.ino}`) };
+    });
   }
   const nodeAt = (ino: Ino, what: string): OInode => {
     const o = nodes.get(ino);

@@ -37,6 +37,12 @@ import { restoreOverlay, saveOverlay } from "./overlay-state.ts";
 /** Bytes a copy moves at a time. */
 const CHUNK = 1 << 20;
 
+/** A name in the merged view. */
+export interface OName {
+  parent: OInode;
+  name: string;
+}
+
 /** One object of the merged view. */
 export interface OInode {
   readonly ino: Ino;
@@ -44,9 +50,11 @@ export interface OInode {
   upper: Ino | undefined;
   /** For a directory: only while it merges with the lower one (not opaque). */
   lower: Ino | undefined;
-  /** Where it was last reached: a copy-up recreates this name, and its parents, in the upper layer. */
-  parent: OInode | undefined;
-  name: string | undefined;
+  /**
+   * Its names in the merged view as far as the overlay has seen them, the latest last (a directory has at
+   * most one): a copy-up recreates the latest, and its parents, in the upper layer.
+   */
+  names: OName[];
   /** The lower inode's link count, and how many of its names are gone from the lower view (copied up or whited out). */
   lowerLinks: number;
   lowerGone: number;
@@ -91,7 +99,7 @@ export class OverlayFs implements FileSystem {
     this.up = new Layer(upper);
     this.low = new Layer(lower);
     this.capabilities = { readOnly: upper.capabilities.readOnly };
-    this.root = { ino: this.rootIno, type: S_IFDIR, upper: upper.rootIno, lower: lower.rootIno, parent: undefined, name: undefined, lowerLinks: 2, lowerGone: 0, opens: 0, copying: undefined };
+    this.root = { ino: this.rootIno, type: S_IFDIR, upper: upper.rootIno, lower: lower.rootIno, names: [], lowerLinks: 2, lowerGone: 0, opens: 0, copying: undefined };
     this.nodes.set(this.rootIno, this.root);
     this.remember(this.root);
     this.live = new InodeTable(this.rootIno, this.root);
@@ -250,7 +258,7 @@ export class OverlayFs implements FileSystem {
     const { pu } = await this.freeName(p, newName);
     const upperIno = await this.copyUp(o);
     await this.up.took(await this.upper.link(upperIno, pu, newName));
-    if (o.name === undefined) [o.parent, o.name] = [p, newName]; // an O_TMPFILE file's first name
+    named(o, p, newName);
     return this.ref(o);
   }
 
@@ -312,8 +320,10 @@ export class OverlayFs implements FileSystem {
     if (plan === "replace" && dst!.upper === undefined && dst!.o.type !== S_IFDIR) dst!.o.lowerGone++;
     await this.upper.rename(fromUpper, name, toUpper, newName, plan === "exchange" ? RENAME_EXCHANGE : 0);
     if (plan !== "exchange" && srcInLower) await this.whiteout(fromUpper, name);
-    [src.o.parent, src.o.name] = [to, newName];
-    if (plan === "exchange") [dst!.o.parent, dst!.o.name] = [from, name];
+    unnamed(src.o, from, name);
+    if (dst !== undefined) unnamed(dst.o, to, newName);
+    named(src.o, to, newName);
+    if (plan === "exchange") named(dst!.o, from, name);
   }
 
   async create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
@@ -458,7 +468,7 @@ export class OverlayFs implements FileSystem {
     const attr = upper ?? lower;
     if (attr === undefined) return undefined;
     const o = this.identify(upper?.ino, lower?.ino, attr.mode & S_IFMT);
-    [o.parent, o.name] = [p, name];
+    named(o, p, name);
     if (lower !== undefined) o.lowerLinks = lower.nlink;
     return { o, upper, lower };
   }
@@ -471,7 +481,7 @@ export class OverlayFs implements FileSystem {
       if (known !== undefined && (upper === undefined || known.upper === undefined)) o = known;
     }
     if (o === undefined) {
-      o = { ino: this.nextIno++, type, upper: undefined, lower: undefined, parent: undefined, name: undefined, lowerLinks: 1, lowerGone: 0, opens: 0, copying: undefined };
+      o = { ino: this.nextIno++, type, upper: undefined, lower: undefined, names: [], lowerLinks: 1, lowerGone: 0, opens: 0, copying: undefined };
       this.nodes.set(o.ino, o);
     }
     if (upper !== undefined && o.upper === undefined) o.upper = upper;
@@ -496,7 +506,7 @@ export class OverlayFs implements FileSystem {
   private async made(p: OInode, name: string, attr: FileAttr): Promise<FileAttr> {
     await this.up.took(attr);
     const o = this.identify(attr.ino, undefined, attr.mode & S_IFMT);
-    [o.parent, o.name] = [p, name];
+    named(o, p, name);
     return this.ref(o);
   }
 
@@ -528,7 +538,7 @@ export class OverlayFs implements FileSystem {
   private async list(o: OInode): Promise<DirListing> {
     const out: DirListing = [
       { name: ".", ino: o.ino, type: S_IFDIR },
-      { name: "..", ino: (o.parent ?? o).ino, type: S_IFDIR },
+      { name: "..", ino: (o.names.at(-1)?.parent ?? o).ino, type: S_IFDIR }, // a removed directory's is itself
     ];
     const lower = new Map<string, DirEntry>();
     if (o.lower !== undefined) for (const e of await this.low.list(o.lower)) if (e.name !== "." && e.name !== "..") lower.set(e.name, e);
@@ -610,8 +620,9 @@ export class OverlayFs implements FileSystem {
   }
 
   private async copyUpNow(o: OInode, keep: number): Promise<Ino> {
-    const p = o.parent!;
-    const name = o.name!;
+    const at = o.names.at(-1);
+    if (at === undefined) throw new FsError(ENOENT, `inode ${o.ino} has no name left to copy up at`);
+    const { parent: p, name } = at;
     const lowerIno = o.lower!;
     const pu = await this.upperDir(p);
     const a = await this.lower.getattr(lowerIno);
@@ -725,6 +736,7 @@ export class OverlayFs implements FileSystem {
 
   /** Removes `name` of `p` from the merged view: the upper entry, and the lower one by a whiteout. */
   private async removeName(p: OInode, name: string, found: Found): Promise<void> {
+    unnamed(found.o, p, name);
     const pu = p.upper;
     if (found.upper !== undefined) {
       if (found.o.type === S_IFDIR) await this.upper.rmdir(pu!, name);
@@ -744,6 +756,16 @@ export class OverlayFs implements FileSystem {
   }
 }
 
+/** `o` has the name `name` in `parent`, the latest it was reached by. */
+function named(o: OInode, parent: OInode, name: string): void {
+  o.names = o.type === S_IFDIR ? [] : o.names.filter((n) => n.parent !== parent || n.name !== name);
+  o.names.push({ parent, name });
+}
+
+function unnamed(o: OInode, parent: OInode, name: string): void {
+  o.names = o.names.filter((n) => n.parent !== parent || n.name !== name);
+}
+
 /** The overlay's own xattrs are not the guest's to change. */
 function checkOwnXattr(name: string): void {
   checkXattrName(name);
@@ -752,7 +774,7 @@ function checkOwnXattr(name: string): void {
 
 /** Whether directory `dir` is `ancestor` or lies below it. */
 function within(dir: OInode, ancestor: OInode): boolean {
-  for (let at: OInode | undefined = dir; at !== undefined; at = at.parent) if (at === ancestor) return true;
+  for (let at: OInode | undefined = dir; at !== undefined; at = at.names.at(-1)?.parent) if (at === ancestor) return true;
   return false;
 }
 
