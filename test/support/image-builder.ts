@@ -1,9 +1,8 @@
 // An image (src/fs/image/format.ts) built in memory from a list of items, for ImageFs and OverlayFs tests:
 // the index, its JSON, and the blobs (some gzipped) behind an in-memory BlobSource. Independent of the
-// image writer on purpose, so that the reader is tested against the format, not against its writer.
+// image writer on purpose, so that the reader is tested against the format, not against its writer. Web
+// APIs only (Web Crypto, CompressionStream), so that the browser tests build images too.
 
-import { createHash } from "node:crypto";
-import { gzipSync } from "node:zlib";
 import { IMAGE_FORMAT, IMAGE_VERSION, blobPath, type ImageEntry, type ImageIndex, type ImageTime } from "../../src/fs/image/format.ts";
 import type { BlobSource } from "../../src/fs/image/blobs.ts";
 import { S_IFDIR, S_IFLNK, S_IFREG } from "../../src/vfs/linux.ts";
@@ -30,7 +29,7 @@ export interface BuiltImage {
 export const IMAGE_TIME: ImageTime = [1_700_000_000, 123_456_789];
 
 /** Files of an odd size are stored gzipped, the others plain, so both paths are exercised. */
-export function buildImage(items: readonly ImageItem[]): BuiltImage {
+export async function buildImage(items: readonly ImageItem[]): Promise<BuiltImage> {
   const blobs = new Map<string, Uint8Array>();
   const entries: ImageEntry[] = [{ path: "", mode: S_IFDIR | 0o755, uid: 0, gid: 0, atime: IMAGE_TIME, mtime: IMAGE_TIME, ctime: IMAGE_TIME }];
   for (const item of items) {
@@ -47,14 +46,14 @@ export function buildImage(items: readonly ImageItem[]): BuiltImage {
       entry.mode = S_IFREG | item.mode;
       entry.size = item.data.length;
       if (item.data.length > 0) {
-        const sha256 = createHash("sha256").update(item.data).digest("hex");
+        const sha256 = hex(await crypto.subtle.digest("SHA-256", item.data.slice()));
         const gz = item.data.length % 2 === 1;
         Object.assign(entry, { sha256, gz });
-        blobs.set(blobPath(sha256, gz), gz ? new Uint8Array(gzipSync(item.data)) : item.data.slice());
+        blobs.set(blobPath(sha256, gz), gz ? await gzip(item.data) : item.data.slice());
       }
     }
     if (item.xattrs !== undefined) {
-      entry.xattrs = Object.fromEntries(Object.entries(item.xattrs).map(([name, value]) => [name, Buffer.from(value).toString("base64")]));
+      entry.xattrs = Object.fromEntries(Object.entries(item.xattrs).map(([name, value]) => [name, btoa(String.fromCharCode(...value))]));
     }
     entries.push(entry);
   }
@@ -69,4 +68,13 @@ export function buildImage(items: readonly ImageItem[]): BuiltImage {
     },
   };
   return { index, text: JSON.stringify(index), blobs, source, fetched };
+}
+
+function hex(digest: ArrayBuffer): string {
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function gzip(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data.slice()]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }

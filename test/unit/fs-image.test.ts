@@ -19,7 +19,7 @@ import { errnoOf, FIXTURE, fsConformance, pattern } from "./fs-conformance.ts";
 fsConformance(
   "image",
   async (items) => {
-    const image = buildImage(items);
+    const image = await buildImage(items);
     return {
       fs: new ImageFs(parseImageIndex(image.text), image.source),
       addFile: async () => {
@@ -57,8 +57,10 @@ async function readAll(fs: FileSystem, path: string): Promise<Uint8Array> {
   return out;
 }
 
+const VALID = (await buildImage(ITEMS)).text;
+
 describe("parseImageIndex", () => {
-  const valid = (): { format: string; version: number; entries: Record<string, unknown>[] } => JSON.parse(buildImage(ITEMS).text);
+  const valid = (): { format: string; version: number; entries: Record<string, unknown>[] } => JSON.parse(VALID);
   const refused = (mutate: (index: ReturnType<typeof valid>) => void): string => {
     const index = valid();
     mutate(index);
@@ -72,8 +74,8 @@ describe("parseImageIndex", () => {
   };
   const at = (index: ReturnType<typeof valid>, path: string): Record<string, unknown> => index.entries.find((e) => e.path === path)!;
 
-  it("accepts a valid index and keeps every field", () => {
-    const image = buildImage(ITEMS);
+  it("accepts a valid index and keeps every field", async () => {
+    const image = await buildImage(ITEMS);
     expect(parseImageIndex(image.text)).toEqual(image.index);
     const index = valid();
     at(index, "empty").gz = false; // a writer may say so of an empty file
@@ -126,7 +128,7 @@ describe("parseImageIndex", () => {
 
 describe("ImageFs", () => {
   it("serves the tree from the index without fetching, and each file's bytes on first read", async () => {
-    const image = buildImage(ITEMS);
+    const image = await buildImage(ITEMS);
     const fs = new ImageFs(parseImageIndex(image.text), image.source);
     expect(await fs.getattr(fs.rootIno)).toMatchObject({ mode: S_IFDIR | 0o755, nlink: 5, mtime: { sec: IMAGE_TIME[0], nsec: IMAGE_TIME[1] } });
     const huge = await resolve(fs, "huge.bin");
@@ -152,7 +154,7 @@ describe("ImageFs", () => {
   });
 
   it("keeps blobs up to its cache size, least recently used out first", async () => {
-    const image = buildImage(ITEMS);
+    const image = await buildImage(ITEMS);
     const fs = new ImageFs(parseImageIndex(image.text), image.source, { cacheBytes: 1 << 20 });
     await readAll(fs, "hello.txt");
     await readAll(fs, "script.sh");
@@ -170,7 +172,7 @@ describe("ImageFs", () => {
   });
 
   it("answers EIO for a blob that does not match its sha256, a missing one, or bad gzip, and never caches them", async () => {
-    const image = buildImage(ITEMS);
+    const image = await buildImage(ITEMS);
     const index = parseImageIndex(image.text);
     const entry = (path: string) => index.entries.find((e) => e.path === path)!;
     const hello = blobPath(entry("hello.txt").sha256!, entry("hello.txt").gz!);
@@ -190,7 +192,7 @@ describe("ImageFs", () => {
   });
 
   it("saves references and handles, and restores them on a fresh ImageFs of the same image only", async () => {
-    const image = buildImage(ITEMS);
+    const image = await buildImage(ITEMS);
     const fs = new ImageFs(parseImageIndex(image.text), image.source);
     const many = await resolve(fs, "many");
     const hello = await resolve(fs, "hello.txt");
@@ -206,13 +208,13 @@ describe("ImageFs", () => {
     expect(await again.readdir(dh, first.at(-1)!.off)).toEqual(await fs.readdir(dh, first.at(-1)!.off));
     expect(await errnoOf(again.getattr((await resolve(fs, "big.bin")).ino))).toBe("ESTALE");
 
-    const other = buildImage(ITEMS.filter((i) => i.path !== "empty"));
+    const other = await buildImage(ITEMS.filter((i) => i.path !== "empty"));
     await expect(new ImageFs(parseImageIndex(other.text), other.source).restoreState(state)).rejects.toThrow(StateError);
     await expect(new ImageFs(parseImageIndex(image.text), image.source).restoreState({ image: "x" })).rejects.toThrow(StateError);
   });
 
   it("reports types in readdir and counts a directory's subdirectories", async () => {
-    const image = buildImage(ITEMS);
+    const image = await buildImage(ITEMS);
     const fs = new ImageFs(parseImageIndex(image.text), image.source);
     const dh = await fs.opendir(fs.rootIno);
     const entries = await fs.readdir(dh, 0);
@@ -225,7 +227,7 @@ describe("ImageFs", () => {
 
 describe("blob sources", () => {
   it("read an image directory from files and over HTTP", async () => {
-    const image = buildImage(ITEMS);
+    const image = await buildImage(ITEMS);
     const dir = await mkdtemp(join(tmpdir(), "vfsw-image-"));
     const server = createServer((req, res) => {
       readFile(join(dir, ...decodeURIComponent(new URL(req.url!, "http://x").pathname).split("/").slice(2)))

@@ -15,7 +15,7 @@ import { buildImage, type BuiltImage, type ImageItem } from "../support/image-bu
 import { errnoOf, fsConformance, pattern } from "./fs-conformance.ts";
 
 async function overlayOf(items: readonly ImageItem[], upper: FileSystem = new MemFs()): Promise<{ fs: OverlayFs; upper: FileSystem; image: BuiltImage }> {
-  const image = buildImage(items);
+  const image = await buildImage(items);
   return { fs: await OverlayFs.mount(new ImageFs(parseImageIndex(image.text), image.source), upper), upper, image };
 }
 
