@@ -80,6 +80,7 @@ export class OverlayFs implements FileSystem {
   readonly rootIno: Ino = 1;
   readonly capabilities: FsCapabilities;
   readonly flush?: (fh: Handle) => Promise<void>;
+  readonly readInto?: (fh: Handle, offset: number, into: Uint8Array) => Promise<number>;
   private readonly up: Layer;
   private readonly low: Layer;
   private readonly root: OInode;
@@ -103,6 +104,15 @@ export class OverlayFs implements FileSystem {
     this.nodes.set(this.rootIno, this.root);
     this.remember(this.root);
     this.live = new InodeTable(this.rootIno, this.root);
+    // Straight into the caller's buffer only where both layers can; otherwise callers fall back to read.
+    const lowerInto = lower.readInto?.bind(lower);
+    const upperInto = upper.readInto?.bind(upper);
+    if (lowerInto !== undefined && upperInto !== undefined) {
+      this.readInto = async (fh, offset, into) => {
+        const h = await this.file(fh);
+        return (h.layer === "upper" ? upperInto : lowerInto)(h.fh, offset, into);
+      };
+    }
     // Only an upper that buffers writes has a flush to pass on; without one the guest sends none.
     const upperFlush = upper.flush?.bind(upper);
     if (upperFlush !== undefined) {
@@ -169,15 +179,6 @@ export class OverlayFs implements FileSystem {
   async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
     const h = await this.file(fh);
     return this.layerOf(h).read(h.fh, offset, length);
-  }
-
-  async readInto(fh: Handle, offset: number, into: Uint8Array): Promise<number> {
-    const h = await this.file(fh);
-    const fs = this.layerOf(h);
-    if (fs.readInto !== undefined) return fs.readInto(h.fh, offset, into);
-    const data = await fs.read(h.fh, offset, into.length);
-    into.set(data);
-    return data.length;
   }
 
   async release(fh: Handle): Promise<void> {
