@@ -610,7 +610,7 @@ export class OverlayFs implements FileSystem {
   }
 
   /**
-   * The upper object of `o`: copied up at the name it was last reached by, parents first, if it has none.
+   * The upper object of `o`: copied up at its latest name, parents first, if it has none.
    * `keep`: a regular file is about to be truncated to this size (O_TRUNC, setattr), so no more of its
    * data is copied (as Linux does for O_TRUNC).
    */
