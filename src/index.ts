@@ -20,6 +20,12 @@ export { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages, 
 export { MemFs, type MemFsOptions } from "./fs/memfs/memfs.ts";
 export { createSampleTree } from "./fs/sample-tree.ts";
 export { OpfsFs, type OpfsOptions } from "./fs/opfs/opfs.ts";
+export { ImageFs, type ImageFsOptions } from "./fs/image/image.ts";
+export { OverlayFs } from "./fs/image/overlay.ts";
+export { parseImageIndex } from "./fs/image/index.ts";
+export { httpBlobSource } from "./fs/image/sources.ts";
+export { DEFAULT_CACHE_BYTES, type BlobSource } from "./fs/image/blobs.ts";
+export { blobPath, IMAGE_FORMAT, IMAGE_VERSION, ImageFormatError, INDEX_NAME, type ImageEntry, type ImageIndex, type ImageTime } from "./fs/image/format.ts";
 export { decodeRemote, encodeRemote, remoteFileSystem, serveFileSystem, type FsServer, type RemoteAnswer, type RemoteCall, type RemoteInfo } from "./fs/remote.ts";
 export { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "./vfs/filesystem.ts";
 export * from "./vfs/errno.ts";

@@ -32,6 +32,16 @@ export interface BackendTraits {
   dense?: boolean;
   /** Nanoseconds a stored atime or mtime is rounded to (1: exact; hostdir: 1000, what utimes keeps). */
   timePrecisionNs: number;
+  /**
+   * Read-only by nature (an image): the suite reads the fixture as usual but skips the write side and
+   * whatever changes the tree behind the backend's back.
+   */
+  readOnly?: boolean;
+  /**
+   * Knows an inode by the name it was last looked up by, so that removing that name loses the inode though
+   * another name remains: an overlay over a host directory, whose own lookup before the unlink moves it.
+   */
+  lastNameHardLinks?: boolean;
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -283,7 +293,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         for (const max of [1, 2, 3, 7]) expect((await list(many.ino, max)).map((e) => e.name)).toEqual(names);
       });
 
-      it("keeps its cookies across changes to the directory, and rereads it at cookie 0", async () => {
+      it.skipIf(traits.readOnly)("keeps its cookies across changes to the directory, and rereads it at cookie 0", async () => {
         const many = await resolve("many");
         const dh = await fs.opendir(many.ino);
         const first = await fs.readdir(dh, 0, 10);
@@ -377,7 +387,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       it("opens regular files only", async () => {
         expect(await errnoOf(fs.open((await resolve("dir")).ino, 0))).toBe(errnoName(EISDIR));
         expect(await errnoOf(fs.open((await resolve("link-to-hello")).ino, 0))).toBe(errnoName(ELOOP));
-        expect(fs.capabilities.readOnly).toBe(false);
+        expect(fs.capabilities.readOnly).toBe(traits.readOnly === true);
       });
 
       it("keeps handles independent", async () => {
@@ -466,7 +476,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
         await fs.release(fh);
       });
 
-      it("checks only existence in access", async () => {
+      it.skipIf(traits.readOnly)("checks only existence in access", async () => {
         const ino = (await resolve("hello.txt")).ino;
         for (const mask of [F_OK, R_OK, W_OK, X_OK, R_OK | W_OK | X_OK]) await fs.access(ino, mask);
         await fs.access(fs.rootIno, R_OK | W_OK);
@@ -518,7 +528,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       return (await list(ino)).map((e) => e.name).filter((n) => n !== "." && n !== "..");
     }
 
-    describe("create and write", () => {
+    describe.skipIf(traits.readOnly)("create and write", () => {
       it("creates a regular file owned by the caller, with the mode given and times of now", async () => {
         const root = await fs.getattr(fs.rootIno);
         await sleep(TICK_MS);
@@ -612,7 +622,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("setattr", () => {
+    describe.skipIf(traits.readOnly)("setattr", () => {
       it("changes the permission bits, set-id and sticky bits included, but never the type", async () => {
         const file = await resolve("hello.txt");
         const dir = await resolve("empty-dir");
@@ -709,7 +719,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("mknod, mkdir, symlink", () => {
+    describe.skipIf(traits.readOnly)("mknod, mkdir, symlink", () => {
       const makedev = (major: number, minor: number): number => (major << 8) | minor;
 
       it("makes FIFOs, sockets and devices, keeping type, mode and rdev, and never opens them", async () => {
@@ -815,8 +825,8 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("link, unlink, rmdir", () => {
-      it("counts hard links exactly", async () => {
+    describe.skipIf(traits.readOnly)("link, unlink, rmdir", () => {
+      it.skipIf(traits.lastNameHardLinks)("counts hard links exactly", async () => {
         const hello = await resolve("hello.txt");
         expect(await fs.link(hello.ino, fs.rootIno, "third")).toMatchObject({ ino: hello.ino, nlink: 3 });
         for (const path of ["hello.txt", "dir/hello-link.txt", "third"]) expect(await resolve(path)).toMatchObject({ ino: hello.ino, nlink: 3 });
@@ -918,7 +928,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("rename", () => {
+    describe.skipIf(traits.readOnly)("rename", () => {
       it("moves a file within and across directories, keeping its inode and handles", async () => {
         const hello = await resolve("hello.txt");
         const fh = await fs.open(hello.ino, O_RDWR);
@@ -1034,7 +1044,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("fallocate, lseek, copy_file_range", () => {
+    describe.skipIf(traits.readOnly)("fallocate, lseek, copy_file_range", () => {
       it("allocates, extending the size unless told to keep it, and punches holes that read as zeros", async () => {
         const ino = (await resolve("big.bin")).ino;
         const fh = await fs.open(ino, O_RDWR);
@@ -1144,7 +1154,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("extended attributes", () => {
+    describe.skipIf(traits.readOnly)("extended attributes", () => {
       it("sets, gets, lists and removes attributes of any namespace", async () => {
         const ino = (await resolve("hello.txt")).ino;
         const acl = Uint8Array.from([2, 0, 0, 0, 1, 0, 6, 0, 255, 255, 255, 255, 4, 0, 4, 0, 255, 255, 255, 255]);
@@ -1215,7 +1225,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("sync", () => {
+    describe.skipIf(traits.readOnly)("sync", () => {
       it("syncs files, directories and everything", async () => {
         const { fh } = await fs.create(fs.rootIno, "synced", 0o644, O_CREAT | O_RDWR, CRED);
         await fs.write(fh, 0, text("durable"));
@@ -1233,7 +1243,7 @@ export function fsConformance(backend: string, build: FixtureFactory, traits: Ba
       });
     });
 
-    describe("inodes of the write side", () => {
+    describe.skipIf(traits.readOnly)("inodes of the write side", () => {
       it("answers unknown inode numbers with ESTALE", async () => {
         const hello = (await resolve("hello.txt")).ino;
         for (const ino of [0, 1.5, 999_999_999]) {

@@ -54,3 +54,8 @@ export interface ImageIndex {
 export function blobPath(sha256: string, gz: boolean): string {
   return `blobs/${sha256.slice(0, 2)}/${sha256}${gz ? ".gz" : ""}`;
 }
+
+/** An index that is not a valid image (it is untrusted input): names the entry at fault. */
+export class ImageFormatError extends Error {
+  override readonly name = "ImageFormatError";
+}
