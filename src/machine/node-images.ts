@@ -9,6 +9,8 @@ const require = createRequire(import.meta.url);
 const PACKAGE_ROOT = dirname(require.resolve("virtiofs-web/package.json"));
 /** The images that ship in the package. */
 export const DEFAULT_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest");
+/** The guest on Debian 12's stock kernel, built by guest/build-debian-kernel (not in the package). */
+export const DEBIAN_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest-debian");
 export const V86_WASM_PATH = require.resolve("v86/build/v86.wasm");
 
 /** Where the package's guest images and their manifest are. */
