@@ -1,6 +1,6 @@
 // The `virtiofs-web` command: boots the guest under Node.
 import { parseArgs } from "node:util";
-import { CmdlineError, DEBIAN_KERNEL_APPEND } from "./cmdline.ts";
+import { CmdlineError } from "./cmdline.ts";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { GuestError, type Guest, type SavedShare } from "./guest.ts";
 import { bootGuest, restoreGuest, type NodeGuestOptions } from "./node-guest.ts";
@@ -51,8 +51,8 @@ const USAGE = `usage: virtiofs-web run [--root <dir>] [--share <dir> | --memfs] 
   --memory <MiB>    guest RAM, 96 to ${MEMORY_MIB_MAX} with any DAX window (default 256)
   --append <args>   extra kernel command-line parameters
   --kernel <k>      project (the default: public/guest) or debian: Debian 12's stock i386 kernel and its
-                    modules (public/guest-debian, made by npm run guest:debian-kernel), with the kernel
-                    parameters that speed up its boot; it has no FUSE DAX, so not with --dax
+                    modules (public/guest-debian, made by npm run guest:debian-kernel); it has no FUSE
+                    DAX, so not with --dax
   --images <dir>    guest images and their manifest.json (default: public/guest)
   --verbose         show the boot log (on stderr)
   --save-state <file>
@@ -190,7 +190,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     exec: values.exec,
     browser: values.browser,
     memoryMiB,
-    append: kernel === "debian" ? [DEBIAN_KERNEL_APPEND, values.append].filter(Boolean).join(" ") : values.append,
+    append: values.append,
     imagesDir: kernel === "debian" ? DEBIAN_IMAGES_DIR : values.images,
     verbose: values.verbose,
     saveState: values["save-state"],

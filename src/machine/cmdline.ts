@@ -28,14 +28,6 @@ export class CmdlineError extends Error {}
 // probing UARTs that are not there.
 const BASE = "console=ttyS0 quiet cryptomgr.notests noisapnp tsc=reliable 8250.nr_uarts=1";
 
-/**
- * What Debian's stock kernel (public/guest-debian/) adds: it zeroes every page it allocates, runs the Spectre
- * and MDS mitigations, AppArmor, IMA/EVM, audit and the lockup watchdog, and probes ACPI, which v86's
- * BIOS lacks; each costs boot time in the emulated CPU (together about half its boot). Parameters only,
- * never a bare word the kernel does not know: that would reach /init as its argument.
- */
-export const DEBIAN_KERNEL_APPEND = "init_on_alloc=0 mitigations=off lsm=capability audit=0 acpi=off nowatchdog";
-
 export function utf8Base64(s: string): string {
   let bin = "";
   for (const b of new TextEncoder().encode(s)) bin += String.fromCharCode(b);

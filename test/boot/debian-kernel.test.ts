@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootGuest, MemFs, text, type Guest } from "../../src/node.ts";
-import { DEBIAN_KERNEL_APPEND } from "../../src/machine/cmdline.ts";
 import { DEBIAN_IMAGES_DIR } from "../../src/machine/node-images.ts";
 import { parseManifest } from "../../src/machine/images.ts";
 import { CACHE_MODES } from "../../src/fuse/session.ts";
@@ -18,7 +17,6 @@ describe.skipIf(absent)("the guest on Debian 12's stock i386 kernel", () => {
   beforeAll(async () => {
     guest = await bootGuest({
       imagesDir: DEBIAN_IMAGES_DIR,
-      append: DEBIAN_KERNEL_APPEND,
       shares,
       ninep: true,
       mounts: [{ fstype: "9p", tag: "host9p", dir: "/9p" }],

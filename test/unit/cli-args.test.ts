@@ -6,7 +6,6 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parseCli } from "../../src/machine/cli.ts";
 import { DEBIAN_IMAGES_DIR, DEFAULT_IMAGES_DIR } from "../../src/machine/node-images.ts";
-import { DEBIAN_KERNEL_APPEND } from "../../src/machine/cmdline.ts";
 
 const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
 
@@ -54,10 +53,9 @@ describe("parseCli", () => {
     // A root: the DAX window maps it; /mnt only when asked for.
     expect(parseCli(["run", "--root", "/srv/tree", "--dax", "64"])).toMatchObject({ root: "/srv/tree", mnt: false, daxMiB: 64 });
     expect(parseCli(["run", "--root", "/srv/tree", "--memfs"])).toMatchObject({ root: "/srv/tree", mnt: true });
-    // --kernel names an images directory; Debian's kernel boots with its own parameters, then the user's.
-    expect(parseCli(["run", "--kernel", "debian", "--append", "loglevel=7"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, append: `${DEBIAN_KERNEL_APPEND} loglevel=7` });
-    expect(parseCli(["run", "--kernel", "debian"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, append: DEBIAN_KERNEL_APPEND });
-    expect(parseCli(["run", "--kernel", "project", "--dax"])).toMatchObject({ imagesDir: undefined, append: undefined, daxMiB: 256 });
+    // --kernel names an images directory.
+    expect(parseCli(["run", "--kernel", "debian", "--cache", "never"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, cache: "never" });
+    expect(parseCli(["run", "--kernel", "project", "--dax"])).toMatchObject({ imagesDir: undefined, daxMiB: 256 });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
