@@ -4,6 +4,7 @@ import { CmdlineError } from "./cmdline.ts";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { GuestError, type Guest, type SavedShare } from "./guest.ts";
 import { bootGuest, restoreGuest, type NodeGuestOptions } from "./node-guest.ts";
+import { DEBIAN_IMAGES_DIR } from "./node-images.ts";
 import { SnapshotError } from "./snapshot.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
@@ -18,7 +19,7 @@ const GUESTS_MAX = 8;
 
 const USAGE = `usage: virtiofs-web run [--root <dir>] [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--guests <N>] [--locks <mode>] [--exec "<cmd>"] [--browser]
-                        [--memory <MiB>] [--append "<kernel args>"] [--images <dir>] [--verbose]
+                        [--memory <MiB>] [--append "<kernel args>"] [--kernel <k> | --images <dir>] [--verbose]
                         [--save-state <file>] [--restore-state <file>]
 
   --root <dir>      boot from a virtio-fs root: a host directory holding a Linux tree (it needs /dev,
@@ -49,6 +50,9 @@ const USAGE = `usage: virtiofs-web run [--root <dir>] [--share <dir> | --memfs] 
                     Chromium: /usr/bin/chromium, or CHROMIUM_PATH
   --memory <MiB>    guest RAM, 96 to ${MEMORY_MIB_MAX} with any DAX window (default 256)
   --append <args>   extra kernel command-line parameters
+  --kernel <k>      project (the default: public/guest) or debian: Debian 12's stock i386 kernel and its
+                    modules (public/guest-debian, made by npm run guest:debian-kernel); it has no FUSE
+                    DAX, so not with --dax
   --images <dir>    guest images and their manifest.json (default: public/guest)
   --verbose         show the boot log (on stderr)
   --save-state <file>
@@ -117,6 +121,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         browser: { type: "boolean", default: false },
         memory: { type: "string" },
         append: { type: "string" },
+        kernel: { type: "string" },
         images: { type: "string" },
         verbose: { type: "boolean", default: false },
         "save-state": { type: "string" },
@@ -149,6 +154,11 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     const fromSnapshot = (["tag", "cache", "writeback", "readonly", "locks", "memory", "append", "dax"] as const).find((k) => values[k] !== undefined && values[k] !== false);
     if (fromSnapshot) throw new UsageError(`--restore-state and --${fromSnapshot} exclude each other: the machine and its share come from the snapshot`);
   }
+  const kernel = values.kernel ?? "project";
+  if (kernel !== "project" && kernel !== "debian") throw new UsageError(`--kernel takes project or debian, not '${values.kernel}'`);
+  if (values.kernel !== undefined && values.images !== undefined) throw new UsageError("--kernel and --images exclude each other: --kernel names an images directory");
+  // Debian builds without CONFIG_FUSE_DAX: the guest would refuse the mount.
+  if (kernel === "debian" && values.dax !== undefined) throw new UsageError("--kernel debian and --dax exclude each other: Debian's kernel has no FUSE DAX (CONFIG_FUSE_DAX)");
   const cache = (values.cache ?? (guests > 1 ? "never" : "auto")) as CacheMode;
   if (!CACHE_MODES.includes(cache)) throw new UsageError(`--cache takes ${CACHE_MODES.join(", ")}, not '${values.cache}'`);
   const locks = (values.locks ?? "auto") as LockMode;
@@ -181,7 +191,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     browser: values.browser,
     memoryMiB,
     append: values.append,
-    imagesDir: values.images,
+    imagesDir: kernel === "debian" ? DEBIAN_IMAGES_DIR : values.images,
     verbose: values.verbose,
     saveState: values["save-state"],
     restoreState: values["restore-state"],

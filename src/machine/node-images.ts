@@ -9,6 +9,8 @@ const require = createRequire(import.meta.url);
 const PACKAGE_ROOT = dirname(require.resolve("virtiofs-web/package.json"));
 /** The images that ship in the package. */
 export const DEFAULT_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest");
+/** The guest on Debian 12's stock kernel, built by guest/build-debian-kernel (not in the package). */
+export const DEBIAN_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest-debian");
 export const V86_WASM_PATH = require.resolve("v86/build/v86.wasm");
 
 /** Where the package's guest images and their manifest are. */
@@ -16,19 +18,20 @@ export function guestImagePaths(dir = DEFAULT_IMAGES_DIR): Record<ImageName | "m
   return Object.fromEntries([...IMAGE_NAMES, "manifest.json"].map((name) => [name, join(dir, name)])) as Record<ImageName | "manifest.json", string>;
 }
 
-async function readOrExplain(path: string, what: string): Promise<Buffer> {
+async function readOrExplain(dir: string, name: string, what: string): Promise<Buffer> {
+  const path = join(dir, name);
   try {
     return await readFile(path);
   } catch {
-    throw new ImageError(`${what} missing at ${path} (npm run guest:build makes it)`);
+    throw new ImageError(`${what} missing at ${path} (npm run ${dir === DEBIAN_IMAGES_DIR ? "guest:debian-kernel" : "guest:build"} makes it)`);
   }
 }
 
 export async function loadImages(dir = DEFAULT_IMAGES_DIR): Promise<GuestImages> {
-  const manifest = parseManifest((await readOrExplain(join(dir, "manifest.json"), "guest manifest")).toString("utf8"));
+  const manifest = parseManifest((await readOrExplain(dir, "manifest.json", "guest manifest")).toString("utf8"));
   const entries = await Promise.all(
     IMAGE_NAMES.map(async (name) => {
-      const buf = await readOrExplain(join(dir, name), `guest image ${name}`);
+      const buf = await readOrExplain(dir, name, `guest image ${name}`);
       const bytes = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
       await verifyImage(manifest, name, bytes);
       return [name, bytes] as const;

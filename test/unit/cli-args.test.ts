@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parseCli } from "../../src/machine/cli.ts";
-import { DEFAULT_IMAGES_DIR } from "../../src/machine/node-images.ts";
+import { DEBIAN_IMAGES_DIR, DEFAULT_IMAGES_DIR } from "../../src/machine/node-images.ts";
 
 const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
 
@@ -53,6 +53,9 @@ describe("parseCli", () => {
     // A root: the DAX window maps it; /mnt only when asked for.
     expect(parseCli(["run", "--root", "/srv/tree", "--dax", "64"])).toMatchObject({ root: "/srv/tree", mnt: false, daxMiB: 64 });
     expect(parseCli(["run", "--root", "/srv/tree", "--memfs"])).toMatchObject({ root: "/srv/tree", mnt: true });
+    // --kernel names an images directory.
+    expect(parseCli(["run", "--kernel", "debian", "--cache", "never"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, cache: "never" });
+    expect(parseCli(["run", "--kernel", "project", "--dax"])).toMatchObject({ imagesDir: undefined, daxMiB: 256 });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
@@ -72,6 +75,10 @@ describe("parseCli", () => {
     [["run", "--locks", "kernel"], /--locks takes guest, device, auto/],
     [["run", "--root", "t", "--tag", "root"], /--tag root is the root's/],
     [["run", "--root", "t", "--browser", "--exec", "true"], /--root and --browser exclude each other/],
+    [["run", "--kernel", "fedora"], /--kernel takes project or debian, not 'fedora'/],
+    [["run", "--kernel", "debian", "--images", "d"], /--kernel and --images exclude each other/],
+    [["run", "--kernel", "project", "--images", "d"], /--kernel and --images exclude each other/],
+    [["run", "--kernel", "debian", "--dax", "64"], /--kernel debian and --dax exclude each other: Debian's kernel has no FUSE DAX/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseCli(argv)).toThrow(msg);
   });
