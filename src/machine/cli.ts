@@ -4,7 +4,13 @@ import { CmdlineError } from "./cmdline.ts";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { GuestError, type Guest, type SavedShare } from "./guest.ts";
 import { bootGuest, restoreGuest, type NodeGuestOptions } from "./node-guest.ts";
-import { DEBIAN_IMAGES_DIR } from "./node-images.ts";
+import { DEBIAN_IMAGES_DIR, debianRootDir } from "./node-images.ts";
+import { join } from "node:path";
+import { fileBlobSource } from "../fs/image/file-source.ts";
+import { INDEX_NAME } from "../fs/image/format.ts";
+import { ImageFs } from "../fs/image/image.ts";
+import { parseImageIndex } from "../fs/image/index.ts";
+import { OverlayFs } from "../fs/image/overlay.ts";
 import { SnapshotError } from "./snapshot.ts";
 import type { FileSystem } from "../vfs/filesystem.ts";
 import { CACHE_MODES, LOCK_MODES, type CacheMode, type LockMode } from "../fuse/session.ts";
@@ -17,7 +23,7 @@ import { DAX_MIB_MAX, DAX_MIB_MIN, V86_MEMORY_MAX, daxWindowSize, v86MemorySize 
 const MEMORY_MIB_MAX = Math.floor(V86_MEMORY_MAX / (1 << 20));
 const GUESTS_MAX = 8;
 
-const USAGE = `usage: virtiofs-web run [--root <dir>] [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
+const USAGE = `usage: virtiofs-web run [--root <dir> | --root debian | --root-image <dir> [--root-overlay <dir>]] [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--guests <N>] [--locks <mode>] [--exec "<cmd>"] [--browser]
                         [--memory <MiB>] [--append "<kernel args>"] [--kernel <k> | --images <dir>] [--verbose]
                         [--save-state <file>] [--restore-state <file>]
@@ -27,6 +33,12 @@ const USAGE = `usage: virtiofs-web run [--root <dir>] [--share <dir> | --memfs] 
                     --exec runs with the tree's own programs; at the console, the tree's /sbin/init if it
                     has one, else a login shell. --dax then maps the root. No /mnt share unless
                     --share or --memfs asks for one
+  --root debian     boot from the Debian 12 userland that npm run guest:rootfs builds (a lazy image)
+  --root-image <dir>
+                    boot from a lazy image (index.json + blobs/): files are read from it on first use,
+                    changes go to an overlay
+  --root-overlay <dir>
+                    keep an image root's changes in this host directory (default: in memory, gone at exit)
   --share <dir>     export a host directory over virtio-fs; the guest mounts it on /mnt
   --memfs           export the embedded sample tree instead (the default without --root)
   --tag <name>      the virtio-fs tag (default: share)
@@ -68,12 +80,14 @@ Ctrl-A s saves to the --save-state file.`;
 
 class UsageError extends Error {}
 
+type RootArg = { kind: "dir" | "image"; path: string; /** --root debian */ debian?: boolean; /** --root-overlay */ overlay?: string };
+
 /** The tag of the share the guest boots from. */
 const ROOT_TAG = "root";
 
 interface RunArgs {
-  /** The host directory the guest boots from (--root). */
-  root?: string;
+  /** What the guest boots from: --root <dir>, or --root debian / --root-image with --root-overlay. */
+  root?: RootArg;
   /** A share on /mnt: --share, --memfs, or neither without --root. */
   mnt: boolean;
   share?: string;
@@ -108,6 +122,8 @@ export function parseCli(argv: string[]): RunArgs | "help" {
       allowPositionals: false,
       options: {
         root: { type: "string" },
+        "root-image": { type: "string" },
+        "root-overlay": { type: "string" },
         share: { type: "string" },
         memfs: { type: "boolean", default: false },
         tag: { type: "string" },
@@ -134,7 +150,14 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   }
   if (values.help) return "help";
   if (values.share !== undefined && values.memfs) throw new UsageError("--share and --memfs exclude each other");
-  if (values.root !== undefined) {
+  if (values.root !== undefined && values["root-image"] !== undefined) throw new UsageError("--root and --root-image exclude each other");
+  const root: RootArg | undefined =
+    values.root === "debian" ? { kind: "image", path: join(debianRootDir(), "image"), debian: true } : values.root !== undefined ? { kind: "dir", path: values.root } : values["root-image"] !== undefined ? { kind: "image", path: values["root-image"] } : undefined;
+  if (values["root-overlay"] !== undefined) {
+    if (root?.kind !== "image") throw new UsageError("--root-overlay keeps an image root's changes: it needs --root debian or --root-image");
+    root.overlay = values["root-overlay"];
+  }
+  if (root !== undefined) {
     const alone = values.browser ? "--browser" : values["restore-state"] !== undefined ? "--restore-state" : undefined;
     if (alone) throw new UsageError(`--root and ${alone} exclude each other: the root is served from this process and booted fresh`);
   }
@@ -174,10 +197,10 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     throw new UsageError(`--memory ${memoryMiB} --dax ${dax}: ${(e as Error).message}`);
   }
   const tag = values.tag ?? "share";
-  if (values.root !== undefined && tag === ROOT_TAG) throw new UsageError(`--tag ${ROOT_TAG} is the root's`);
+  if (root !== undefined && tag === ROOT_TAG) throw new UsageError(`--tag ${ROOT_TAG} is the root's`);
   return {
-    root: values.root,
-    mnt: values.root === undefined || values.share !== undefined || values.memfs,
+    root,
+    mnt: root === undefined || values.share !== undefined || values.memfs,
     share: values.share,
     tag,
     cache,
@@ -239,14 +262,25 @@ async function shareFs(a: RunArgs): Promise<FileSystem> {
   }
 }
 
-/** The backend behind --root. */
-async function rootFs(a: RunArgs & { root: string }): Promise<FileSystem> {
+/** The backend behind --root / --root-image: a host directory, or a lazy image under an overlay. */
+async function rootFs(root: RootArg): Promise<FileSystem> {
+  const flag = root.debian ? "--root debian" : root.kind === "dir" ? `--root ${root.path}` : `--root-image ${root.path}`;
+  if (root.kind === "dir") return HostDirFs.open(root.path, {}).catch((e: unknown) => Promise.reject(new UsageError(`${flag}: ${message(e)}`)));
+  let index: string;
   try {
-    return await HostDirFs.open(a.root, {});
+    index = await readFile(join(root.path, INDEX_NAME), "utf8");
   } catch (e) {
-    throw new UsageError(`--root ${a.root}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(root.debian ? `${flag}: no image at ${root.path} (npm run guest:rootfs builds it)` : `${flag}: ${message(e)}`);
+  }
+  try {
+    const upper = root.overlay === undefined ? new MemFs() : await HostDirFs.open(root.overlay, {});
+    return await OverlayFs.mount(new ImageFs(parseImageIndex(index), fileBlobSource(root.path)), upper);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${message(e)}`);
   }
 }
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** The backends of a run, each shared by all its guests. */
 interface Backends {
@@ -255,7 +289,7 @@ interface Backends {
 }
 
 async function backends(a: RunArgs): Promise<Backends> {
-  return { root: a.root === undefined ? undefined : await rootFs({ ...a, root: a.root }), mnt: a.mnt ? await shareFs(a) : undefined };
+  return { root: a.root === undefined ? undefined : await rootFs(a.root), mnt: a.mnt ? await shareFs(a) : undefined };
 }
 
 /** The options of guest `n` of a.guests. A DAX window maps the root when there is one (programs run from it). */

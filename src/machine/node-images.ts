@@ -1,6 +1,7 @@
 // Loads and verifies the guest images from a directory (Node).
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { IMAGE_NAMES, ImageError, parseManifest, verifyImage, type GuestImages, type ImageName } from "./images.ts";
 
@@ -11,6 +12,15 @@ const PACKAGE_ROOT = dirname(require.resolve("virtiofs-web/package.json"));
 export const DEFAULT_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest");
 /** The guest on Debian 12's stock kernel, built by guest/build-debian-kernel (not in the package). */
 export const DEBIAN_IMAGES_DIR = join(PACKAGE_ROOT, "public", "guest-debian");
+
+/**
+ * Where `npm run guest:rootfs` (guest/rootfs) keeps the Debian userland: $ROOTFS_CACHE, else
+ * $XDG_CACHE_HOME/virtiofs-web/rootfs/debian, else ~/.cache/virtiofs-web/rootfs/debian; its lazy image is
+ * in image/, v86's basefs of the same tree in v86/.
+ */
+export function debianRootDir(env: Record<string, string | undefined> = process.env): string {
+  return env.ROOTFS_CACHE || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "virtiofs-web", "rootfs", "debian");
+}
 export const V86_WASM_PATH = require.resolve("v86/build/v86.wasm");
 
 /** Where the package's guest images and their manifest are. */

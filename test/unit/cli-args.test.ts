@@ -51,8 +51,11 @@ describe("parseCli", () => {
     expect(parseCli(["run", "--guests", "4", "--exec", "true"])).toMatchObject({ guests: 4, locks: "device", cache: "never" });
     expect(parseCli(["run", "--guests", "2", "--cache", "auto", "--locks", "guest"])).toMatchObject({ guests: 2, locks: "guest", cache: "auto" });
     // A root: the DAX window maps it; /mnt only when asked for.
-    expect(parseCli(["run", "--root", "/srv/tree", "--dax", "64"])).toMatchObject({ root: "/srv/tree", mnt: false, daxMiB: 64 });
-    expect(parseCli(["run", "--root", "/srv/tree", "--memfs"])).toMatchObject({ root: "/srv/tree", mnt: true });
+    expect(parseCli(["run", "--root", "/srv/tree", "--dax", "64"])).toMatchObject({ root: { kind: "dir", path: "/srv/tree" }, mnt: false, daxMiB: 64 });
+    expect(parseCli(["run", "--root", "/srv/tree", "--memfs"])).toMatchObject({ root: { kind: "dir", path: "/srv/tree" }, mnt: true });
+    expect(parseCli(["run", "--root-image", "img", "--root-overlay", "changes"])).toMatchObject({ root: { kind: "image", path: "img", overlay: "changes" }, mnt: false });
+    const debian = parseCli(["run", "--root", "debian"]);
+    expect(debian !== "help" && debian.root).toMatchObject({ kind: "image", debian: true, path: expect.stringMatching(/virtiofs-web\/rootfs\/debian\/image$/) });
     // --kernel names an images directory.
     expect(parseCli(["run", "--kernel", "debian", "--cache", "never"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, cache: "never" });
     expect(parseCli(["run", "--kernel", "project", "--dax"])).toMatchObject({ imagesDir: undefined, daxMiB: 256 });
@@ -74,6 +77,8 @@ describe("parseCli", () => {
     [["run", "--guests", "2", "--writeback"], /--guests 2 and --writeback exclude each other/],
     [["run", "--locks", "kernel"], /--locks takes guest, device, auto/],
     [["run", "--root", "t", "--tag", "root"], /--tag root is the root's/],
+    [["run", "--root", "t", "--root-image", "i"], /--root and --root-image exclude each other/],
+    [["run", "--root", "t", "--root-overlay", "o"], /--root-overlay keeps an image root's changes/],
     [["run", "--root", "t", "--browser", "--exec", "true"], /--root and --browser exclude each other/],
     [["run", "--kernel", "fedora"], /--kernel takes project or debian, not 'fedora'/],
     [["run", "--kernel", "debian", "--images", "d"], /--kernel and --images exclude each other/],
