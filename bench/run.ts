@@ -2,7 +2,8 @@
 // Workloads: boot — guest uptime when init is ready and wall time to it, in Node and in headless
 // Chromium side by side; resume — resuming a snapshot against booting, in Node and on the built site in
 // Chromium (bench/resume.ts); sessions — a guest's cost per request alone and with a second guest on its
-// tree (bench/sessions.ts); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
+// tree (bench/sessions.ts); root — a Debian userland booted from a virtio-fs root against v86's 9p root
+// of the same tree (bench/root.ts; needs npm run guest:rootfs); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
 // virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
 // a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
 import { mkdir, writeFile } from "node:fs/promises";
@@ -14,6 +15,7 @@ import { runFsBenchInBrowser } from "./chromium.ts";
 import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
 import { resumeInBrowser, resumeInNode } from "./resume.ts";
+import { debianRootTargets, ROOT_WORKLOADS, runRootBench } from "./root.ts";
 import { runSessionsBench } from "./sessions.ts";
 
 const { values, positionals } = parseArgs({
@@ -28,7 +30,7 @@ const { values, positionals } = parseArgs({
 const reps = Number(values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positive integer");
 const wanted = new Set([...(values.only?.split(",") ?? []), ...positionals.flatMap((p) => p.split(","))]);
-const NAMES = ["boot", "resume", "sessions", ...WORKLOADS.map((w) => w.name)];
+const NAMES = ["boot", "resume", "sessions", "root", ...WORKLOADS.map((w) => w.name)];
 for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown workload '${w}' (have: ${NAMES.join(", ")})`);
 const targets = selectTargets(values.targets?.split(",").filter(Boolean) ?? []);
 const record: Record<string, unknown> = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version };
@@ -70,6 +72,28 @@ if (wanted.size === 0 || wanted.has("sessions")) {
   record.sessions = r;
 }
 type SessionsRow = Awaited<ReturnType<typeof runSessionsBench>>["alone"];
+
+if (wanted.size === 0 || wanted.has("root")) {
+  const rootTargets = debianRootTargets();
+  if (typeof rootTargets === "string") console.log(`\nroot: skipped, ${rootTargets}`);
+  else {
+    const r = await runRootBench(rootTargets, reps, (line) => process.stderr.write(line + "\n"));
+    const ninep = rootTargets.find((t) => t.id === "9p")!;
+    const cell = (id: string, f: (s: (typeof r)[string][number]) => number, unit = "ms") => `${median(r[id]!.map(f)).toFixed(unit === "s" ? 2 : 0)} ${unit}`;
+    const ratio = (id: string, f: (s: (typeof r)[string][number]) => number) => `${(median(r[ninep.id]!.map(f)) / median(r[id]!.map(f))).toFixed(2)}×`;
+    const cols = rootTargets;
+    const vfs = cols.filter((t) => t !== ninep);
+    const rows: [string, (s: (typeof r)[string][number]) => number, string?][] = [
+      ["boot to shell (wall)", (s) => s.bootMs / 1000, "s"],
+      ["guest uptime at shell", (s) => s.uptime, "s"],
+      ...ROOT_WORKLOADS.map(([name], i): [string, (s: (typeof r)[string][number]) => number] => [name, (s) => s.workloads[i]!]),
+    ];
+    console.log(`\nroot: Debian 12 booted from a virtio-fs root and from v86's 9p root, median of ${reps} (inside the guest; 9p ÷ virtio-fs: how many times faster virtio-fs is)\n`);
+    console.log(`| workload | ${cols.map((t) => t.name).join(" | ")} | ${vfs.map((t) => `9p ÷ ${t.id}`).join(" | ")} |\n|---|${cols.map(() => "---:").join("|")}|${vfs.map(() => "---:").join("|")}|`);
+    for (const [name, f, unit] of rows) console.log(`| ${name} | ${cols.map((t) => cell(t.id, f, unit)).join(" | ")} | ${vfs.map((t) => ratio(t.id, f)).join(" | ")} |`);
+    record.root = r;
+  }
+}
 
 const fsWorkloads = WORKLOADS.filter((w) => wanted.size === 0 || wanted.has(w.name));
 const log = (line: string) => process.stderr.write(line + "\n");

@@ -9,7 +9,7 @@ export { Guest, GuestError, shareMountOptions, text, type GuestOptions, type Gue
 // Snapshots: Guest.saveState() writes one, Guest.restore() resumes it.
 export { checkSnapshot, SnapshotError, SNAPSHOT_VERSION, unpackSnapshot, type SnapshotContents } from "./machine/snapshot.ts";
 export { StateError, type Saved } from "./vfs/state.ts";
-export type { GuestRam } from "./machine/machine.ts";
+export type { GuestRam, NinepTree } from "./machine/machine.ts";
 export { sharedMemoryAvailable } from "./machine/v86-shared-memory.ts";
 export { CmdlineError, kernelCmdline, type GuestMount } from "./machine/cmdline.ts";
 export { fetchImages as fetchGuestImages, type Progress } from "./machine/fetch-images.ts";

@@ -3,7 +3,7 @@
 import { ConsoleFrames } from "./console-frames.ts";
 import { kernelCmdline, randomNonce, utf8Base64, type GuestMode, type GuestMount } from "./cmdline.ts";
 import type { GuestImages } from "./images.ts";
-import { startMachine, type GuestRam, type Machine } from "./machine.ts";
+import { startMachine, type GuestRam, type Machine, type NinepTree } from "./machine.ts";
 import type { V86 } from "v86";
 import { attachVirtioFs, v86MemorySize, type AttachedShare, type VirtioFsAttachment, type VirtioFsShare } from "./attach.ts";
 import { SnapshotError, imageHashes, packSnapshot, unpackSnapshot, type SnapshotContents, type SnapshotShare } from "./snapshot.ts";
@@ -38,8 +38,8 @@ export interface GuestOptions {
   shares?: GuestShare[];
   /** Other mounts for /init (v86's own virtio-9p is tag host9p). */
   mounts?: GuestMount[];
-  /** Attach v86's own virtio-9p device (in memory), the benchmarks' comparison target. */
-  ninep?: boolean;
+  /** Attach v86's own virtio-9p device (in memory, empty or a basefs tree), the benchmarks' comparison target. */
+  ninep?: boolean | NinepTree;
   /** v86's memory in a SharedArrayBuffer (default: where available); guestMemory() tells which one runs. */
   sharedMemory?: boolean;
   /** The images and v86.wasm: a browser fetches them (fetch-images.ts), Node reads them (node-guest.ts). */
@@ -94,7 +94,7 @@ interface LaunchPlan {
   mode: GuestMode;
   cmdline: string;
   memoryBytes: number;
-  ninep: boolean;
+  ninep: boolean | NinepTree;
   restore?: SnapshotContents;
 }
 
@@ -279,7 +279,7 @@ export class Guest {
         cmdline: plan.cmdline,
         nonce: plan.nonce,
         mode: plan.mode.kind,
-        ninep: plan.ninep,
+        ninep: plan.ninep !== false, // v86's state holds the 9p tree itself
         uptimeAtReady: this.uptimeAtReady,
         v86,
         shares,

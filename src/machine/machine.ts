@@ -17,13 +17,22 @@ export interface MachineOptions {
   onSerial(bytes: Uint8Array): void;
   /** Runs after the emulator is built and before its CPU starts: the place to attach PCI devices. */
   beforeRun?(emulator: V86): void | Promise<void>;
-  /** Attach v86's own virtio-9p device (tag host9p) over an empty in-memory filesystem. */
-  ninep?: boolean;
+  /** Attach v86's own virtio-9p device (tag host9p) over an empty in-memory filesystem, or over a basefs tree. */
+  ninep?: boolean | NinepTree;
   /**
    * Put v86's memory, guest RAM included, in a SharedArrayBuffer. Default: where that works (see
    * sharedMemoryAvailable: not on a page without COOP/COEP headers).
    */
   sharedMemory?: boolean;
+}
+
+/**
+ * v86's own way to give a 9p tree (its Arch and Debian demos boot from one): `basefs`, the tree as JSON
+ * (fs.json), and `baseurl`, where each file's contents are, named by their sha256 (a URL, or a path in Node).
+ */
+export interface NinepTree {
+  basefs: string;
+  baseurl: string;
 }
 
 /** Guest physical memory inside v86's wasm memory: `buffer` is the whole wasm memory. */
@@ -69,7 +78,7 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
     disable_mouse: true,
     disable_speaker: true,
     fastboot: true,
-    ...(opts.ninep ? { filesystem: {} } : {}),
+    ...(opts.ninep ? { filesystem: opts.ninep === true ? {} : { basefs: opts.ninep.basefs, baseurl: opts.ninep.baseurl } } : {}),
   });
 
   // v86 reports the console a byte at a time; hand it on in one chunk per tick.

@@ -1,0 +1,86 @@
+// Booting a Debian userland from a virtio-fs root against v86's own way, a 9p root from a basefs tree (its
+// Arch and Debian demos): the same tree (npm run guest:rootfs writes both from one set of blobs), the same
+// kernel, initramfs and v86, in one run. Each sample boots afresh (cold caches on both sides) and times,
+// inside the guest, what a user does first: start python3 and perl, list the packages, walk the tree,
+// read a library directory.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { bootGuest, debianRootDir, fileBlobSource, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type CacheMode, type Guest } from "../src/node.ts";
+
+export const ROOT_WORKLOADS: [name: string, command: string][] = [
+  ["python3 -c pass", "python3 -c pass"],
+  ["perl -e 1", "perl -e 1"],
+  ["dpkg -l", "dpkg -l"],
+  ["find / -xdev", "find / -xdev"],
+  ["read /usr/lib/python3.11", "tar -C / -cf - usr/lib/python3.11 | cksum"],
+];
+
+export interface RootTarget {
+  id: string;
+  name: string;
+  boot(): Promise<Guest>;
+}
+
+export interface RootSample {
+  /** Wall time to init ready, ms, and the guest's uptime then, s. */
+  bootMs: number;
+  uptime: number;
+  /** ms inside the guest, per workload, in ROOT_WORKLOADS order. */
+  workloads: number[];
+}
+
+export function debianRootTargets(): RootTarget[] | string {
+  const dir = debianRootDir();
+  const imageDir = join(dir, "image");
+  const v86Dir = join(dir, "v86");
+  if (!existsSync(join(imageDir, INDEX_NAME)) || !existsSync(join(v86Dir, "fs.json"))) return `no Debian root at ${dir} (npm run guest:rootfs builds it)`;
+  const virtiofs = (cache: CacheMode): RootTarget => ({
+    id: `virtiofs-${cache}`,
+    name: `virtio-fs root, cache=${cache} (lazy image + memfs overlay)`,
+    boot: async () => {
+      const image = new ImageFs(parseImageIndex(await readFile(join(imageDir, INDEX_NAME), "utf8")), fileBlobSource(imageDir));
+      return bootGuest({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, mountPoint: "/" }] });
+    },
+  });
+  return [
+    virtiofs("auto"),
+    virtiofs("always"),
+    {
+      id: "9p",
+      name: "9p root, v86 basefs (msize=512000, cache=loose)",
+      boot: () =>
+        bootGuest({
+          ninep: { basefs: join(v86Dir, "fs.json"), baseurl: `${v86Dir}/` },
+          mounts: [{ fstype: "9p", tag: "host9p", dir: "/", options: "msize=512000,cache=loose" }],
+        }),
+    },
+  ];
+}
+
+async function sample(target: RootTarget): Promise<RootSample> {
+  const t0 = performance.now();
+  const guest = await target.boot();
+  const bootMs = performance.now() - t0;
+  try {
+    const script = ROOT_WORKLOADS.map(([, cmd]) => `t0=$(date +%s%N); ${cmd} > /dev/null || exit 1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 ))`).join("\n");
+    const r = await guest.run(script);
+    if (r.status !== 0) throw new Error(`${target.name}: the workloads failed (${r.status}): ${text(r.stderr)}`);
+    return { bootMs, uptime: guest.uptimeAtReady, workloads: text(r.stdout).trim().split("\n").map((us) => Number(us) / 1000) };
+  } finally {
+    await guest.shutdown();
+  }
+}
+
+/** `reps` samples per target, interleaved so that every target sees the same machine load. */
+export async function runRootBench(targets: RootTarget[], reps: number, log: (line: string) => void): Promise<Record<string, RootSample[]>> {
+  const out: Record<string, RootSample[]> = Object.fromEntries(targets.map((t) => [t.id, []]));
+  for (let i = 0; i < reps; i++) {
+    for (const t of targets) {
+      const s = await sample(t);
+      out[t.id]!.push(s);
+      log(`root ${i + 1}/${reps} ${t.id}: boot ${s.bootMs.toFixed(0)} ms, ${s.workloads.map((ms) => ms.toFixed(0)).join(" / ")} ms`);
+    }
+  }
+  return out;
+}
