@@ -55,7 +55,7 @@ describe.skipIf(absent)("a Debian 12 userland booted from a virtio-fs root (lazy
     const out = await run(`${list}; tar -C / -cf /root/etc.tar etc && mkdir /root/x && tar -C /root/x -xf /root/etc.tar && list /etc > /root/a && list /root/x/etc > /root/b && sha256sum < /root/a && sha256sum < /root/b && wc -l < /root/a`);
     const [before, after, lines] = out.trimEnd().split("\n");
     expect(after).toBe(before);
-    expect(Number(lines)).toBeGreaterThan(300);
+    expect(Number(lines)).toBeGreaterThan(200); // /etc: about 160 entries and 100 files
   }, 120_000);
 
   it("writes to the overlay and leaves the image as it was", async () => {
