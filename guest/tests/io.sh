@@ -190,7 +190,7 @@ t mmap-shared-write # see the comment at the top
 devmem_on() {
   f=$1
   shift
-  unshare -m --propagation private sh -c 'mount -t tmpfs none /dev && : >/dev/mem && mount --bind "$0" /dev/mem && exec devmem "$@"' "$f" "$@"
+  unshare -m --propagation private sh -c 'mount -t tmpfs none /dev && : >/dev/mem && mount --bind "$0" /dev/mem && exec "$@"' "$f" "$(busybox_bin)" devmem "$@"
 }
 dd if=/dev/zero of=mm bs=4096 count=3 status=none
 # 0x1ffe..0x2001 crosses the page boundary at 0x2000: devmem maps both pages

@@ -1,4 +1,7 @@
-# A tiny test harness for busybox sh (ash), sourced by every script in guest/tests/.
+# A tiny test harness for busybox sh (ash), sourced by every script in guest/tests/. The scripts also run
+# under a distribution's sh and tools (a guest booted from a Debian root): where a check needs the system
+# call itself and a GNU tool answers first (ln on a directory, mv into a subdirectory), or needs an applet
+# only busybox has (devmem, syslogd), it runs busybox's by its path (busybox_bin).
 #
 #   . "${0%/*}/lib.sh"
 #   setup AREA "$@"        # works in a fresh directory DIR/AREA.PID (DIR: $1, else $VFSW_DIR, else /mnt)
@@ -179,11 +182,12 @@ drop_caches() {
   echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 }
 
-# A busybox binary that can be copied: $BUSYBOX, else the busybox running this shell, else /bin/busybox.
+# A busybox binary that can be copied: $BUSYBOX, else the busybox running this shell, else /bin/busybox,
+# else the copy a guest booted from a root keeps beside its init.
 # (busybox ash answers `command -v busybox` with a bare applet name, no path.)
 busybox_bin() {
-  for _b in ${BUSYBOX:-} "$(readlink -f /proc/$$/exe 2>/dev/null)" /bin/busybox; do
-    [ -f "$_b" ] && "$_b" --list >/dev/null 2>&1 && echo "$_b" && return 0
+  for _b in ${BUSYBOX:-} "$(readlink -f /proc/$$/exe 2>/dev/null)" /bin/busybox /run/vfsw/busybox; do
+    [ -f "$_b" ] && "$_b" --list </dev/null 2>/dev/null | grep -qx sh && echo "$_b" && return 0 # not dash: it takes --list for a script
   done
   return 1
 }

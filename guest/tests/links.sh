@@ -47,7 +47,7 @@ rm -r d1 d2
 
 t hardlink-errors
 mkdir hd
-fails_with 'not permitted' ln hd hd2
+fails_with 'not permitted' "$(busybox_bin)" ln hd hd2
 missing hd2 "no hard link to a directory"
 true >e
 fails_with 'File exists' ln e hd/../e
@@ -189,14 +189,14 @@ rm -r cw2
 
 t mv-into-own-subdir-fails
 mkdir -p p/c
-fails_with 'Invalid argument' mv p p/c/
-fails_with 'Invalid argument' mv p p/c/p2
+fails_with 'Invalid argument' "$(busybox_bin)" mv p p/c/
+fails_with 'Invalid argument' "$(busybox_bin)" mv p p/c/p2
 exists p/c "tree intact"
 
 t rename-type-mismatch
 true >file
 # (file over directory: busybox mv refuses by itself, before rename(2), so it is not tested here)
-fails_with 'Not a directory' mv -T p file
+fails_with 'Not a directory' "$(busybox_bin)" mv -T p file
 fails_with 'No such file or directory' mv nothing else
 exists file
 exists p/c

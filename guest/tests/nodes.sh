@@ -94,11 +94,11 @@ else
   mkdir -p root/dev
   # in_root CMD...: CMD with the share's root/dev as /dev.
   in_root() { unshare -m --propagation private sh -c 'mount --bind "$0" /dev && exec "$@"' "$W/root/dev" "$@"; }
-  in_root syslogd -n -O "$W/root/log" &
+  in_root "$bb" syslogd -n -O "$W/root/log" &
   spid=$!
   if wait_for root/dev/log; then
     eq socket "$(st %F root/dev/log)" "type of /dev/log"
-    succeeds in_root logger -t vfsw 'hello through a socket on the share'
+    succeeds in_root "$bb" logger -t vfsw 'hello through a socket on the share'
     until_true 20 grep -q 'hello through a socket' root/log 2>/dev/null
     contains "$(cat root/log 2>&1)" 'vfsw: hello through a socket on the share' "the message syslogd received"
   else

@@ -1,4 +1,4 @@
-// The guest POSIX suite (guest/tests/*.sh, busybox sh) run by the real virtiofs.ko on the share, over
+// The guest POSIX suite (guest/tests/*.sh, busybox sh; on a Debian root, dash and coreutils) run by the real virtiofs.ko on the share, over
 // each backend; the host checks the backend's copy of what the guest wrote, and the guest checks
 // what the host wrote before boot.
 //
@@ -13,13 +13,13 @@
 // Output contract of a script (guest/tests/lib.sh): `ok NAME`, `FAIL NAME: why`, `skip NAME: why`,
 // `# note`, `sum SHA256  PATH` (integrity.sh), and last `N passed, M failed`.
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootGuest, HostDirFs, MemFs, text, type FileSystem, type Guest, type LockMode, type RunResult } from "../../src/node.ts";
+import { bootGuest, debianRootDir, fileBlobSource, HostDirFs, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type FileSystem, type Guest, type LockMode, type RunResult } from "../../src/node.ts";
 
 const TESTS_DIR = new URL("../../guest/tests/", import.meta.url).pathname;
 const GUEST_TESTS = "/tmp/tests";
@@ -57,8 +57,10 @@ interface Share {
   daxMiB?: number;
   /** Who keeps file locks (default: the guest kernel, the share being its only client). */
   locks?: LockMode;
-  /** A file's bytes as the backend holds them (path relative to the share's root). */
+  /** A file's bytes as the backend holds them (path relative to the directory under test). */
   read(path: string): Uint8Array;
+  /** The share is the guest's root (a Debian userland: its sh and coreutils run the scripts), tested in this directory of it. */
+  rootDir?: string;
   cleanup(): Promise<void>;
 }
 
@@ -68,6 +70,21 @@ function memfsShare(daxMiB?: number, locks?: LockMode): Share {
   for (const [name, data] of hostFiles) vol.writeFileSync(`/${HOST_WRITTEN}/${name}`, data);
   vol.writeFileSync(`/${HOST_WRITTEN}/SHA256SUMS`, hostSums);
   return { fs: new MemFs(vol), daxMiB, locks, read: (p) => vol.readFileSync(`/${p}`) as Uint8Array, cleanup: async () => {} };
+}
+
+const debianImage = join(debianRootDir(), "image");
+const debianAbsent = !existsSync(join(debianImage, INDEX_NAME));
+if (debianAbsent) console.warn(`test/boot/posix.test.ts: no Debian root image at ${debianImage}, the suite on a Debian root is skipped (npm run guest:rootfs builds it)`);
+
+/** The Debian root under an overlay on memfs, the host's files already in the directory under test. */
+async function debianRoot(): Promise<Share> {
+  const vol = new Volume();
+  const dir = "/srv/posix";
+  vol.mkdirSync(`${dir}/${HOST_WRITTEN}`, { recursive: true });
+  for (const [name, data] of hostFiles) vol.writeFileSync(`${dir}/${HOST_WRITTEN}/${name}`, data);
+  vol.writeFileSync(`${dir}/${HOST_WRITTEN}/SHA256SUMS`, hostSums);
+  const image = new ImageFs(parseImageIndex(readFileSync(join(debianImage, INDEX_NAME), "utf8")), fileBlobSource(debianImage));
+  return { fs: await OverlayFs.mount(image, new MemFs(vol)), rootDir: dir, read: (p) => vol.readFileSync(`${dir}/${p}`) as Uint8Array, cleanup: async () => {} };
 }
 
 const backends: { name: string; make(): Promise<Share> }[] = [
@@ -94,6 +111,7 @@ const backends: { name: string; make(): Promise<Share> }[] = [
       };
     },
   },
+  ...(debianAbsent ? [] : [{ name: "a Debian root (an overlay over the lazy image; Debian's sh and coreutils)", make: debianRoot }]),
 ];
 
 /** A read-only share holding guest/tests/*.sh. */
@@ -146,9 +164,10 @@ class Session {
   }
 
   private async boot(): Promise<Guest> {
+    const { fs, daxMiB, locks, rootDir } = this.share;
     const guest = await bootGuest({
       shares: [
-        { tag: "share", fs: this.share.fs, daxMiB: this.share.daxMiB, locks: this.share.locks, mountOptions: this.share.daxMiB !== undefined ? "dax=always" : undefined, mountPoint: "/mnt" },
+        rootDir ? { tag: "root", fs, mountPoint: "/" } : { tag: "share", fs, daxMiB, locks, mountOptions: daxMiB !== undefined ? "dax=always" : undefined, mountPoint: "/mnt" },
         { tag: "tests", fs: scriptsShare(), mountPoint: "/vfsw-tests" },
       ],
     });
@@ -161,9 +180,11 @@ class Session {
   }
 }
 
-/** Runs one script on /mnt and asserts the harness's verdict: every test line `ok`, the summary, status 0. */
-async function runScript(session: Session, backend: string, area: string, budgetMs: number, env = "", dax = false): Promise<ScriptRun> {
-  const r = await session.run(`cd / && ${dax ? "VFSW_DAX=1 " : ""}${env} sh ${GUEST_TESTS}/${area}.sh /mnt`, budgetMs);
+const dirOf = (share: Share) => share.rootDir ?? "/mnt";
+
+/** Runs one script on the share (/mnt, or its directory of a root) and asserts the harness's verdict: every test line `ok`, the summary, status 0. */
+async function runScript(session: Session, backend: string, area: string, budgetMs: number, env = "", dax = false, dir = "/mnt"): Promise<ScriptRun> {
+  const r = await session.run(`cd / && ${dax ? "VFSW_DAX=1 " : ""}${env} sh ${GUEST_TESTS}/${area}.sh ${dir}`, budgetMs);
   const out = text(r.stdout);
   const lines = out.split("\n").filter((l) => l !== "");
   const summary = lines.at(-1) ?? "";
@@ -201,24 +222,24 @@ describe.each(backends)("POSIX suite in the guest over the $name backend", (back
   });
 
   it.each(AREAS)("%s.sh", async (area, budgetMs) => {
-    await runScript(session, backend.name, area, budgetMs, "", share.daxMiB !== undefined);
+    await runScript(session, backend.name, area, budgetMs, "", share.daxMiB !== undefined, dirOf(share));
   }, testTimeout(Math.max(...AREAS.map(([, ms]) => ms))));
 
   it(
     "integrity.sh: the backend holds, byte for byte, what the guest wrote (sha256 after sync)",
     async () => {
-      const { sums } = await runScript(session, backend.name, "integrity", INTEGRITY_BUDGET_MS, "VFSW_KEEP=1", share.daxMiB !== undefined);
+      const { sums } = await runScript(session, backend.name, "integrity", INTEGRITY_BUDGET_MS, "VFSW_KEEP=1", share.daxMiB !== undefined, dirOf(share));
       expect(sums.length).toBeGreaterThanOrEqual(7);
       expect((await session.run("sync", 30_000)).status).toBe(0);
       for (const { sum, path } of sums) expect(sha256(share.read(path)), path).toBe(sum);
-      const rm = await session.run("rm -rf /mnt/integrity.*", 30_000);
+      const rm = await session.run(`rm -rf ${dirOf(share)}/integrity.*`, 30_000);
       expect(rm.status, text(rm.stderr)).toBe(0);
     },
     testTimeout(INTEGRITY_BUDGET_MS + 60_000),
   );
 
   it("the scripts left the share as they found it", async () => {
-    const r = await session.run("ls -A /mnt", 30_000);
+    const r = await session.run(`ls -A ${dirOf(share)}`, 30_000);
     expect(text(r.stdout)).toBe(`${HOST_WRITTEN}\n`);
     for (const [name, data] of hostFiles) expect(sha256(share.read(`${HOST_WRITTEN}/${name}`)), name).toBe(sha256(data));
   }, testTimeout(30_000));
