@@ -97,7 +97,8 @@ async function start(m: Start): Promise<void> {
   const t0 = performance.now();
   const base = new URL(import.meta.env.BASE_URL, location.origin);
   // A snapshot file given to Restore… is resumed as it is, with no root image.
-  const rootP = m.root && typeof m.snapshot !== "object" ? openRoot(m.root, base) : undefined;
+  // A root that cannot be opened is one notice and the normal guest, as a missing one: never no guest.
+  const rootP = m.root && typeof m.snapshot !== "object" ? openRoot(m.root, base).catch((e: unknown) => ({ missing: `the ${m.root?.name} root could not be opened: ${message(e)}. The normal guest booted instead.` })) : undefined;
   // The images, the snapshot (read and unpacked), the share and the root load side by side: OPFS may wait
   // a moment for a reloaded page's old Worker. What the share starts as depends on whether a snapshot is resumed.
   const [fetched, [snapshot, share], opened] = await Promise.all([
