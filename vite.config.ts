@@ -1,5 +1,6 @@
 import { defineConfig } from "vite";
 import { memfsPolyfills } from "./vite.polyfills.ts";
+import { rootfsImages } from "./vite.rootfs.ts";
 
 // SharedArrayBuffer (v86's memory shared with the page, which draws the DAX window from it) needs a
 // cross-origin isolated page: every way of serving it sends these two headers. A static host should
@@ -12,7 +13,7 @@ const isolation = {
 export default defineConfig({
   root: "web",
   publicDir: "../public",
-  plugins: [memfsPolyfills()],
+  plugins: [memfsPolyfills(), rootfsImages(isolation)],
   server: { headers: isolation },
   preview: { headers: isolation },
   worker: { format: "es", plugins: () => [memfsPolyfills()] },

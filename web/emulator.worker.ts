@@ -3,7 +3,8 @@
 // file panel and the inspector. On request it boots a second guest on the same share, in this Worker:
 // the one backend then has one owner, and the two emulators take turns on its thread.
 // It saves the guest as a snapshot file (keeping the latest in OPFS) and, on load, resumes a snapshot
-// instead of booting when it can.
+// instead of booting when it can. With ?root=NAME the guest boots from a second share, the root (tag
+// "root": a lazy image under an overlay, worker/root.ts), and /mnt is mounted inside it.
 // Running here keeps the page responsive while the CPU loop spins, and gives OPFS its sync access handles.
 import wasmUrl from "v86/build/v86.wasm?url";
 import {
@@ -23,6 +24,7 @@ import type { FromWorker, ToWorker } from "./protocol.ts";
 import { DaxFeed } from "./worker/dax.ts";
 import { listTree, readFile, removePath, writeFile } from "./worker/files.ts";
 import { dropKept, keep, readKept } from "./worker/kept-snapshot.ts";
+import { openRoot } from "./worker/root.ts";
 import { openShare } from "./worker/share.ts";
 import { Tap } from "./worker/tap.ts";
 
@@ -44,6 +46,8 @@ let starting = false;
 let settings: Extract<ToWorker, { type: "start" }> | undefined;
 let images: GuestImages | undefined;
 let fs: FileSystem | undefined;
+/** The root the guests boot from (?root=NAME), when its image is there; else they boot the images' own. */
+let root: FileSystem | undefined;
 const guests: Running[] = [];
 let paused = false;
 let inspecting = false;
@@ -77,8 +81,8 @@ async function snapshotFor(m: Start): Promise<Uint8Array | undefined> {
   const choice = m.snapshot;
   if (choice === "drop") await dropKept(m.backend);
   if (typeof choice === "object") return new Uint8Array(choice.data);
-  // A snapshot never holds a DAX window: asking for one is asking to boot.
-  if (choice !== "kept" || m.daxMiB !== undefined) return undefined;
+  // A snapshot never holds a DAX window or a root image (Save is off for both): asking for one is asking to boot.
+  if (choice !== "kept" || m.daxMiB !== undefined || m.root) return undefined;
   try {
     return await readKept(m.backend);
   } catch (e) {
@@ -91,10 +95,14 @@ async function start(m: Start): Promise<void> {
   const { backend, folder } = m;
   settings = m;
   const t0 = performance.now();
-  // The images, the snapshot (read and unpacked) and the share load side by side: OPFS may wait a moment
-  // for a reloaded page's old Worker. What the share starts as depends on whether a snapshot is resumed.
-  const [fetched, [snapshot, share]] = await Promise.all([
-    fetchGuestImages(new URL("guest/", new URL(import.meta.env.BASE_URL, location.origin)).href, (p) => post({ type: "progress", phase: "download", ...p })),
+  const base = new URL(import.meta.env.BASE_URL, location.origin);
+  // A snapshot file given to Restore… is resumed as it is, with no root image.
+  // A root that cannot be opened is one notice and the normal guest, as a missing one: never no guest.
+  const rootP = m.root && typeof m.snapshot !== "object" ? openRoot(m.root, base).catch((e: unknown) => ({ missing: `the ${m.root?.name} root could not be opened: ${message(e)}. The normal guest booted instead.` })) : undefined;
+  // The images, the snapshot (read and unpacked), the share and the root load side by side: OPFS may wait
+  // a moment for a reloaded page's old Worker. What the share starts as depends on whether a snapshot is resumed.
+  const [fetched, [snapshot, share], opened] = await Promise.all([
+    fetchGuestImages(new URL("guest/", base).href, (p) => post({ type: "progress", phase: "download", ...p })),
     snapshotFor(m).then(async (file) => {
       const snap = file && unpackSnapshot(file).then(
         (contents) => ({ contents }),
@@ -102,6 +110,7 @@ async function start(m: Start): Promise<void> {
       );
       return [snap, await openShare(backend, folder, file !== undefined)] as const;
     }),
+    rootP,
   ]);
   images = fetched;
   fs = share.fs;
@@ -119,6 +128,11 @@ async function start(m: Start): Promise<void> {
       post({ type: "restore-failed", message: e instanceof SnapshotError ? e.message : `restoring failed: ${message(e)}`, kept });
     }
     return;
+  }
+  if (opened && "missing" in opened) post({ type: "root-missing", message: opened.missing });
+  else if (opened) {
+    root = opened.fs;
+    post({ type: "root", label: opened.label });
   }
   void sendTree();
   const guest = await boot(0, t0);
@@ -215,7 +229,8 @@ async function boot(n: number, t0: number): Promise<Guest> {
     append: [settings.append, n > 0 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     interactive: true,
     bootTimeoutMs: BOOT_TIMEOUT_MS,
-    shares: [{ ...shareOf(running), daxMiB: n === 0 ? settings.daxMiB : undefined }],
+    // The share first: beforeRun's first attached share is the one the inspector and the DAX view follow.
+    shares: [{ ...shareOf(running), daxMiB: n === 0 ? settings.daxMiB : undefined }, ...(root ? [{ tag: "root", mountPoint: "/", fs: root }] : [])],
     onConsole: (data) => post({ type: "serial", guest: n, data }, [data.buffer]),
     // After the first boot and after every reboot.
     onReady: (uptime) => post({ type: "ready", guest: n, uptime, bootMs: performance.now() - t0 }),

@@ -3,7 +3,7 @@
 // or a snapshot is to be resumed. On load it resumes the snapshot kept by the last Save, if any.
 import { FilesPanel } from "./files-panel.ts";
 import { Inspector } from "./inspector.ts";
-import { BACKENDS, type Backend, type FromWorker, type SnapshotChoice, type ToWorker } from "./protocol.ts";
+import { BACKENDS, type Backend, type FromWorker, type RootSettings, type SnapshotChoice, type ToWorker } from "./protocol.ts";
 import { SnapshotControls, type SaveBlock } from "./snapshots.ts";
 import { createTerminal } from "./terminal.ts";
 import { decodeRecord } from "./trace.ts";
@@ -18,6 +18,21 @@ const daxOn = $<HTMLInputElement>("dax-on");
 const daxSize = $<HTMLSelectElement>("dax-size");
 const params = new URLSearchParams(location.search);
 const memoryMiB = Number(params.get("memory") ?? 256);
+// ?root=NAME boots from the server's image rootfs/NAME/ (debian: what npm run guest:rootfs builds). Its
+// changes go to OPFS, kept across reloads, or to memory with ?overlay=memfs or without OPFS.
+const rootName = params.get("root");
+const root: RootSettings | undefined =
+  rootName !== null && /^[a-z0-9][a-z0-9._-]*$/.test(rootName) ? { name: rootName, overlay: params.get("overlay") === "memfs" || !navigator.storage?.getDirectory ? "memfs" : "opfs" } : undefined;
+/** The running guest booted from the root image (not the images' own after a missing one). */
+let rootUp = false;
+const rootOn = $<HTMLInputElement>("root-on");
+rootOn.checked = root?.name === "debian";
+rootOn.addEventListener("change", () => {
+  const url = new URL(location.href);
+  if (rootOn.checked) url.searchParams.set("root", "debian");
+  else url.searchParams.delete("root");
+  location.assign(url);
+});
 
 // Without cross-origin isolation there is no SharedArrayBuffer: v86 keeps its memory to itself (the
 // banner says what that changes).
@@ -75,7 +90,7 @@ const snapshots = new SnapshotControls($("btn-save"), $("restore-input"), $("sna
 });
 /** Why Save is off now: it is offered for one guest without a DAX window, once it is up. */
 const saveBlock = (): SaveBlock =>
-  document.body.dataset.state !== "ready" ? "booting" : daxOn.checked ? "dax" : document.body.dataset.secondGuest !== undefined ? "two-guests" : undefined;
+  document.body.dataset.state !== "ready" ? "booting" : daxOn.checked ? "dax" : rootUp ? "root" : document.body.dataset.secondGuest !== undefined ? "two-guests" : undefined;
 const walkthrough = new Walkthrough($("story-cat"), runCommand);
 const stories = new Stories($("panel-how"), runCommand, () => daxOn.checked);
 
@@ -110,7 +125,8 @@ function onMessage(m: FromWorker): void {
       }
       // Page to shell, the figure a snapshot is for: from navigation on the first start.
       document.body.dataset.pageMs ??= String(Math.round(performance.now()));
-      secondButton.disabled = daxOn.checked || document.body.dataset.secondGuest !== undefined;
+      // Two guests on one overlay root are not offered: each would boot its own system on the one tree.
+      secondButton.disabled = daxOn.checked || rootUp || document.body.dataset.secondGuest !== undefined;
       document.body.dataset.boots = String(Number(document.body.dataset.boots ?? 0) + 1);
       progress.value = 1;
       progress.hidden = true;
@@ -138,6 +154,17 @@ function onMessage(m: FromWorker): void {
     case "share":
       files.setShare(m.label);
       document.body.dataset.backend = m.backend;
+      break;
+    case "root":
+      rootUp = true;
+      document.body.dataset.root = "up";
+      $("root-label").textContent = `/ is the ${m.label}`;
+      $("root-label").hidden = false;
+      break;
+    case "root-missing":
+      document.body.dataset.root = "missing";
+      $("root-banner").textContent = m.message;
+      $("root-banner").hidden = false;
       break;
     case "tree":
       files.showTree(m.entries, m.truncated);
@@ -208,6 +235,10 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle, snapshot: S
   progress.value = 0;
   $("error").hidden = true;
   delete document.body.dataset.state;
+  rootUp = false;
+  delete document.body.dataset.root;
+  $("root-label").hidden = true;
+  $("root-banner").hidden = true;
   status.textContent = "loading…";
   chooser.value = backend;
   const url = new URL(location.href);
@@ -220,7 +251,7 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle, snapshot: S
 
   worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
   worker.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data);
-  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined, snapshot }, typeof snapshot === "object" ? [snapshot.data] : []);
+  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined, snapshot, root }, typeof snapshot === "object" ? [snapshot.data] : []);
   send({ type: "inspect", on: tab !== "files" });
 }
 

@@ -5,6 +5,15 @@ import type { ChainDescriptor, QueueState } from "../src/index.ts";
 export type Backend = "memfs" | "opfs" | "local";
 export const BACKENDS: readonly Backend[] = ["memfs", "opfs", "local"];
 
+/**
+ * ?root=NAME: boot from the server's lazy image rootfs/NAME/ under an overlay, its changes kept in OPFS or
+ * in memory.
+ */
+export interface RootSettings {
+  name: string;
+  overlay: "opfs" | "memfs";
+}
+
 export type DeviceAction = "pause" | "step" | "resume";
 
 /**
@@ -16,7 +25,7 @@ export type SnapshotChoice = "kept" | "ignore" | "drop" | { name: string; data: 
 
 export type ToWorker =
   /** `daxMiB`: give the share a DAX window of that size, mounted with dax=always. */
-  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string; snapshot: SnapshotChoice }
+  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string; snapshot: SnapshotChoice; root?: RootSettings }
   /** Keys for guest `guest`'s console (0, or 1 once the second guest runs). */
   | { type: "input"; guest: number; data: Uint8Array }
   /** Boot a second guest on the same share, beside the first (no DAX window). */
@@ -133,6 +142,9 @@ export type FromWorker =
   | { type: "error"; message: string }
   /** The share is attached: what serves it. */
   | { type: "share"; backend: Backend; label: string }
+  /** The guest boots from the root image (`label`: where its changes go), or, `missing` saying why not, without it. */
+  | { type: "root"; label: string }
+  | { type: "root-missing"; message: string }
   | { type: "tree"; entries: TreeEntry[]; truncated: boolean }
   | ({ type: "inspect" } & InspectBatch)
   /** Every guest's history, oldest first, as the inspector opens; `dropped` went for want of room. */
