@@ -25,7 +25,7 @@ const GUESTS_MAX = 8;
 
 const USAGE = `usage: virtiofs-web run [--root <dir> | --root debian | --root-image <dir> [--root-overlay <dir>]] [--share <dir> | --memfs] [--tag <name>] [--cache <mode>] [--writeback] [--readonly]
                         [--dax [MiB]] [--guests <N>] [--locks <mode>] [--exec "<cmd>"] [--browser]
-                        [--memory <MiB>] [--append "<kernel args>"] [--kernel <k> | --images <dir>] [--verbose]
+                        [--memory <MiB>] [--append "<kernel args>"] [--kernel <k> | --images <dir>] [--boot-timeout <s>] [--verbose]
                         [--save-state <file>] [--restore-state <file>]
 
   --root <dir>      boot from a virtio-fs root: a host directory holding a Linux tree (it needs /dev,
@@ -66,6 +66,9 @@ const USAGE = `usage: virtiofs-web run [--root <dir> | --root debian | --root-im
                     modules (public/guest-debian, made by npm run guest:debian-kernel); it has no FUSE
                     DAX, so not with --dax
   --images <dir>    guest images and their manifest.json (default: public/guest)
+  --boot-timeout <s>
+                    seconds to wait for the guest's init (default 120: Debian's stock kernel takes 25-30 s
+                    on a loaded 2-core machine, the project's 6-8 s)
   --verbose         show the boot log (on stderr)
   --save-state <file>
                     save the running guest with its share to <file> (a snapshot): after the --exec
@@ -105,6 +108,8 @@ interface RunArgs {
   append?: string;
   imagesDir?: string;
   verbose: boolean;
+  /** --boot-timeout, in ms. */
+  bootTimeoutMs?: number;
   saveState?: string;
   restoreState?: string;
 }
@@ -140,6 +145,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         kernel: { type: "string" },
         images: { type: "string" },
         verbose: { type: "boolean", default: false },
+        "boot-timeout": { type: "string" },
         "save-state": { type: "string" },
         "restore-state": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
@@ -196,6 +202,9 @@ export function parseCli(argv: string[]): RunArgs | "help" {
   } catch (e) {
     throw new UsageError(`--memory ${memoryMiB} --dax ${dax}: ${(e as Error).message}`);
   }
+  const bootTimeout = values["boot-timeout"] === undefined ? undefined : Number(values["boot-timeout"]);
+  if (bootTimeout !== undefined && !(Number.isFinite(bootTimeout) && bootTimeout > 0)) throw new UsageError(`--boot-timeout takes a number of seconds, not '${values["boot-timeout"]}'`);
+  const bootTimeoutMs = bootTimeout === undefined ? undefined : bootTimeout * 1000;
   const tag = values.tag ?? "share";
   if (root !== undefined && tag === ROOT_TAG) throw new UsageError(`--tag ${ROOT_TAG} is the root's`);
   return {
@@ -216,6 +225,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     append: values.append,
     imagesDir: kernel === "debian" ? DEBIAN_IMAGES_DIR : values.images,
     verbose: values.verbose,
+    bootTimeoutMs,
     saveState: values["save-state"],
     restoreState: values["restore-state"],
   };
@@ -297,6 +307,7 @@ function guestOptions(a: RunArgs, fs: Backends, n: number): NodeGuestOptions {
   const share = { cache: a.cache, writeback: a.writeback, locks: a.locks };
   return {
     memoryMiB: a.memoryMiB,
+    bootTimeoutMs: a.bootTimeoutMs,
     append: [a.append, a.guests > 1 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     imagesDir: a.imagesDir,
     shares: [

@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootGuest, debianRootDir, fileBlobSource, HostDirFs, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type FileSystem, type Guest, type LockMode, type RunResult } from "../../src/node.ts";
+import { bootGuest, DEBIAN_IMAGES_DIR, debianRootDir, fileBlobSource, HostDirFs, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type FileSystem, type Guest, type LockMode, type RunResult } from "../../src/node.ts";
 
 const TESTS_DIR = new URL("../../guest/tests/", import.meta.url).pathname;
 const GUEST_TESTS = "/tmp/tests";
@@ -61,6 +61,8 @@ interface Share {
   read(path: string): Uint8Array;
   /** The share is the guest's root (a Debian userland: its sh and coreutils run the scripts), tested in this directory of it. */
   rootDir?: string;
+  /** Other guest images (Debian's stock kernel). */
+  imagesDir?: string;
   cleanup(): Promise<void>;
 }
 
@@ -72,6 +74,8 @@ function memfsShare(daxMiB?: number, locks?: LockMode): Share {
   return { fs: new MemFs(vol), daxMiB, locks, read: (p) => vol.readFileSync(`/${p}`) as Uint8Array, cleanup: async () => {} };
 }
 
+const stockKernelAbsent = !existsSync(join(DEBIAN_IMAGES_DIR, "manifest.json"));
+if (stockKernelAbsent) console.warn(`test/boot/posix.test.ts: no ${DEBIAN_IMAGES_DIR}, the suite on Debian's stock kernel is skipped (npm run guest:debian-kernel builds it)`);
 const debianImage = join(debianRootDir(), "image");
 const debianAbsent = !existsSync(join(debianImage, INDEX_NAME));
 if (debianAbsent) console.warn(`test/boot/posix.test.ts: no Debian root image at ${debianImage}, the suite on a Debian root is skipped (npm run guest:rootfs builds it)`);
@@ -111,6 +115,7 @@ const backends: { name: string; make(): Promise<Share> }[] = [
       };
     },
   },
+  ...(stockKernelAbsent ? [] : [{ name: "memfs on Debian's stock kernel", make: async () => ({ ...memfsShare(), imagesDir: DEBIAN_IMAGES_DIR }) }]),
   ...(debianAbsent ? [] : [{ name: "a Debian root (an overlay over the lazy image; Debian's sh and coreutils)", make: debianRoot }]),
 ];
 
@@ -164,8 +169,9 @@ class Session {
   }
 
   private async boot(): Promise<Guest> {
-    const { fs, daxMiB, locks, rootDir } = this.share;
+    const { fs, daxMiB, locks, rootDir, imagesDir } = this.share;
     const guest = await bootGuest({
+      imagesDir,
       shares: [
         rootDir ? { tag: "root", fs, mountPoint: "/" } : { tag: "share", fs, daxMiB, locks, mountOptions: daxMiB !== undefined ? "dax=always" : undefined, mountPoint: "/mnt" },
         { tag: "tests", fs: scriptsShare(), mountPoint: "/vfsw-tests" },

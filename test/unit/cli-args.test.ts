@@ -59,6 +59,7 @@ describe("parseCli", () => {
     // --kernel names an images directory.
     expect(parseCli(["run", "--kernel", "debian", "--cache", "never"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, cache: "never" });
     expect(parseCli(["run", "--kernel", "project", "--dax"])).toMatchObject({ imagesDir: undefined, daxMiB: 256 });
+    expect(parseCli(["run", "--boot-timeout", "300"])).toMatchObject({ bootTimeoutMs: 300_000 });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
@@ -78,6 +79,7 @@ describe("parseCli", () => {
     [["run", "--locks", "kernel"], /--locks takes guest, device, auto/],
     [["run", "--root", "t", "--tag", "root"], /--tag root is the root's/],
     [["run", "--root", "t", "--root-image", "i"], /--root and --root-image exclude each other/],
+    [["run", "--boot-timeout", "soon"], /--boot-timeout takes a number of seconds/],
     [["run", "--root", "t", "--root-overlay", "o"], /--root-overlay keeps an image root's changes/],
     [["run", "--root", "t", "--browser", "--exec", "true"], /--root and --browser exclude each other/],
     [["run", "--kernel", "fedora"], /--kernel takes project or debian, not 'fedora'/],
