@@ -91,6 +91,18 @@ async function snapshotFor(m: Start): Promise<Uint8Array | undefined> {
   }
 }
 
+/** The guest images: the project's, or Debian's stock kernel (?kernel=debian); a missing one is a notice and the project's. */
+async function guestImages(kernel: Start["kernel"], base: URL): Promise<GuestImages> {
+  const fetchFrom = (dir: string) => fetchGuestImages(new URL(dir, base).href, (p) => post({ type: "progress", phase: "download", ...p }));
+  if (kernel !== "debian") return fetchFrom("guest/");
+  try {
+    return await fetchFrom("guest-debian/");
+  } catch (e) {
+    post({ type: "notice", level: "error", message: `Debian's kernel could not be loaded (npm run guest:debian-kernel builds it): ${message(e)}. The project's kernel booted instead.` });
+    return fetchFrom("guest/");
+  }
+}
+
 async function start(m: Start): Promise<void> {
   const { backend, folder } = m;
   settings = m;
@@ -102,7 +114,7 @@ async function start(m: Start): Promise<void> {
   // The images, the snapshot (read and unpacked), the share and the root load side by side: OPFS may wait
   // a moment for a reloaded page's old Worker. What the share starts as depends on whether a snapshot is resumed.
   const [fetched, [snapshot, share], opened] = await Promise.all([
-    fetchGuestImages(new URL("guest/", base).href, (p) => post({ type: "progress", phase: "download", ...p })),
+    guestImages(m.kernel, base),
     snapshotFor(m).then(async (file) => {
       const snap = file && unpackSnapshot(file).then(
         (contents) => ({ contents }),

@@ -37,6 +37,14 @@ rootOn.addEventListener("change", () => {
 // Without cross-origin isolation there is no SharedArrayBuffer: v86 keeps its memory to itself (the
 // banner says what that changes).
 $("isolation").hidden = globalThis.crossOriginIsolated;
+// ?kernel=debian boots Debian 12's stock kernel (public/guest-debian/, npm run guest:debian-kernel), which has
+// no FUSE DAX: the window is off with it.
+const kernel = params.get("kernel") === "debian" ? "debian" : undefined;
+if (kernel) {
+  daxOn.checked = false;
+  daxOn.disabled = true;
+  daxOn.title = "Debian's stock kernel has no FUSE DAX (CONFIG_FUSE_DAX)";
+}
 // The guest maps the window into vmalloc space, which shrinks as RAM grows (src/machine/cli.ts).
 if (memoryMiB > 512) {
   for (const option of daxSize.options) option.disabled = Number(option.value) > 64;
@@ -44,7 +52,7 @@ if (memoryMiB > 512) {
 }
 // ?dax=MiB starts with the window (a size not offered keeps the default).
 const askedDax = params.get("dax");
-if (askedDax !== null) {
+if (askedDax !== null && !kernel) {
   daxOn.checked = true;
   if ([...daxSize.options].some((o) => o.value === askedDax && !o.disabled)) daxSize.value = askedDax;
 }
@@ -251,7 +259,7 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle, snapshot: S
 
   worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
   worker.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data);
-  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined, snapshot, root }, typeof snapshot === "object" ? [snapshot.data] : []);
+  send({ type: "start", backend, folder, memoryMiB, daxMiB, append: params.get("append") ?? undefined, snapshot, root, kernel }, typeof snapshot === "object" ? [snapshot.data] : []);
   send({ type: "inspect", on: tab !== "files" });
 }
 

@@ -25,7 +25,7 @@ export type SnapshotChoice = "kept" | "ignore" | "drop" | { name: string; data: 
 
 export type ToWorker =
   /** `daxMiB`: give the share a DAX window of that size, mounted with dax=always. */
-  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string; snapshot: SnapshotChoice; root?: RootSettings }
+  | { type: "start"; backend: Backend; folder?: FileSystemDirectoryHandle; memoryMiB: number; daxMiB?: number; append?: string; snapshot: SnapshotChoice; root?: RootSettings; kernel?: "debian" }
   /** Keys for guest `guest`'s console (0, or 1 once the second guest runs). */
   | { type: "input"; guest: number; data: Uint8Array }
   /** Boot a second guest on the same share, beside the first (no DAX window). */
