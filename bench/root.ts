@@ -4,9 +4,9 @@
 // inside the guest, what a user does first: start python3 and perl, list the packages, walk the tree,
 // read a library directory.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { bootGuest, debianRootDir, fileBlobSource, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type CacheMode, type Guest } from "../src/node.ts";
+import { bootGuest, debianRootDir, fileBlobSource, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type BlobSource, type CacheMode, type Guest } from "../src/node.ts";
 
 export const ROOT_WORKLOADS: [name: string, command: string][] = [
   ["python3 -c pass", "python3 -c pass"],
@@ -19,13 +19,16 @@ export const ROOT_WORKLOADS: [name: string, command: string][] = [
 export interface RootTarget {
   id: string;
   name: string;
-  boot(): Promise<Guest>;
+  /** The guest, and for a lazy image the bytes read from it so far (index and stored blobs). */
+  boot(): Promise<{ guest: Guest; imageBytes?: () => number }>;
 }
 
 export interface RootSample {
   /** Wall time to init ready, ms, and the guest's uptime then, s. */
   bootMs: number;
   uptime: number;
+  /** Bytes read from the lazy image to reach the shell (virtio-fs targets). */
+  imageBytes?: number;
   /** ms inside the guest, per workload, in ROOT_WORKLOADS order. */
   workloads: number[];
 }
@@ -39,8 +42,17 @@ export function debianRootTargets(): RootTarget[] | string {
     id: `virtiofs-${cache}`,
     name: `virtio-fs root, cache=${cache} (lazy image + memfs overlay)`,
     boot: async () => {
-      const image = new ImageFs(parseImageIndex(await readFile(join(imageDir, INDEX_NAME), "utf8")), fileBlobSource(imageDir));
-      return bootGuest({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, mountPoint: "/" }] });
+      const index = await readFile(join(imageDir, INDEX_NAME), "utf8");
+      const files = fileBlobSource(imageDir);
+      let read = Buffer.byteLength(index);
+      const counted: BlobSource = { fetch: async (path) => {
+        const bytes = await files.fetch(path);
+        read += bytes.length;
+        return bytes;
+      } };
+      const image = new ImageFs(parseImageIndex(index), counted);
+      const guest = await bootGuest({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, mountPoint: "/" }] });
+      return { guest, imageBytes: () => read };
     },
   });
   return [
@@ -49,24 +61,34 @@ export function debianRootTargets(): RootTarget[] | string {
     {
       id: "9p",
       name: "9p root, v86 basefs (msize=512000, cache=loose)",
-      boot: () =>
-        bootGuest({
+      boot: async () => ({
+        guest: await bootGuest({
           ninep: { basefs: join(v86Dir, "fs.json"), baseurl: `${v86Dir}/` },
           mounts: [{ fstype: "9p", tag: "host9p", dir: "/", options: "msize=512000,cache=loose" }],
         }),
+      }),
     },
   ];
 }
 
+/** Bytes the lazy image takes where it is stored: its index and every blob. */
+export async function storedImageBytes(): Promise<number> {
+  const dir = join(debianRootDir(), "image");
+  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+  const sizes = await Promise.all(files.map(async (e) => (await stat(join(e.parentPath, e.name))).size));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
 async function sample(target: RootTarget): Promise<RootSample> {
   const t0 = performance.now();
-  const guest = await target.boot();
+  const { guest, imageBytes } = await target.boot();
   const bootMs = performance.now() - t0;
+  const read = imageBytes?.();
   try {
     const script = ROOT_WORKLOADS.map(([, cmd]) => `t0=$(date +%s%N); ${cmd} > /dev/null || exit 1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 ))`).join("\n");
     const r = await guest.run(script);
     if (r.status !== 0) throw new Error(`${target.name}: the workloads failed (${r.status}): ${text(r.stderr)}`);
-    return { bootMs, uptime: guest.uptimeAtReady, workloads: text(r.stdout).trim().split("\n").map((us) => Number(us) / 1000) };
+    return { bootMs, uptime: guest.uptimeAtReady, imageBytes: read, workloads: text(r.stdout).trim().split("\n").map((us) => Number(us) / 1000) };
   } finally {
     await guest.shutdown();
   }

@@ -15,7 +15,7 @@ import { runFsBenchInBrowser } from "./chromium.ts";
 import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
 import { markdownTable, median, svgPlot } from "./report.ts";
 import { resumeInBrowser, resumeInNode } from "./resume.ts";
-import { debianRootTargets, ROOT_WORKLOADS, runRootBench } from "./root.ts";
+import { debianRootTargets, ROOT_WORKLOADS, runRootBench, storedImageBytes } from "./root.ts";
 import { runSessionsBench } from "./sessions.ts";
 
 const { values, positionals } = parseArgs({
@@ -91,6 +91,8 @@ if (wanted.size === 0 || wanted.has("root")) {
     console.log(`\nroot: Debian 12 booted from a virtio-fs root and from v86's 9p root, median of ${reps} (inside the guest; 9p ÷ virtio-fs: how many times faster virtio-fs is)\n`);
     console.log(`| workload | ${cols.map((t) => t.name).join(" | ")} | ${vfs.map((t) => `9p ÷ ${t.id}`).join(" | ")} |\n|---|${cols.map(() => "---:").join("|")}|${vfs.map(() => "---:").join("|")}|`);
     for (const [name, f, unit] of rows) console.log(`| ${name} | ${cols.map((t) => cell(t.id, f, unit)).join(" | ")} | ${vfs.map((t) => ratio(t.id, f)).join(" | ")} |`);
+    const stored = await storedImageBytes();
+    for (const t of vfs) console.log(`\n${t.id}: ${(median(r[t.id]!.map((x) => x.imageBytes ?? 0)) / 2 ** 20).toFixed(1)} MiB read from the image to reach a shell, of ${(stored / 2 ** 20).toFixed(1)} MiB stored`);
     record.root = r;
   }
 }
