@@ -2,13 +2,11 @@
 // suite, and the guest's changes (whiteouts, opaque directories, copied-up files, a renamed lower
 // directory) found again by a new OpfsFs and overlay over the same OPFS directories, as after a reload.
 import { describe, expect, it } from "vitest";
-import { ImageFs } from "../../src/fs/image/image.ts";
-import { parseImageIndex } from "../../src/fs/image/index.ts";
-import { OverlayFs } from "../../src/fs/image/overlay.ts";
 import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
-import { O_CREAT, O_RDWR, S_IFCHR, S_IFREG } from "../../src/vfs/linux.ts";
+import { O_RDWR, S_IFCHR, S_IFREG } from "../../src/vfs/linux.ts";
 import type { FileSystem, Ino } from "../../src/vfs/filesystem.ts";
-import { buildImage, type BuiltImage, type ImageItem } from "../support/image-builder.ts";
+import { buildImage, type ImageItem } from "../support/image-builder.ts";
+import { inoOf, mountOverlay, throughOverlay } from "../support/overlay-fixture.ts";
 import { errnoOf, fsConformance } from "../unit/fs-conformance.ts";
 
 const enc = new TextEncoder();
@@ -29,15 +27,7 @@ async function newUpper(readOnly = false): Promise<{ open(): Promise<OpfsFs>; di
   };
 }
 
-async function mount(image: BuiltImage, upper: FileSystem): Promise<OverlayFs> {
-  return OverlayFs.mount(new ImageFs(parseImageIndex(image.text), image.source), upper);
-}
-
-async function inoOf(fs: FileSystem, path: string): Promise<Ino> {
-  let ino = fs.rootIno;
-  for (const name of path.split("/")) ino = (await fs.lookup(ino, name)).ino;
-  return ino;
-}
+const mount = mountOverlay;
 
 async function names(fs: FileSystem, ino: Ino): Promise<string[]> {
   const dh = await fs.opendir(ino);
@@ -61,20 +51,9 @@ fsConformance(
     const opfs = await upper.open();
     const fs = await mount(await buildImage(items), opfs);
     // Through the overlay, as in the Node tests: changing a mounted overlay's layers is undefined.
-    const split = async (path: string): Promise<[Ino, string]> => {
-      const at = path.lastIndexOf("/");
-      return [at < 0 ? fs.rootIno : await inoOf(fs, path.slice(0, at)), path.slice(at + 1)];
-    };
     return {
       fs,
-      addFile: async (path) => {
-        const [dir, name] = await split(path);
-        await fs.release((await fs.create(dir, name, 0o644, O_CREAT | O_RDWR, cred)).fh);
-      },
-      remove: async (path) => {
-        const [dir, name] = await split(path);
-        await fs.unlink(dir, name);
-      },
+      ...throughOverlay(fs),
       cleanup: async () => {
         await opfs.close();
         await upper.dispose();

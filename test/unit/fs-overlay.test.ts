@@ -12,44 +12,24 @@ import { blobPath } from "../../src/fs/image/format.ts";
 import { MAX_IO_SIZE, O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG } from "../../src/vfs/linux.ts";
 import type { FileAttr, FileSystem, Ino } from "../../src/vfs/filesystem.ts";
 import { buildImage, type BuiltImage, type ImageItem } from "../support/image-builder.ts";
+import { inoOf, mountOverlay, throughOverlay } from "../support/overlay-fixture.ts";
 import { errnoOf, fsConformance, pattern } from "./fs-conformance.ts";
 
 async function overlayOf(items: readonly ImageItem[], upper: FileSystem = new MemFs()): Promise<{ fs: OverlayFs; upper: FileSystem; image: BuiltImage }> {
   const image = await buildImage(items);
-  return { fs: await OverlayFs.mount(new ImageFs(parseImageIndex(image.text), image.source), upper), upper, image };
+  return { fs: await mountOverlay(image, upper), upper, image };
 }
 
 /** A second mount over the same layers' storage, as after a reload with an OPFS upper. */
-async function remount(image: BuiltImage, upper: FileSystem): Promise<OverlayFs> {
-  return OverlayFs.mount(new ImageFs(parseImageIndex(image.text), image.source), upper);
-}
-
-async function inoOf(fs: FileSystem, path: string): Promise<Ino> {
-  let ino = fs.rootIno;
-  for (const name of path.split("/")) ino = (await fs.lookup(ino, name)).ino;
-  return ino;
-}
+const remount = mountOverlay;
 
 fsConformance(
   "overlay (image under memfs)",
   async (items, options) => {
     const { fs } = await overlayOf(items, new MemFs(new Volume(), { readOnly: options?.readOnly === true }));
-    // Changing the layers under a mounted overlay is undefined (as in Linux): "behind the back" goes
-    // through the overlay, which still tests the readdir snapshot the suite looks at.
-    const split = async (path: string): Promise<[Ino, string]> => {
-      const at = path.lastIndexOf("/");
-      return [at < 0 ? fs.rootIno : await inoOf(fs, path.slice(0, at)), path.slice(at + 1)];
-    };
     return {
       fs,
-      addFile: async (path) => {
-        const [dir, name] = await split(path);
-        await fs.release((await fs.create(dir, name, 0o644, O_CREAT | O_RDWR, { uid: 0, gid: 0 })).fh);
-      },
-      remove: async (path) => {
-        const [dir, name] = await split(path);
-        await fs.unlink(dir, name);
-      },
+      ...throughOverlay(fs),
       cleanup: async () => {},
     };
   },
@@ -66,20 +46,9 @@ fsConformance(
     const dir = await mkdtemp(join(tmpdir(), "vfsw-overlay-"));
     const upper = await HostDirFs.open(dir, { readOnly: options?.readOnly === true });
     const { fs } = await overlayOf(items, upper);
-    const split = async (path: string): Promise<[Ino, string]> => {
-      const at = path.lastIndexOf("/");
-      return [at < 0 ? fs.rootIno : await inoOf(fs, path.slice(0, at)), path.slice(at + 1)];
-    };
     return {
       fs,
-      addFile: async (path) => {
-        const [parent, name] = await split(path);
-        await fs.release((await fs.create(parent, name, 0o644, O_CREAT | O_RDWR, { uid: 0, gid: 0 })).fh);
-      },
-      remove: async (path) => {
-        const [parent, name] = await split(path);
-        await fs.unlink(parent, name);
-      },
+      ...throughOverlay(fs),
       cleanup: async () => {
         await upper.close();
         await rm(dir, { recursive: true, force: true });
