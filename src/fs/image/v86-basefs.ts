@@ -10,6 +10,7 @@
 import { copyFile, link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../vfs/linux.ts";
 import { blobPath, type ImageEntry, type ImageIndex } from "./format.ts";
 import { writeAtomic } from "./write.ts";
 
@@ -34,10 +35,6 @@ export interface V86BaseFsResult {
   dropped: number;
 }
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 

@@ -8,6 +8,7 @@ import { access, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, wr
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../vfs/linux.ts";
 import { blobPath, IMAGE_FORMAT, IMAGE_VERSION, INDEX_NAME, type ImageEntry, type ImageIndex, type ImageTime } from "./format.ts";
 
 const gzipAsync = promisify(gzip);
@@ -33,13 +34,6 @@ export interface WriteImageResult {
   /** Those blobs' bytes as stored (gzipped or not). */
   blobBytes: number;
 }
-
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
 
 /** A blob is stored gzipped only when that saves more than a tenth of it. */
 const GZ_WORTH = 0.9;
