@@ -35,7 +35,6 @@ export interface V86BaseFsResult {
   dropped: number;
 }
 
-
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /** The name a regular file's bytes are fetched by (v86's `baseurl` + this). */
