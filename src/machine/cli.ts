@@ -275,14 +275,11 @@ async function shareFs(a: RunArgs): Promise<FileSystem> {
 /** The backend behind --root / --root-image: a host directory, or a lazy image under an overlay. */
 async function rootFs(root: RootArg): Promise<FileSystem> {
   const flag = root.debian ? "--root debian" : root.kind === "dir" ? `--root ${root.path}` : `--root-image ${root.path}`;
-  if (root.kind === "dir") return HostDirFs.open(root.path, {}).catch((e: unknown) => Promise.reject(new UsageError(`${flag}: ${message(e)}`)));
-  let index: string;
   try {
-    index = await readFile(join(root.path, INDEX_NAME), "utf8");
-  } catch (e) {
-    throw new UsageError(root.debian ? `${flag}: no image at ${root.path} (npm run guest:rootfs builds it)` : `${flag}: ${message(e)}`);
-  }
-  try {
+    if (root.kind === "dir") return await HostDirFs.open(root.path, {});
+    const index = await readFile(join(root.path, INDEX_NAME), "utf8").catch((e: unknown) => {
+      throw root.debian ? new Error(`no image at ${root.path} (npm run guest:rootfs builds it)`) : e;
+    });
     const upper = root.overlay === undefined ? new MemFs() : await HostDirFs.open(root.overlay, {});
     return await OverlayFs.mount(new ImageFs(parseImageIndex(index), fileBlobSource(root.path)), upper);
   } catch (e) {

@@ -103,6 +103,15 @@ describe("virtiofs-web command errors", () => {
     expect(r.code).toBe(1);
   }, 30_000);
 
+  it("a root image that is missing or not an index: one line, exit 2", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vfsw-"));
+    expectOneLineError(await cli("run", "--root-image", dir, "--exec", "true"), /^virtiofs-web: --root-image .*: ENOENT/);
+    await writeFile(join(dir, "index.json"), "{\"format\": \"tar\"}");
+    const r = await cli("run", "--root-image", dir, "--exec", "true");
+    expectOneLineError(r, /^virtiofs-web: --root-image .*: index format "tar", not virtiofs-web-image/);
+    expect(r.code).toBe(2);
+  }, 30_000);
+
   it("an image whose sha256 differs from the manifest: one line, exit 1", async () => {
     const dir = await mkdtemp(join(tmpdir(), "vfsw-"));
     for (const f of ["manifest.json", "bios.bin", "initramfs.cpio"]) await copyFile(join(DEFAULT_IMAGES_DIR, f), join(dir, f));
