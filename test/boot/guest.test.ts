@@ -30,6 +30,11 @@ describe("the guest in v86 under Node", () => {
     expect(text(r.stdout)).toMatch(/^fuse /m);
   });
 
+  it("reads ahead one READ's worth (1 MiB) on a virtio-fs mount", async () => {
+    const r = await guest.run("while read -r _ _ mm _ mp _; do [ \"$mp\" = /mnt ] && cat /sys/class/bdi/$mm/read_ahead_kb; done < /proc/self/mountinfo");
+    expect(text(r.stdout)).toBe("1024\n");
+  });
+
   it("returns a failing command's exit status and its stderr apart from stdout", async () => {
     const r = await guest.run("echo out; echo err >&2; exit 3");
     expect(r.status).toBe(3);
