@@ -5,7 +5,7 @@
 
 import { E2BIG, EBADF, EEXIST, EFBIG, EILSEQ, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENODATA, ENOENT, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, ERANGE, EROFS } from "../vfs/errno.ts";
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_ACCMODE, O_APPEND, O_RDONLY, O_TRUNC, O_WRONLY, PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, S_IALLUGO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, W_OK, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX } from "../vfs/linux.ts";
-import { type Cred, type FsCapabilities, FsError, type Handle, type Ino, type SetAttr, type Timespec } from "../vfs/filesystem.ts";
+import { type Cred, type FileAttr, type FsCapabilities, FsError, type Handle, type Ino, type SetAttr, type Timespec } from "../vfs/filesystem.ts";
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -287,4 +287,10 @@ export function setXattr(map: XattrMap, name: string, value: Uint8Array, flags: 
 export function removeXattr(map: XattrMap, name: string): void {
   checkXattrName(name);
   if (!map.delete(name)) throw new FsError(ENODATA, name);
+}
+
+/** The attributes of a node whose storage has no holes: blocks from the size, 4 KiB blocks. */
+export function denseAttr(node: Pick<FileAttr, "ino" | "mode" | "uid" | "gid" | "rdev" | "atime" | "mtime" | "ctime">, nlink: number, size: number): FileAttr {
+  const { ino, mode, uid, gid, rdev, atime, mtime, ctime } = node;
+  return { ino, mode, nlink, uid, gid, rdev, size, blocks: Math.ceil(size / 512), blksize: 4096, atime, mtime, ctime };
 }

@@ -11,7 +11,7 @@ import { EINVAL, ENOENT, ENOTDIR, EROFS } from "../../vfs/errno.ts";
 import { NAME_MAX, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
 import { int, record, str, StateError, type Saved } from "../../vfs/state.ts";
-import { checkCanRead, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkSeek, getXattr, openMode, utf8Length, type OpenMode } from "../posix.ts";
+import { checkCanRead, denseAttr, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkSeek, getXattr, openMode, utf8Length, type OpenMode } from "../posix.ts";
 import { openModeOf, saveOpenMode } from "../saved.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing } from "../tables.ts";
 import { BlobCache, DEFAULT_CACHE_BYTES, type BlobRef, type BlobSource } from "./blobs.ts";
@@ -334,20 +334,7 @@ function nodeOf(entry: ImageEntry, ino: Ino): ImageNode {
 function attr(node: ImageNode): FileAttr {
   const type = node.mode & S_IFMT;
   const size = type === S_IFDIR ? BLOCK_SIZE : type === S_IFLNK ? utf8Length(node.target!) : type === S_IFREG ? node.size : 0;
-  return {
-    ino: node.ino,
-    mode: node.mode,
-    nlink: node.nlink,
-    uid: node.uid,
-    gid: node.gid,
-    rdev: node.rdev,
-    size,
-    blocks: Math.ceil(size / 512),
-    blksize: BLOCK_SIZE,
-    atime: node.atime,
-    mtime: node.mtime,
-    ctime: node.ctime,
-  };
+  return denseAttr(node, node.nlink, size);
 }
 
 function listing(dir: ImageNode): DirListing {

@@ -29,7 +29,7 @@
 import { EBADF, EEXIST, EINVAL, EMLINK, ENOENT, ENOTDIR, EPERM, ESTALE } from "../../vfs/errno.ts";
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_IO_SIZE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, denseAttr, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, utf8Length, type NameEntry, type OpenMode } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle } from "../tables.ts";
 import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type OpfsFileHandle } from "./data.ts";
 import { MetaStore, restoreSnapshot, snapshotOf } from "./meta.ts";
@@ -667,20 +667,7 @@ export class OpfsFs implements FileSystem {
       size = utf8Length(node.target);
     }
     node.fresh = false;
-    return {
-      ino: node.ino,
-      mode: node.mode,
-      nlink,
-      uid: node.uid,
-      gid: node.gid,
-      rdev: node.rdev,
-      size,
-      blocks: Math.ceil(size / 512),
-      blksize: BLOCK_SIZE,
-      atime: node.atime,
-      mtime: node.mtime,
-      ctime: node.ctime,
-    };
+    return denseAttr(node, nlink, size);
   }
 
   /** The attributes of a node the caller now holds one more reference to. */
