@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { EIO, ENOENT, ENOSPC, ESTALE } from "../../src/vfs/errno.ts";
 import { S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
-import { FsError, type FileAttr, type FileSystem, type Ino } from "../../src/vfs/filesystem.ts";
+import { FsError, type FileAttr, type FileSystem, type Handle, type Ino } from "../../src/vfs/filesystem.ts";
 import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
 import { opfsError } from "../../src/fs/opfs/data.ts";
 import { decodeSnapshot } from "../../src/fs/opfs/meta.ts";
@@ -12,6 +12,7 @@ import { fsConformance, type FixtureFactory } from "../unit/fs-conformance.ts";
 import type { RemoteInfo } from "../../src/fs/remote.ts";
 import { remote } from "./fs-rpc.ts";
 import type { OpenShare } from "./opfs.worker.ts";
+import { Cut } from "./opfs-cut.ts";
 
 type Share = FileSystem & { close(): Promise<void> };
 interface Opened {
@@ -282,6 +283,90 @@ describe("opfs backend", () => {
     await fs.close();
     kill();
     await share.dispose();
+  });
+
+  /**
+   * Runs `step` on a share set up by `setup`, cut after 0, 1, 2, … OPFS changes until it completes, and
+   * after each cut checks the share a fresh backend opens with `check` (told whether `step` returned).
+   */
+  async function everyCut(setup: (fs: FileSystem) => Promise<void>, step: (fs: FileSystem) => Promise<void>, check: (fs: FileSystem, done: boolean) => Promise<void>): Promise<number> {
+    for (let budget = 0; budget < 64; budget++) {
+      const share = await newShare();
+      const first = await onPage(share.tree, share.meta);
+      await setup(first.fs);
+      await first.fs.syncfs();
+      const cut = new Cut();
+      const root = await opfs();
+      const fs = await OpfsFs.open(cut.wrap(await root.getDirectoryHandle(share.tree)), { meta: cut.wrap(await root.getDirectoryHandle(share.meta)), syncAccess: false });
+      cut.arm(budget);
+      const done = await step(fs).then(
+        () => true,
+        () => false,
+      );
+      const reached = !cut.crashed;
+      await cut.crash(); // the reload: nothing of that backend runs on
+      const again = await onPage(share.tree, share.meta);
+      await check(again.fs, done);
+      await again.fs.close();
+      await share.dispose();
+      if (reached) return budget;
+    }
+    throw new Error("the step never completed");
+  }
+
+  const writeFile = async (fs: FileSystem, name: string, text: string): Promise<Ino> => {
+    const { attr, fh } = await fs.create(fs.rootIno, name, 0o640, 1, cred);
+    await fs.write(fh, 0, enc.encode(text));
+    await fs.release(fh);
+    return attr.ino;
+  };
+
+  it("renames over a file atomically: a crash between any two OPFS calls leaves the old file or the new, never neither", async () => {
+    const steps = await everyCut(
+      async (fs) => {
+        await writeFile(fs, "r", "old");
+        await writeFile(fs, "t", "new");
+      },
+      (fs) => fs.rename(fs.rootIno, "t", fs.rootIno, "r", 0),
+      async (fs, done) => {
+        expect(["old", "new"]).toContain(await readAll(fs, "r"));
+        if (done) expect(await readAll(fs, "r")).toBe("new");
+      },
+    );
+    expect(steps).toBeGreaterThan(0);
+  });
+
+  it("renames over an open file atomically, and the open handle keeps the old data", async () => {
+    let held: Handle | undefined;
+    await everyCut(
+      async (fs) => {
+        await writeFile(fs, "r", "old");
+        await writeFile(fs, "t", "new");
+      },
+      async (fs) => {
+        held = await fs.open((await fs.lookup(fs.rootIno, "r")).ino, 2);
+        await fs.rename(fs.rootIno, "t", fs.rootIno, "r", 0);
+        expect(dec.decode(await fs.read(held, 0, 10))).toBe("old");
+      },
+      async (fs, done) => {
+        expect(["old", "new"]).toContain(await readAll(fs, "r"));
+        if (done) expect(await readAll(fs, "r")).toBe("new");
+      },
+    );
+    expect(held).toBeDefined();
+  });
+
+  it("links a file with no window where a crash loses its data", async () => {
+    await everyCut(
+      (fs) => writeFile(fs, "a", "data").then(() => {}),
+      async (fs) => {
+        await fs.link((await fs.lookup(fs.rootIno, "a")).ino, fs.rootIno, "b");
+      },
+      async (fs, done) => {
+        expect(await readAll(fs, "a")).toBe("data");
+        if (done) expect(await readAll(fs, "b")).toBe("data");
+      },
+    );
   });
 
   it("maps OPFS failures to errnos: a full quota is ENOSPC, a vanished object ESTALE, the rest EIO", () => {

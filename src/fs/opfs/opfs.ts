@@ -18,7 +18,11 @@
 //
 // Durability: file data is written in place (sync handles) or on flush (async API). FLUSH, FSYNC,
 // FSYNCDIR, RELEASE and SYNCFS flush data and save the metadata if it changed; other changes are saved a
-// second later. After `sync` in the guest, a reload finds exactly what the guest left.
+// second later. After `sync` in the guest, a reload finds exactly what the guest left. A reload at any
+// moment (test/browser/fs-opfs.test.ts cuts between every two OPFS calls) finds a file renamed over
+// another as the old file or the new, never neither, and never loses a file's data to a link. Directory
+// renames and RENAME_EXCHANGE take several OPFS calls: cut midway, their entries are all there, some
+// under the old names (or a `.vfsw-exchange-<ino>` name).
 //
 // Snapshots (saveState, state.ts) hold references: the metadata's inode numbers, saved with it, and the open
 // handles, whose files are reopened by restoreState.
@@ -35,7 +39,7 @@ import { BufferedData, isNotFound, opfsError, SyncData, type FileData, type Opfs
 import { MetaStore, restoreSnapshot, snapshotOf } from "./meta.ts";
 import { fromMs, isDir, isReg, newNode, now, type Node } from "./node.ts";
 import { readOpfsState, saveOpfsState, type HandlePlan, type Place } from "./state.ts";
-import { moveFile, moveTree, probe } from "./tree.ts";
+import { copyFile, emptyFile, moveFile, moveTree, probe } from "./tree.ts";
 import { StateError, type Saved } from "../../vfs/state.ts";
 
 export interface OpfsOptions {
@@ -276,15 +280,17 @@ export class OpfsFs implements FileSystem {
       if (node.nlink === 0 && !node.linkable) throw new FsError(ENOENT, `inode ${ino} has no name to link to`);
       if (node.nlink >= LINK_MAX) throw new FsError(EMLINK, `inode ${ino} has ${node.nlink} links`);
       const { dir, dirHandle } = await this.createPrelude(newParent, newName);
-      // No one name can hold the data of two: it moves to the store, and both names become placeholders.
-      if (isReg(node) && !node.stored) await this.moveToStore(node, true);
-      await dirHandle.getFileHandle(newName, { create: true });
+      // No one name can hold the data of two: it goes to the store, and both names become placeholders.
+      // In an order no crash can lose it by: copied, then the metadata saying so, then the old name emptied.
+      const first = isReg(node) && !node.stored ? await this.copyToStore(node) : undefined;
       dir.children!.set(newName, node.ino);
       node.nlink++;
       node.linkable = false;
       node.ctime = now();
       this.touchDir(dir);
       await this.save();
+      await dirHandle.getFileHandle(newName, { create: true });
+      if (first) await emptyFile(first);
       return this.referenced(node);
     });
   }
@@ -337,8 +343,9 @@ export class OpfsFs implements FileSystem {
         await this.exchange(from, name, node, to, newName, target);
         target.ctime = now();
       } else {
+        // A file is replaced by the move itself, so a crash finds the old file or the new, never neither.
         if (target && isDir(target)) await this.removeDir(to, newName, target);
-        else if (target) await this.removeName(to, newName, target);
+        else if (target) await this.removeName(to, newName, target, true);
         await this.moveEntry(from, name, node, to, newName);
       }
       node.ctime = now();
@@ -724,13 +731,15 @@ export class OpfsFs implements FileSystem {
     return node;
   }
 
-  private async removeName(dir: Node, name: string, node: Node): Promise<void> {
+  /** Drops `name` from `dir`; with `replaced` the entry stays in OPFS for a move to overwrite. */
+  private async removeName(dir: Node, name: string, node: Node, replaced = false): Promise<void> {
     if (isReg(node) && !node.stored && node.opens > 0) {
-      // Open handles keep the data: it moves to the store, taking the name with it.
-      await this.moveToStore(node, false);
+      // Open handles keep the data in the store: moved there with the name, or copied if the name stays.
+      if (replaced) await this.copyToStore(node);
+      else await this.moveToStore(node);
     } else {
       if (isReg(node) && !node.stored) await this.closeData(node);
-      await (await this.dirHandle(dir)).removeEntry(name);
+      if (!replaced) await (await this.dirHandle(dir)).removeEntry(name);
     }
     dir.children!.delete(name);
     node.nlink = Math.max(0, node.nlink - 1);
@@ -758,16 +767,25 @@ export class OpfsFs implements FileSystem {
     this.dirty = true;
   }
 
-  /**
-   * Moves the data at the node's name into the store. With `keepName` an empty placeholder takes its
-   * place (link); without, the name goes with it (unlink of an open file).
-   */
-  private async moveToStore(node: Node, keepName: boolean): Promise<void> {
+  /** Moves the data at the node's name into the store, the name going with it (unlink of an open file). */
+  private async moveToStore(node: Node): Promise<void> {
     await this.closeData(node);
     const dirHandle = await this.dirHandle(this.nodes.get(node.parent)!);
     await moveFile((await dirHandle.getFileHandle(node.name)) as OpfsFileHandle, dirHandle, node.name, this.store, String(node.ino));
     node.stored = true;
-    if (keepName) await dirHandle.getFileHandle(node.name, { create: true });
+  }
+
+  /**
+   * Copies the data at the node's name into the store, the name keeping it until it is emptied or
+   * replaced; returns the name's file. Until the metadata says the node is stored, the copy is a
+   * leftover the next open collects.
+   */
+  private async copyToStore(node: Node): Promise<FileSystemFileHandle> {
+    await this.closeData(node);
+    const file = await (await this.dirHandle(this.nodes.get(node.parent)!)).getFileHandle(node.name);
+    await copyFile(file, this.store, String(node.ino));
+    node.stored = true;
+    return file;
   }
 
   private async dropStored(node: Node): Promise<void> {

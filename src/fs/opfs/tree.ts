@@ -31,10 +31,20 @@ export async function moveFile(file: OpfsFileHandle, from: FileSystemDirectoryHa
       if (!(e instanceof DOMException) || !["NotSupportedError", "InvalidModificationError", "SecurityError", "AbortError"].includes(e.name)) throw e;
     }
   }
+  await copyFile(file, to, newName);
+  await from.removeEntry(name);
+}
+
+/** Copies a file's bytes to `newName`, replacing what that name holds in one step (a writable commits at close). */
+export async function copyFile(file: FileSystemFileHandle, to: FileSystemDirectoryHandle, newName: string): Promise<void> {
   const copy = await (await to.getFileHandle(newName, { create: true })).createWritable();
   await copy.write(await file.getFile());
   await copy.close();
-  await from.removeEntry(name);
+}
+
+/** Empties a file in one step, as a placeholder whose data lives elsewhere. */
+export async function emptyFile(file: FileSystemFileHandle): Promise<void> {
+  await (await file.createWritable()).close();
 }
 
 /** Moves a directory entry by entry (OPFS directory handles cannot move). */
