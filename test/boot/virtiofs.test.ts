@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootGuest, createSampleTree, HostDirFs, MemFs, STORE_DIR, text, type FileSystem, type Guest } from "../../src/node.ts";
+import { bootGuest, createSampleTree, fuseOpcodeName, HostDirFs, MemFs, STORE_DIR, text, type FileSystem, type FuseObserver, type Guest } from "../../src/node.ts";
 
 const sh = async (g: Guest, cmd: string): Promise<string> => {
   const r = await g.run(cmd);
@@ -181,5 +181,43 @@ describe("virtiofs-web run --share", () => {
     const bin = new URL("../../bin/virtiofs-web.js", import.meta.url).pathname;
     const r = await promisify(execFile)(process.execPath, [bin, "run", "--share", "/nonexistent/dir", "--exec", "true"]).catch((e: { code: number; stderr: string }) => e);
     expect(r).toMatchObject({ code: 2, stderr: expect.stringMatching(/^virtiofs-web: --share \/nonexistent\/dir: .*\n$/) });
+  });
+});
+
+describe("names the guest looked up and missed", () => {
+  let guest: Guest;
+  const lookups = new Map<string, number>();
+  const observer = (tag: string): FuseObserver => ({
+    request: (t) => {
+      if (fuseOpcodeName(t.opcode) !== "FUSE_LOOKUP") return;
+      const key = `${tag}:${new TextDecoder().decode(t.args).replace(/\0.*$/s, "")}`;
+      lookups.set(key, (lookups.get(key) ?? 0) + 1);
+    },
+    reply: () => {},
+  });
+  const auto = new MemFs();
+  beforeAll(async () => {
+    guest = await bootGuest({
+      shares: [
+        { tag: "always", fs: new MemFs(), cache: "always", mountPoint: "/always", observer: observer("always") },
+        { tag: "auto", fs: auto, cache: "auto", mountPoint: "/auto", observer: observer("auto") },
+        { tag: "never", fs: new MemFs(), cache: "never", mountPoint: "/never", observer: observer("never") },
+      ],
+    });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("keeps a miss as a negative dentry for the entry timeout; the guest's own create replaces it", async () => {
+    await sh(guest, "for i in 1 2 3; do stat /always/nope /never/nope 2>/dev/null; done; true");
+    expect(lookups.get("always:nope")).toBe(1);
+    expect(lookups.get("never:nope")).toBe(3);
+    expect(await sh(guest, "echo made > /always/nope && cat /always/nope")).toBe("made\n");
+  });
+
+  it("with cache=auto, sees a name added behind its back once the second has passed", async () => {
+    await sh(guest, "stat /auto/late 2>/dev/null; true");
+    auto.vol.writeFileSync("/late", "from the host\n");
+    expect(await sh(guest, "sleep 2; cat /auto/late")).toBe("from the host\n");
+    expect(lookups.get("auto:late")).toBe(2);
   });
 });

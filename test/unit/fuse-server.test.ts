@@ -147,7 +147,26 @@ describe("walking and reading the tree", () => {
     const dir = await lookup(d, FUSE_ROOT_ID, "dir");
     expect(dir.attr!.mode & 0o170000).toBe(S_IFDIR);
     expect((await lookup(d, dir.nodeid, "file-7")).attr!.size).toBe("content 7".length);
-    expect((await lookup(d, FUSE_ROOT_ID, "nope")).r.error).toBe(-Errno.ENOENT);
+    const nope = await lookup(d, FUSE_ROOT_ID, "nope");
+    expect([nope.r.error, nope.nodeid]).toEqual([0, 0n]); // cache=auto keeps the miss (below)
+  });
+
+  it("answers a LOOKUP of a missing name with node id 0 and the mode's entry timeout, or ENOENT where names are not cached", async () => {
+    for (const [cache, valid] of [["never", undefined], ["metadata", 86400n], ["auto", 1n], ["always", 86400n]] as const) {
+      const bus = new FakeBus(32 * 1024 * 1024);
+      const server = new FuseServer({ fs: new MemFs(tree()), cache });
+      new VirtioFsDevice(bus, { tag: "t", handler: server.handle, onReset: () => void server.reset() });
+      const d = new ReferenceDriver(bus);
+      d.probe({ indirect: true, eventIdx: true });
+      expect((await d.init(Number(FUSE_INIT_EXT), 0)).error).toBe(0);
+      const nodes = server.nodeCount;
+      const r = await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("nope"));
+      if (valid === undefined) expect(r.error, cache).toBe(-Errno.ENOENT);
+      else expect([r.error, r.payload.length, nodeidOf(r), r.view.getBigUint64(fuse_entry_out.entry_valid, true)], cache).toEqual([0, fuse_entry_out.SIZE, 0n, valid]);
+      expect(server.nodeCount).toBe(nodes);
+      // Only a miss: a name in a directory that is not one, or too long, is still an error.
+      expect((await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("x".repeat(300)))).error).toBe(-Errno.ENAMETOOLONG);
+    }
   });
 
   it("gives every name of one inode one node id", async () => {
@@ -352,7 +371,7 @@ describe("hostile requests", () => {
     const listing = await tooSmall(Op.FUSE_READDIRPLUS, dir, readIn(fh, 0, 4096));
     expect(listing.error).toBe(0);
     expect(server.nodeCount).toBe(nodes); // before: 2 → 21 for one such READDIRPLUS
-    expect((await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("new"))).error).toBe(-Errno.ENOENT); // refused before it ran
+    expect(nodeidOf(await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("new")))).toBe(0n); // refused before it ran
   });
 
   it("answers arguments shorter than the opcode's struct with EINVAL", async () => {

@@ -184,6 +184,15 @@ export function entryReply(s: Session, a: FileAttr): Uint8Array {
   return out.bytes;
 }
 
+/** The entry reply for a name that is not there: node id 0, kept by the guest for the entry timeout. */
+export function negativeEntryReply(s: Session): Uint8Array {
+  const out = struct(fuse_entry_out.SIZE);
+  const [sec, nsec] = splitTime(s.cache.timeout);
+  out.view.setBigUint64(fuse_entry_out.entry_valid, sec, true);
+  out.view.setUint32(fuse_entry_out.entry_valid_nsec, nsec, true);
+  return out.bytes;
+}
+
 export function attrReply(s: Session, a: FileAttr): Uint8Array {
   const out = struct(fuse_attr_out.SIZE);
   const [sec, nsec] = splitTime(s.cache.timeout);

@@ -1,17 +1,29 @@
 // Names and inodes: LOOKUP, FORGET, BATCH_FORGET, GETATTR, SETATTR, READLINK, ACCESS, MKNOD, MKDIR,
 // SYMLINK, LINK, UNLINK, RMDIR, RENAME, RENAME2.
 import { S_IFMT, S_IFREG } from "../../vfs/linux.ts";
-import type { Ino, SetAttr, Timespec } from "../../vfs/filesystem.ts";
+import { FsError, type Ino, type SetAttr, type Timespec } from "../../vfs/filesystem.ts";
 import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, RENAME_EXCHANGE, RENAME_NOREPLACE, fuse_access_in, fuse_batch_forget_in, fuse_forget_in, fuse_forget_one, fuse_link_in, fuse_mkdir_in, fuse_mknod_in, fuse_rename2_in, fuse_rename_in, fuse_setattr_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../session.ts";
-import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, nodeIno, sizeArg, u32, u64, withExisting } from "./common.ts";
+import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, negativeEntryReply, nodeIno, sizeArg, u32, u64, withExisting } from "./common.ts";
 
 /** Linux PATH_MAX: the longest symlink target. */
 const PATH_MAX = 4096;
 
+/**
+ * A name that is not there is, where names are cached at all, an entry with node id 0 that the guest keeps
+ * as a negative dentry for as long as it keeps names: tar, shells and interpreters look a name up before
+ * they create it or after they miss it.
+ */
 export async function lookup(s: Session, r: FuseRequest): Promise<Reply> {
-  return entryReply(s, await s.fs.lookup(nodeIno(s, r), nameArg(r, 0)));
+  const parent = nodeIno(s, r);
+  const name = nameArg(r, 0);
+  try {
+    return entryReply(s, await s.fs.lookup(parent, name));
+  } catch (e) {
+    if (e instanceof FsError && e.errno === Errno.ENOENT && s.cache.timeout > 0) return negativeEntryReply(s);
+    throw e;
+  }
 }
 
 async function forgetOne(s: Session, nodeid: bigint, nlookup: bigint): Promise<void> {
