@@ -3,6 +3,7 @@
 // Every figure is the median of its repetitions, interleaved between targets so all see the same load.
 // Runs in Node (bench/run.ts) and in a browser Worker (bench/browser/), so it imports nothing Node-only.
 import { Guest, MemFs, text, type CacheMode, type GuestRuntime } from "../src/index.ts";
+import { Ledger, type LedgerEntry } from "./ledger.ts";
 
 export interface Target {
   name: string;
@@ -69,6 +70,16 @@ export interface Workload {
   bytes?: number;
   /** Targets (ids) the workload cannot run on, and why. */
   unsupported?: { targets: string[]; why: string };
+  /** The requests a virtio-fs guest must send for the timed part with names and attributes cached (cache=auto), and which. */
+  floor: { requests: number; what: string };
+}
+
+/**
+ * READDIRPLUS requests to list `entries` names of `nameLen` bytes: 4 KiB pages of fuse_direntplus (152
+ * bytes and the name, 8-aligned), "." and ".." included, and one more that comes back empty.
+ */
+function listing(entries: number, nameLen: number): number {
+  return Math.ceil((entries + 2) / Math.floor(4096 / (152 + Math.ceil(nameLen / 8) * 8))) + 1;
 }
 
 /**
@@ -84,12 +95,15 @@ const BIG_BYTES = 64 << 20;
 export const WORKLOADS: Workload[] = [
   {
     name: "tiny-files",
+    floor: { requests: 2500 + listing(2500, 4), what: "READ per file, the listing" },
     prepare: 'mkdir -p $D/tiny && for i in $(seq 2500); do echo "tiny $i" > $D/tiny/$i; done',
     cold: true,
     run: "cat $D/tiny/* > /dev/null",
   },
   {
     name: "create-stat-unlink",
+    // Linux looks a name up before it creates it unless a negative dentry says it is not there (atomic_open).
+    floor: { requests: 8000 + listing(2000, 5), what: "LOOKUP, CREATE, UNLINK, FORGET per file; rm's listing" },
     before: "mkdir -p $D/csu",
     // Shell builtins create and stat; one rm unlinks all 2,000 (an rm per file timed 2,000 execs, ~3 ms each).
     run: "cd $D/csu && for i in $(seq 2000); do : > f$i; done && for i in $(seq 2000); do [ -e f$i ]; done && rm f*",
@@ -97,6 +111,7 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "readdir",
+    floor: { requests: 1 + listing(5000, 10), what: "LOOKUP of the directory, the listing" },
     prepare: "mkdir -p $D/rd && cd $D/rd && for i in $(seq 5000); do : > entry-$i; done",
     cold: true,
     // busybox ls has no -f: it reads the directory and lstats every entry, as `ls` does.
@@ -104,23 +119,27 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "find",
+    floor: { requests: 1 + listing(100, 4) + 100 * listing(100, 4), what: "LOOKUP of the top, 101 listings" },
     prepare: "for d in $(seq 100); do mkdir -p $D/tree/d$d; for f in $(seq 100); do : > $D/tree/d$d/f$f; done; done",
     cold: true,
     run: "find $D/tree > /dev/null",
   },
   {
     name: "untar",
+    floor: { requests: 2 * 50 + 4 * 1000, what: "LOOKUP, MKDIR per directory; LOOKUP, CREATE, WRITE, SETATTR (mtime) per file" },
     before: "mkdir -p $D/untar",
     run: "tar xf /tmp/src.tar -C $D/untar",
     after: "rm -rf $D/untar",
   },
   {
     name: "seq-write",
+    floor: { requests: 3 + 64, what: "LOOKUP, CREATE, 64 WRITEs of 1 MiB, FSYNC" },
     run: "dd if=/dev/zero of=$D/seq bs=1M count=64 conv=fsync 2> /dev/null",
     after: "rm -f $D/seq",
   },
   {
     name: "seq-read-cold",
+    floor: { requests: 1 + 64, what: "LOOKUP, 64 READs of 1 MiB" },
     prepare: BIG,
     cold: true,
     run: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
@@ -128,6 +147,7 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "seq-read-warm",
+    floor: { requests: 0, what: "none: the page cache holds the file" },
     prepare: BIG,
     before: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
     run: "dd if=$D/big of=/dev/null bs=1M 2> /dev/null",
@@ -136,6 +156,7 @@ export const WORKLOADS: Workload[] = [
   {
     // One dd per read: busybox has no single-process random reader, so exec costs are in every figure.
     name: "rand-read",
+    floor: { requests: 1 + 200, what: "LOOKUP, READ per 4 KiB block" },
     prepare: BIG,
     run: "for s in $RANDOM_BLOCKS; do dd if=$D/big of=/dev/null bs=4096 count=1 skip=$s 2> /dev/null; done",
   },
@@ -144,6 +165,7 @@ export const WORKLOADS: Workload[] = [
     // is busybox devmem (MAP_SHARED, one 32-bit load per run), which maps /dev/mem: here that is the file,
     // bound over it in a private mount namespace. One exec per page, as rand-read.
     name: "mmap-rand-read",
+    floor: { requests: 1 + 200, what: "LOOKUP, READ per 4 KiB block" },
     prepare: BIG,
     run: `unshare -m --propagation private sh -c 'mount -t tmpfs none /dev && : > /dev/mem && mount --bind "$1" /dev/mem && for s in $2; do devmem $((s * 4096)) 32 > /dev/null; done' sh $D/big "$RANDOM_BLOCKS"`,
     unsupported: { targets: ["never"], why: "cache=never opens files FOPEN_DIRECT_IO, and Linux refuses MAP_SHARED on them (ENODEV)" },
@@ -151,6 +173,7 @@ export const WORKLOADS: Workload[] = [
   {
     // A stat with cache=never is one LOOKUP round trip; the builtin test execs nothing.
     name: "null-request",
+    floor: { requests: 0, what: "none: the name is cached (cache=never: LOOKUP per stat)" },
     prepare: ": > $D/null",
     run: "for i in $(seq 2000); do [ -e $D/null ]; done",
   },
@@ -177,6 +200,10 @@ export interface FsResults {
   bytes: Record<string, number>;
   /** target name → growth of the guest's `Cached:` (KiB) while it reads the 64 MiB file cold, once after the reps. */
   pageCacheKiB?: Record<string, number>;
+  /** workload → target name → the request ledger of each repetition (bench/ledger.ts). */
+  ledger?: Record<string, Record<string, LedgerEntry[]>>;
+  /** workload name → its floor. */
+  floors?: Record<string, Workload["floor"]>;
 }
 
 /** Runs a script in the guest after PRELUDE and returns its stdout; throws unless it exits with 0. */
@@ -188,13 +215,16 @@ type Shell = (script: string) => Promise<string>;
  */
 export async function runFsBench(workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void, runtime: GuestRuntime): Promise<FsResults> {
   const ninep = targets.includes(NINEP);
+  const ledger = new Ledger();
+  const vfs = VFS.filter((t) => targets.includes(t));
   const guest = await Guest.boot({
     runtime,
     memoryMiB: MEMORY_MIB,
     ninep,
-    shares: VFS.filter((t) => targets.includes(t)).map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, daxMiB: t.daxMiB, mountPoint: t.dir })),
+    shares: vfs.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, daxMiB: t.daxMiB, mountPoint: t.dir, observer: ledger.observer(t.id, i === 0) })),
     mounts: ninep ? [{ fstype: "9p", tag: "host9p", dir: NINEP.dir, options: "msize=512000,cache=loose" }] : [],
   });
+  ledger.attach(guest.emulator, ninep ? NINEP.id : undefined);
   try {
     return await runWorkloads(
       async (script) => {
@@ -206,14 +236,16 @@ export async function runFsBench(workloads: Workload[], targets: Target[], reps:
       targets,
       reps,
       log,
+      vfs[0] && { ledger, dir: vfs[0].dir },
     );
   } finally {
+    ledger.detach();
     await guest.shutdown();
   }
 }
 
 /** Prepares every target, then times each workload on each target, `reps` rounds, interleaved. */
-async function runWorkloads(sh: Shell, workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void): Promise<FsResults> {
+async function runWorkloads(sh: Shell, workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void, book?: { ledger: Ledger; dir: string }): Promise<FsResults> {
   if (targets.includes(TMPFS)) await sh(`mkdir -p ${TMPFS.dir} && mount -t tmpfs -o size=512m tmpfs ${TMPFS.dir}`);
   if (workloads.some((w) => w.name === "untar")) await sh(MAKE_TARBALL);
   for (const t of targets.filter((x) => x.prepare)) {
@@ -230,30 +262,38 @@ async function runWorkloads(sh: Shell, workloads: Workload[], targets: Target[],
     }
   }
   const samples: FsResults["samples"] = {};
+  const ledger: NonNullable<FsResults["ledger"]> = {};
   for (let rep = 0; rep < reps; rep++) {
     for (const w of workloads) {
       for (const t of targets.filter((x) => runsOn(w, x))) {
         // Every timed part starts from empty caches: the seven targets' 64 MiB files do not fit in the
         // guest's page cache together, so what one left there would decide how "warm" the next one is.
+        // The ledger's brackets are inside the timing, so the instructions counted are the workload's.
+        const marks = book?.ledger.brackets(book.dir);
         const us = Number(
           await sh(`D=${t.dir}
 ${DROP}
 ${w.before ?? ":"}
 ${w.cold ? DROP : "sync"}
 t0=$(now)
+${marks?.open ?? ":"}
 ( set -e; ${w.run} ) || exit 99
+${marks?.close ?? ":"}
 t1=$(now)
 ${w.after ?? ":"}
 echo $t0 $t1 | awk '{ printf "%.0f", $2 - $1 }'`),
         );
         ((samples[w.name] ??= {})[t.name] ??= []).push(us);
+        const entry = book?.ledger.take(t.id);
+        if (entry) ((ledger[w.name] ??= {})[t.name] ??= []).push(entry);
         log(`rep ${rep + 1}/${reps} ${w.name} on ${t.name}: ${(us / 1000).toFixed(1)} ms`);
       }
     }
   }
   const bytes = Object.fromEntries(workloads.flatMap((w) => (w.bytes ? [[w.name, w.bytes]] : [])));
   const pageCacheKiB = workloads.some((w) => w.name === "seq-read-cold") ? await pageCacheGrowth(sh, targets, log) : undefined;
-  return { reps, samples, bytes, pageCacheKiB };
+  const floors = Object.fromEntries(workloads.map((w) => [w.name, w.floor]));
+  return { reps, samples, bytes, pageCacheKiB, ledger: book && ledger, floors };
 }
 
 /** The growth of the guest's `Cached:` while each target's 64 MiB file is read from dropped caches. */

@@ -1,5 +1,6 @@
 // Turns benchmark samples into the markdown table, the JSON record and the SVG plot.
 import type { FsResults, Target } from "./fs.ts";
+import type { LedgerEntry } from "./ledger.ts";
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -53,6 +54,76 @@ export function markdownTable(r: FsResults, targets: Target[]): string {
   if (r.pageCacheKiB) {
     const growth = targets.filter((t) => r.pageCacheKiB![t.name] !== undefined).map((t) => `${t.name} ${(r.pageCacheKiB![t.name]! / 1024).toFixed(1)} MiB`);
     lines.push("", `Guest page cache (Cached:) growth reading the 64 MiB file cold: ${growth.join(", ")}.`);
+  }
+  return lines.join("\n");
+}
+
+const sum = (e: LedgerEntry) => Object.values(e.requests).reduce((a, b) => a + b, 0);
+
+/** The median repetition by total requests: a typical run whose per-opcode counts add up. */
+function typical(entries: LedgerEntry[] | undefined): LedgerEntry | undefined {
+  if (!entries?.length) return undefined;
+  return [...entries].sort((a, b) => sum(a) - sum(b))[(entries.length - 1) >> 1];
+}
+const short = (name: string) => name.replace(/^FUSE_/, "");
+const breakdown = (e: LedgerEntry) =>
+  Object.entries(e.requests)
+    .sort((a, b) => b[1] - a[1])
+    .map(([op, n]) => `${short(op)} ${n}`)
+    .join(", ");
+
+/**
+ * The request ledger: per workload, the floor and the requests each target's typical run sent (FUSE
+ * requests; 9P messages for 9p), the guest instructions per request, and the opcodes behind each count.
+ */
+export function markdownLedger(r: FsResults, targets: Target[]): string {
+  if (!r.ledger) return "";
+  const served = targets.filter((t) => t.id !== "tmpfs");
+  const lines = [
+    `Requests per timed run (the run with the median count of ${r.reps}), beside the floor: what a guest that caches names and attributes must send. 9p counts 9P messages.`,
+    "",
+    `| workload | floor | ${served.map((t) => t.id).join(" | ")} |`,
+    `|---|---|${served.map(() => "---:").join("|")}|`,
+  ];
+  for (const [w, byTarget] of Object.entries(r.ledger)) {
+    const floor = r.floors?.[w];
+    const cells = served.map((t) => {
+      const e = typical(byTarget[t.name]);
+      return e ? String(sum(e)) : "–";
+    });
+    lines.push(`| ${w} | ${floor ? `${floor.requests} (${floor.what})` : "–"} | ${cells.join(" | ")} |`);
+  }
+  lines.push("", `Guest instructions per request (v86's counter over the timed part ÷ requests; the whole guest: workload, kernel and driver):`, "");
+  lines.push(`| workload | ${served.map((t) => t.id).join(" | ")} |`, `|---|${served.map(() => "---:").join("|")}|`);
+  for (const [w, byTarget] of Object.entries(r.ledger)) {
+    const cells = served.map((t) => {
+      const e = typical(byTarget[t.name]);
+      // Below 100 requests the figure is the workload's own work, not a cost per request.
+      return e && sum(e) >= 100 ? String(Math.round(e.instructions / sum(e))) : "–";
+    });
+    lines.push(`| ${w} | ${cells.join(" | ")} |`);
+  }
+  const perStat = r.ledger["null-request"];
+  if (perStat) {
+    const each = targets.flatMap((t) => {
+      const e = typical(perStat[t.name]);
+      return e ? [`${t.id} ${Math.round(e.instructions / 2000)}`] : [];
+    });
+    lines.push("", `null-request, guest instructions per stat: ${each.join(", ")}.`);
+    const never = typical(perStat[targets.find((t) => t.id === "never")?.name ?? ""]);
+    const tmpfs = typical(perStat[targets.find((t) => t.id === "tmpfs")?.name ?? ""]);
+    if (never && tmpfs && sum(never)) {
+      const perRequest = (never.instructions - tmpfs.instructions) / sum(never);
+      lines.push(`With cache=never a stat sends ${(sum(never) / 2000).toFixed(1)} requests; each costs the guest ${Math.round(perRequest)} instructions more than tmpfs's stat ((never − tmpfs) ÷ requests).`);
+    }
+  }
+  lines.push("", "By opcode:", "");
+  for (const [w, byTarget] of Object.entries(r.ledger)) {
+    const parts = served.flatMap((t) => {
+      const e = typical(byTarget[t.name]);
+      return e && sum(e) ? [`${t.id}: ${breakdown(e)}`] : [];
+    });
+    lines.push(`- ${w}: ${parts.join("; ") || "no requests"}`);
   }
   return lines.join("\n");
 }

@@ -13,7 +13,7 @@ import { bootInBrowser, bootInNode, type BootSample } from "./boot.ts";
 import { nodeRuntime } from "../src/node.ts";
 import { runFsBenchInBrowser } from "./chromium.ts";
 import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
-import { markdownTable, median, svgPlot } from "./report.ts";
+import { markdownLedger, markdownTable, median, svgPlot } from "./report.ts";
 import { resumeInBrowser, resumeInNode } from "./resume.ts";
 import { debianRootTargets, ROOT_WORKLOADS, runRootBench, storedImageBytes } from "./root.ts";
 import { runSessionsBench } from "./sessions.ts";
@@ -102,6 +102,7 @@ const log = (line: string) => process.stderr.write(line + "\n");
 /** Prints the table and draws docs/<svg>; `host` is where v86 ran. */
 const report = async (results: FsResults, host: string, svg: string) => {
   console.log(`\nfile systems, v86 in ${host}\n\n${markdownTable(results, targets)}`);
+  if (results.ledger) console.log(`\nrequest ledger, v86 in ${host}\n\n${markdownLedger(results, targets)}`);
   await mkdir(new URL("../docs/", import.meta.url), { recursive: true });
   await writeFile(new URL(`../docs/${svg}`, import.meta.url), svgPlot(results, targets, `virtio-fs, 9p and tmpfs in a v86 guest, ${host} (median of ${reps}, log scale)`));
 };
