@@ -173,7 +173,7 @@ export const WORKLOADS: Workload[] = [
   {
     // A stat with cache=never is one LOOKUP round trip; the builtin test execs nothing.
     name: "null-request",
-    floor: { requests: 0, what: "none: the name is cached (cache=never: LOOKUP per stat)" },
+    floor: { requests: 0, what: "none: the name is cached; cache=never: a LOOKUP per stat" },
     prepare: ": > $D/null",
     run: "for i in $(seq 2000); do [ -e $D/null ]; done",
   },
