@@ -13,6 +13,7 @@ export interface LedgerEntry {
 }
 
 const MARK = /^\.ledger-(on|off)-\d+$/;
+const utf8 = new TextDecoder();
 
 // 9P2000.L message names by T-message type (BuildReply gets the request's type; 6 for an Rlerror, which
 // answers a request of any type: mostly Twalk of a name that is not there).
@@ -45,7 +46,7 @@ export class Ledger {
       request: (t) => {
         const name = fuseOpcodeName(t.opcode) ?? `opcode ${t.opcode}`;
         if (marks && name === "FUSE_LOOKUP") {
-          const m = MARK.exec(new TextDecoder().decode(t.args).replace(/\0[^]*$/, ""));
+          const m = MARK.exec(utf8.decode(t.args).replace(/\0[^]*$/, ""));
           if (m) return m[1] === "on" ? this.start() : this.stop();
         }
         if (this.on) this.count(target, name);

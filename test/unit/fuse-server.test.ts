@@ -7,6 +7,7 @@ import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, 
 import { Errno } from "../../src/vfs/errno.ts";
 import { StateError } from "../../src/vfs/state.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
+import type { CacheMode } from "../../src/fuse/session.ts";
 import type { FileSystem, Handle, Ino } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
@@ -27,9 +28,9 @@ function tree(): Volume {
   return vol;
 }
 
-async function setup(fs: FileSystem = new MemFs(tree()), logs: string[] = []) {
+async function setup(fs: FileSystem = new MemFs(tree()), logs: string[] = [], cache?: CacheMode) {
   const bus = new FakeBus(32 * 1024 * 1024);
-  const server = new FuseServer({ fs, log: (m) => logs.push(m) });
+  const server = new FuseServer({ fs, log: (m) => logs.push(m), cache });
   const device = new VirtioFsDevice(bus, { tag: "t", handler: server.handle, onReset: () => void server.reset() });
   const d = new ReferenceDriver(bus);
   d.probe({ indirect: true, eventIdx: true });
@@ -153,11 +154,7 @@ describe("walking and reading the tree", () => {
 
   it("answers a LOOKUP of a missing name with node id 0 and the mode's entry timeout, or ENOENT where names are not cached", async () => {
     for (const [cache, valid] of [["never", undefined], ["metadata", 86400n], ["auto", 1n], ["always", 86400n]] as const) {
-      const bus = new FakeBus(32 * 1024 * 1024);
-      const server = new FuseServer({ fs: new MemFs(tree()), cache });
-      new VirtioFsDevice(bus, { tag: "t", handler: server.handle, onReset: () => void server.reset() });
-      const d = new ReferenceDriver(bus);
-      d.probe({ indirect: true, eventIdx: true });
+      const { d, server } = await setup(new MemFs(tree()), [], cache);
       expect((await d.init(Number(FUSE_INIT_EXT), 0)).error).toBe(0);
       const nodes = server.nodeCount;
       const r = await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("nope"));
