@@ -79,12 +79,12 @@ type Start = Extract<ToWorker, { type: "start" }>;
 /** The snapshot file this start resumes, if any. */
 async function snapshotFor(m: Start): Promise<Uint8Array | undefined> {
   const choice = m.snapshot;
-  if (choice === "drop") await dropKept(m.backend);
+  if (choice === "drop") await dropKept(m);
   if (typeof choice === "object") return new Uint8Array(choice.data);
-  // A snapshot never holds a DAX window or a root image (Save is off for both): asking for one is asking to boot.
-  if (choice !== "kept" || m.daxMiB !== undefined || m.root) return undefined;
+  // A snapshot never holds a root image (Save is off with one): asking for one is asking to boot.
+  if (choice !== "kept" || m.root) return undefined;
   try {
-    return await readKept(m.backend);
+    return await readKept(m);
   } catch (e) {
     post({ type: "notice", level: "error", message: `reading the kept snapshot failed: ${message(e)}` });
     return undefined;
@@ -134,7 +134,11 @@ async function start(m: Start): Promise<void> {
       const unpacked = await snapshot;
       if ("error" in unpacked) throw unpacked.error;
       const guest = await resume(unpacked.contents, t0);
-      post({ type: "restored", created: guest.restoredFrom ?? "", kept });
+      const attached = guest.shares[0];
+      // A snapshot file given to Restore… brings its own window (or none), whatever the page asked for.
+      settings = { ...m, daxMiB: attached?.window ? attached.window.size / 2 ** 20 : undefined };
+      post({ type: "restored", created: guest.restoredFrom ?? "", kept, daxMiB: settings.daxMiB });
+      if (attached) showDax(guest, attached);
     } catch (e) {
       // A half-restored backend or emulator is no ground to boot on: the page starts a new Worker.
       post({ type: "restore-failed", message: e instanceof SnapshotError ? e.message : `restoring failed: ${message(e)}`, kept });
@@ -184,7 +188,7 @@ async function resume(snapshot: SnapshotContents, t0: number): Promise<Guest> {
     shares: (saved) => {
       const [s, more] = saved;
       if (!s || more || s.tag !== "share" || s.mountPoint !== "/mnt") throw new SnapshotError(`the snapshot's shares (${saved.map((x) => `${x.tag} on ${x.mountPoint}`).join(", ") || "none"}) are not the page's one share on /mnt`);
-      return [{ ...shareOf(running), cache: s.cache, writeback: s.writeback, numRequestQueues: s.numRequestQueues, locks: s.locks }];
+      return [{ ...shareOf(running), cache: s.cache, writeback: s.writeback, numRequestQueues: s.numRequestQueues, locks: s.locks, daxMiB: s.daxMiB }];
     },
     onConsole: (data) => post({ type: "serial", guest: 0, data }, [data.buffer]),
     // After a reboot (the second guest's arrival restarts this one).
@@ -206,7 +210,7 @@ async function resume(snapshot: SnapshotContents, t0: number): Promise<Guest> {
   return guest;
 }
 
-/** Saves guest 0 (alone, without a DAX window: the page offers Save only then) and keeps it in OPFS. */
+/** Saves guest 0 (alone: the page offers Save only then) and keeps it in OPFS. */
 async function save(): Promise<void> {
   const guest = guests[0]?.guest;
   if (!guest || !settings) throw new Error("no guest is running");
@@ -218,7 +222,7 @@ async function save(): Promise<void> {
   let kept = settings.backend !== "local";
   if (kept) {
     try {
-      await keep(settings.backend, bytes);
+      await keep(settings, bytes);
     } catch (e) {
       kept = false;
       post({ type: "notice", level: "error", message: `keeping the snapshot in OPFS failed: ${message(e)}` });

@@ -90,15 +90,12 @@ const snapshots = new SnapshotControls($("btn-save"), $("restore-input"), $("sna
     snapshots.block("saving");
     send({ type: "save" });
   },
-  restore: (name, data) => {
-    daxOn.checked = false; // a snapshot has no DAX window
-    start(current, currentFolder, { name, data });
-  },
+  restore: (name, data) => start(current, currentFolder, { name, data }),
   bootFresh: (dropKept) => start(current, currentFolder, dropKept ? "drop" : "ignore"),
 });
-/** Why Save is off now: it is offered for one guest without a DAX window, once it is up. */
+/** Why Save is off now: it is offered for one guest, once it is up. */
 const saveBlock = (): SaveBlock =>
-  document.body.dataset.state !== "ready" ? "booting" : daxOn.checked ? "dax" : rootUp ? "root" : document.body.dataset.secondGuest !== undefined ? "two-guests" : undefined;
+  document.body.dataset.state !== "ready" ? "booting" : rootUp ? "root" : document.body.dataset.secondGuest !== undefined ? "two-guests" : undefined;
 const walkthrough = new Walkthrough($("story-cat"), runCommand);
 const stories = new Stories($("panel-how"), runCommand, () => daxOn.checked);
 
@@ -209,6 +206,8 @@ function onMessage(m: FromWorker): void {
     case "restored":
       snapshots.restored(m.created, m.kept, restoringFile);
       document.body.dataset.restored = m.kept ? "kept" : "file";
+      showDaxChoice(m.daxMiB);
+      if (m.daxMiB !== undefined) secondButton.disabled = true; // as for a boot with the window
       break;
     case "restore-failed":
       // A fresh Worker boots: nothing of the failed attempt is kept (a kept snapshot that fails goes).
@@ -223,6 +222,24 @@ function onMessage(m: FromWorker): void {
       break;
     }
   }
+}
+
+/**
+ * Shows the share's DAX window (its size, or none) in the controls, the address (?dax=) and the
+ * inspector: what the page asks a boot for, or what a resumed snapshot brought.
+ */
+function showDaxChoice(daxMiB: number | undefined): void {
+  daxOn.checked = daxMiB !== undefined;
+  if (daxMiB !== undefined) {
+    // A size the list lacks (a snapshot from the command line) is shown as an option of its own.
+    if (![...daxSize.options].some((o) => o.value === String(daxMiB))) daxSize.add(new Option(`${daxMiB} MiB`, String(daxMiB)));
+    daxSize.value = String(daxMiB);
+  }
+  const url = new URL(location.href);
+  if (daxMiB === undefined) url.searchParams.delete("dax");
+  else url.searchParams.set("dax", String(daxMiB));
+  history.replaceState(null, "", url);
+  inspector.dax.reset(daxMiB !== undefined);
 }
 
 /** (Re)starts the emulator on `backend`: a fresh Worker, a fresh or resumed guest, a clean terminal. */
@@ -251,11 +268,9 @@ function start(backend: Backend, folder?: FileSystemDirectoryHandle, snapshot: S
   chooser.value = backend;
   const url = new URL(location.href);
   url.searchParams.set("backend", backend);
-  const daxMiB = daxOn.checked ? Number(daxSize.value) : undefined;
-  inspector.dax.reset(daxMiB !== undefined);
-  if (daxMiB === undefined) url.searchParams.delete("dax");
-  else url.searchParams.set("dax", String(daxMiB));
   history.replaceState(null, "", url);
+  const daxMiB = daxOn.checked ? Number(daxSize.value) : undefined;
+  showDaxChoice(daxMiB);
 
   worker = new Worker(new URL("./emulator.worker.ts", import.meta.url), { type: "module" });
   worker.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data);

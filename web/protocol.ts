@@ -157,7 +157,8 @@ export type FromWorker =
   | { type: "dax-mappings"; mappings: DaxMapped[] }
   | { type: "file"; name: string; data: ArrayBuffer }
   /** The guest resumed from a snapshot taken at `created` (ISO 8601); `kept`: the one kept in OPFS. */
-  | { type: "restored"; created: string; kept: boolean }
+  /** A snapshot was resumed; `daxMiB`: the snapshot's share has a DAX window of that size. */
+  | { type: "restored"; created: string; kept: boolean; daxMiB?: number }
   /** A snapshot could not be restored (`message` says why); the page boots fresh in a new Worker. */
   | { type: "restore-failed"; message: string; kept: boolean }
   /** Save's snapshot file; `kept`: also kept in OPFS for the next visit. */

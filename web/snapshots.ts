@@ -12,12 +12,11 @@ export interface SnapshotHooks {
 }
 
 /** Why Save is off, or undefined when the guest can be saved. */
-export type SaveBlock = "booting" | "dax" | "root" | "two-guests" | "saving" | undefined;
+export type SaveBlock = "booting" | "root" | "two-guests" | "saving" | undefined;
 
 const SAVE_TITLES: Record<NonNullable<SaveBlock> | "ok", string> = {
   ok: "Save the running guest with its share as a snapshot file, and keep it for the next visit",
   booting: "The guest is not up yet",
-  dax: "A guest with a DAX window cannot be saved: the window's mappings are not part of a snapshot",
   root: "A guest booted from a root image is not saved: the page's snapshots hold the one share on /mnt (the root's changes stay in its overlay)",
   "two-guests": "Two guests share the backend: a snapshot holds one guest",
   saving: "Saving…",

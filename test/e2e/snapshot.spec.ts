@@ -152,10 +152,32 @@ test("OPFS: the next visit resumes over the tree as it is now; a file removed me
   await expect(page.locator('#file-tree li[data-path="new.txt"]')).toBeVisible({ timeout: 10_000 });
 });
 
-test("Save is off with a DAX window, saying why", async ({ page }) => {
+test("With a DAX window: a program running from the window carries on after the next visit resumes it", async ({ page }) => {
+  test.setTimeout(240_000);
   await boot(page, "?dax=16");
-  await expect(page.locator("#btn-save")).toBeDisabled();
-  await expect(page.locator("#btn-save")).toHaveAttribute("title", /DAX window cannot be saved/);
+  await expect(page.locator("#btn-save")).toBeEnabled();
+  // busybox copied onto the share runs from the window (dax=always maps its pages there); it sleeps on.
+  const before = await run(page, "cp /bin/busybox /mnt/bb && head -c 300000 /dev/urandom > /mnt/r && sha256sum /mnt/bb /mnt/r", 60_000);
+  await run(page, "/mnt/bb sleep 1000 & echo sleeper=$!");
+  const sleeper = /sleeper=(\d+)/.exec(await page.locator("#terminal .xterm-rows").innerText())?.[1];
+  expect(sleeper).toBeDefined();
+  expect(sums(before)).toHaveLength(2);
+  await save(page);
+
+  // The kept snapshot is for this window size: a visit without the window boots, one with it resumes.
+  page = await revisit(page);
+  await expect(page.locator(banner)).toBeHidden();
+  expect(await page.locator("body").getAttribute("data-restored")).toBeNull();
+  page = await revisit(page, "?dax=16");
+  await expect(page.locator(banner)).toContainText("restored from snapshot of");
+  await expect(page.locator("#dax-on")).toBeChecked();
+  await page.locator("#tab-inspector").click();
+  await expect(page.locator("#dax")).toHaveAttribute("data-source", "live");
+  // The window's mappings came back with the guest: the sleeper's text pages are still mapped.
+  expect(Number(await page.locator("#dax").getAttribute("data-mapped-ranges"))).toBeGreaterThan(0);
+  expect(await run(page, `kill -0 ${sleeper} && echo sleeper-alive`)).toContain("sleeper-alive");
+  expect(sums(await run(page, "sha256sum /mnt/bb /mnt/r"))).toEqual(sums(before));
+  expect(await run(page, "/mnt/bb echo from-the-window")).toContain("from-the-window");
 });
 
 /** The snapshot, as if taken with another kernel: the body re-gzipped with bzImage's sha256 changed. */
