@@ -221,3 +221,44 @@ describe("names the guest looked up and missed", () => {
     expect(lookups.get("auto:late")).toBe(2);
   });
 });
+
+describe("file capabilities (FUSE_HANDLE_KILLPRIV_V2)", () => {
+  let guest: Guest;
+  const fs = new MemFs();
+  const sent = new Map<string, number>();
+  const observer: FuseObserver = {
+    request: (t) => {
+      // An xattr request by its name (after fuse_getxattr_in's 8 bytes, or REMOVEXATTR's none).
+      const op = fuseOpcodeName(t.opcode);
+      const at = op === "FUSE_GETXATTR" ? 8 : 0;
+      const key = op === "FUSE_GETXATTR" || op === "FUSE_REMOVEXATTR" ? `${op} ${new TextDecoder().decode(t.args.subarray(at)).replace(/\0.*$/s, "")}` : String(op);
+      sent.set(key, (sent.get(key) ?? 0) + 1);
+    },
+    reply: () => {},
+  };
+  beforeAll(async () => {
+    guest = await bootGuest({ shares: [{ tag: "caps", fs, cache: "auto", mountPoint: "/mnt", observer }] });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("the guest asks nothing before a write or chown (guest/patches/0004); the device drops what the host set", async () => {
+    sent.clear();
+    // tar's order per file: create, write, chown, chmod, utimes; then more writes and a truncate.
+    await sh(guest, "cd /mnt && for i in 1 2 3; do echo $i > f$i && chown 1:1 f$i && chmod 640 f$i && touch -d @1000 f$i && echo more >> f$i && truncate -s 1 f$i; done");
+    // (chmod still fetches each new file's POSIX ACL once: system.posix_acl_access.)
+    expect(sent.get("FUSE_GETXATTR security.capability") ?? 0).toBe(0);
+    expect(sent.get("FUSE_REMOVEXATTR security.capability") ?? 0).toBe(0);
+    expect(sent.get("FUSE_SETATTR")).toBeGreaterThanOrEqual(3 * 4);
+
+    // Capabilities set on the host side, behind the guest's back: its next write drops them.
+    const caps = Uint8Array.from([0, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const { ino } = await fs.lookup(fs.rootIno, "f1");
+    await fs.setxattr(ino, "security.capability", caps, 0);
+    await sh(guest, "echo again >> /mnt/f1");
+    await expect(fs.getxattr(ino, "security.capability")).rejects.toMatchObject({ errno: 61 /* ENODATA */ });
+    await fs.setxattr(ino, "security.capability", caps, 0);
+    await sh(guest, "chown 2:2 /mnt/f1");
+    await expect(fs.getxattr(ino, "security.capability")).rejects.toMatchObject({ errno: 61 });
+    fs.forget(ino, 1);
+  });
+});

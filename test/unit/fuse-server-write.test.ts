@@ -2,7 +2,7 @@
 // lookup counting for everything that creates a name, and what a hostile guest may send instead.
 import { describe, expect, it } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
-import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_SIZE, FATTR_UID, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, FUSE_ROOT_ID, FuseOpcode as Op, RENAME_EXCHANGE, RENAME_NOREPLACE, fuse_attr, fuse_attr_out, fuse_create_in, fuse_entry_out, fuse_getxattr_in, fuse_getxattr_out, fuse_link_in, fuse_mkdir_in, fuse_mknod_in, fuse_open_in, fuse_open_out, fuse_read_in, fuse_rename2_in, fuse_setattr_in, fuse_write_in, fuse_write_out } from "../../src/fuse/abi.ts";
+import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_SIZE, FATTR_UID, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, FUSE_ROOT_ID, FuseOpcode as Op, RENAME_EXCHANGE, RENAME_NOREPLACE, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_create_in, fuse_entry_out, fuse_fallocate_in, fuse_getxattr_in, fuse_getxattr_out, fuse_link_in, fuse_mkdir_in, fuse_mknod_in, fuse_open_in, fuse_open_out, fuse_read_in, fuse_rename2_in, fuse_setattr_in, fuse_write_in, fuse_write_out } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import type { CacheMode } from "../../src/fuse/session.ts";
@@ -269,6 +269,49 @@ describe("extended attributes", () => {
     expect(new TextDecoder().decode(list.payload)).toBe("user.k\0");
     expect((await d.fuse(Op.FUSE_REMOVEXATTR, nodeid, cstr("user.k"))).error).toBe(0);
     expect((await d.fuse(Op.FUSE_REMOVEXATTR, nodeid, cstr("user.k"))).error).toBe(-Errno.ENODATA);
+  });
+
+  it("drop security.capability on every write, truncate, chown, fallocate and copy into a file, as Linux does; a directory's chown keeps it", async () => {
+    const { d } = await ready();
+    const caps = Uint8Array.from([0, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const has = async (nodeid: bigint) => (await d.fuse(Op.FUSE_GETXATTR, nodeid, getx("security.capability", 64))).error === 0;
+    const src = await create(d, FUSE_ROOT_ID, "src");
+    await d.fuse(Op.FUSE_WRITE, src.nodeid, writeIn(src.fh, 0, new Uint8Array(8)));
+    const setattr = (valid: number, f: (v: DataView) => void = () => {}) =>
+      bytes(fuse_setattr_in.SIZE, (v) => {
+        v.setUint32(fuse_setattr_in.valid, valid, true);
+        f(v);
+      });
+    const changes: [string, (nodeid: bigint, fh: bigint) => Promise<FuseReply>][] = [
+      ["write", (n, fh) => d.fuse(Op.FUSE_WRITE, n, writeIn(fh, 0, new Uint8Array(4)))],
+      ["truncate", (n) => d.fuse(Op.FUSE_SETATTR, n, setattr(FATTR_SIZE, (v) => v.setBigUint64(fuse_setattr_in.size, 2n, true)))],
+      ["chown", (n) => d.fuse(Op.FUSE_SETATTR, n, setattr(FATTR_UID, (v) => v.setUint32(fuse_setattr_in.uid, 0, true)))],
+      ["fallocate", (n, fh) => d.fuse(Op.FUSE_FALLOCATE, n, bytes(fuse_fallocate_in.SIZE, (v) => {
+        v.setBigUint64(fuse_fallocate_in.fh, fh, true);
+        v.setBigUint64(fuse_fallocate_in.length, 4096n, true);
+      }))],
+      ["copy_file_range", (n, fh) => d.fuse(Op.FUSE_COPY_FILE_RANGE, src.nodeid, bytes(fuse_copy_file_range_in.SIZE, (v) => {
+        v.setBigUint64(fuse_copy_file_range_in.fh_in, src.fh, true);
+        v.setBigUint64(fuse_copy_file_range_in.nodeid_out, n, true);
+        v.setBigUint64(fuse_copy_file_range_in.fh_out, fh, true);
+        v.setBigUint64(fuse_copy_file_range_in.len, 8n, true);
+      }))],
+    ];
+    for (const [what, change] of changes) {
+      const f = await create(d, FUSE_ROOT_ID, what);
+      expect((await d.fuse(Op.FUSE_SETXATTR, f.nodeid, setx("security.capability", caps))).error).toBe(0);
+      expect((await d.fuse(Op.FUSE_SETXATTR, f.nodeid, setx("user.kept", caps))).error).toBe(0);
+      expect(await has(f.nodeid)).toBe(true);
+      expect((await change(f.nodeid, f.fh)).error, what).toBe(0);
+      expect(await has(f.nodeid), what).toBe(false);
+      expect((await d.fuse(Op.FUSE_GETXATTR, f.nodeid, getx("user.kept", 64))).error, what).toBe(0);
+    }
+    // A directory's chown keeps them (Linux kills privileges of non-directories only).
+    const dir = await d.fuse(Op.FUSE_MKDIR, FUSE_ROOT_ID, bytes(fuse_mkdir_in.SIZE, (v) => v.setUint32(fuse_mkdir_in.mode, 0o755, true), [cstr("dir")]));
+    const dirId = dir.view.getBigUint64(fuse_entry_out.nodeid, true);
+    expect((await d.fuse(Op.FUSE_SETXATTR, dirId, setx("security.capability", caps))).error).toBe(0);
+    expect((await d.fuse(Op.FUSE_SETATTR, dirId, setattr(FATTR_UID, (v) => v.setUint32(fuse_setattr_in.uid, 0, true)))).error).toBe(0);
+    expect(await has(dirId)).toBe(true);
   });
 
   it("refuses a SETXATTR whose size disagrees with the value sent, and values over 64 KiB", async () => {

@@ -1,9 +1,9 @@
 // What every opcode handler shares: argument decoding with the checks a hostile guest makes necessary,
 // and the encoding of attributes and entries.
 import { S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "../../vfs/linux.ts";
-import type { Cred, FileAttr, Handle, Ino } from "../../vfs/filesystem.ts";
+import { FsError, type Cred, type FileAttr, type Handle, type Ino } from "../../vfs/filesystem.ts";
 import { FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
-import { Errno } from "../../vfs/errno.ts";
+import { ENODATA, EOPNOTSUPP, Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
 
 export interface Handler {
@@ -156,6 +156,24 @@ export function killSuidSgid(mode: number): number {
 export async function killPriv(s: Session, ino: Ino): Promise<void> {
   const { mode } = await s.fs.getattr(ino);
   if (killSuidSgid(mode) !== mode) await s.fs.setattr(ino, { mode: killSuidSgid(mode) });
+}
+
+/** The file capabilities (cap_inode_killpriv): Linux drops them on every write, truncate and chown. */
+const XATTR_NAME_CAPS = "security.capability";
+
+/**
+ * Drops `ino`'s file capabilities after a write, truncate, chown, fallocate or copy into it, as Linux does
+ * for a local file, whoever the caller: with FUSE_HANDLE_KILLPRIV_V2 the guest asks nothing first (no
+ * GETXATTR per write or chown; guest/patches/0004). True when there were some (its ctime moved).
+ */
+export async function dropCapabilities(s: Session, ino: Ino): Promise<boolean> {
+  try {
+    await s.fs.removexattr(ino, XATTR_NAME_CAPS);
+    return true;
+  } catch (e) {
+    if (e instanceof FsError && (e.errno === ENODATA || e.errno === EOPNOTSUPP)) return false;
+    throw e;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Handle } from "../../vfs/filesystem.ts";
 import { FUSE_COMPAT_WRITE_IN_SIZE, FUSE_FSYNC_FDATASYNC, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, fuse_copy_file_range_in, fuse_create_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_fsync_in, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_read_in, fuse_release_in, fuse_write_in, fuse_write_out } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
-import { cred, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64, withExisting } from "./common.ts";
+import { cred, dropCapabilities, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64, withExisting } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   const ino = nodeIno(s, r);
@@ -16,6 +16,7 @@ export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   if (flags & O_TRUNC && u32(r, fuse_open_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) await killPriv(s, ino);
   const fh = await s.fs.open(ino, flags);
   s.openFiles.add(fh);
+  if (flags & O_TRUNC) await dropCapabilities(s, ino);
   return openReply(fh, s.cache.openFlags);
 }
 
@@ -27,6 +28,7 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
   const name = tmpfile ? "" : nameArg(r, fuse_create_in.SIZE);
   // CREATE of a name that exists (the guest's dentry was stale) opens it, truncated with O_TRUNC: a caller
   // without CAP_FSETID then loses its set-id bits, as with open(2). A new file keeps the mode it asked for.
+  // (Its file capabilities are not looked for: that would cost every create a lookup for a stale dentry's sake.)
   if (!tmpfile && flags & O_TRUNC && !(flags & O_EXCL) && u32(r, fuse_create_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) {
     await withExisting(s, parent, name, (a) => killPriv(s, a.ino));
   }
@@ -70,6 +72,7 @@ export async function write(s: Session, r: FuseRequest): Promise<Reply> {
   // FUSE_HANDLE_KILLPRIV_V2: a writer without CAP_FSETID; write_flags is inside even the 24-byte form.
   if (u32(r, fuse_write_in.write_flags) & FUSE_WRITE_KILL_SUIDGID) await killPriv(s, nodeIno(s, r));
   const n = await s.fs.write(fh, offset, r.args.subarray(header));
+  if (n > 0) await dropCapabilities(s, nodeIno(s, r));
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;
@@ -118,6 +121,7 @@ export async function fallocate(s: Session, r: FuseRequest): Promise<Reply> {
   const offset = sizeArg(u64(r, f.offset));
   const length = sizeArg(u64(r, f.length));
   await s.fs.fallocate(fh, u32(r, f.mode), offset, length);
+  await dropCapabilities(s, nodeIno(s, r));
   return 0;
 }
 
@@ -145,6 +149,7 @@ export async function copyFileRange(s: Session, r: FuseRequest): Promise<Reply> 
   const offIn = sizeArg(u64(r, f.off_in));
   const offOut = sizeArg(u64(r, f.off_out));
   const n = await s.fs.copyFileRange(fhIn, offIn, fhOut, offOut, len);
+  if (n > 0) await dropCapabilities(s, inoOf(s, nodeOut));
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;

@@ -1,11 +1,11 @@
 // Names and inodes: LOOKUP, FORGET, BATCH_FORGET, GETATTR, SETATTR, READLINK, ACCESS, MKNOD, MKDIR,
 // SYMLINK, LINK, UNLINK, RMDIR, RENAME, RENAME2.
-import { S_IFMT, S_IFREG } from "../../vfs/linux.ts";
+import { S_IFDIR, S_IFMT, S_IFREG } from "../../vfs/linux.ts";
 import { FsError, type Ino, type SetAttr, type Timespec } from "../../vfs/filesystem.ts";
 import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, RENAME_EXCHANGE, RENAME_NOREPLACE, fuse_access_in, fuse_batch_forget_in, fuse_forget_in, fuse_forget_one, fuse_link_in, fuse_mkdir_in, fuse_mknod_in, fuse_rename2_in, fuse_rename_in, fuse_setattr_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import { NO_REPLY, type FuseRequest, type Reply, type Session } from "../session.ts";
-import { RequestError, attrReply, cred, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, negativeEntryReply, nodeIno, sizeArg, u32, u64, withExisting } from "./common.ts";
+import { RequestError, attrReply, cred, dropCapabilities, entryReply, fileOf, inoOf, killSuidSgid, nameAt, nameArg, negativeEntryReply, nodeIno, sizeArg, u32, u64, withExisting } from "./common.ts";
 
 /** Linux PATH_MAX: the longest symlink target. */
 const PATH_MAX = 4096;
@@ -82,7 +82,10 @@ export async function setattr(s: Session, r: FuseRequest): Promise<Reply> {
     if (killSuidSgid(mode) !== mode) a.mode = killSuidSgid(mode);
   }
   const fh = valid & FATTR_FH ? await fileOf(s, u64(r, f.fh), r.nodeid, (valid & FATTR_SIZE) !== 0) : undefined;
-  return attrReply(s, await s.fs.setattr(ino, a, fh));
+  const attr = await s.fs.setattr(ino, a, fh);
+  // A truncate or chown drops file capabilities, as a write does (a directory's chown keeps them).
+  const kills = a.size !== undefined || ((a.uid !== undefined || a.gid !== undefined) && (attr.mode & S_IFMT) !== S_IFDIR);
+  return attrReply(s, kills && (await dropCapabilities(s, ino)) ? await s.fs.getattr(ino) : attr);
 }
 
 export async function readlink(s: Session, r: FuseRequest): Promise<Reply> {
