@@ -56,14 +56,14 @@ import {
   utimes,
   type FileHandle,
 } from "node:fs/promises";
-import { EACCES, EBADF, EILSEQ, EINVAL, ENOENT, ENOTDIR, EPERM, ESTALE } from "../../vfs/errno.ts";
+import { EACCES, EBADF, EILSEQ, EINVAL, ENODATA, ENOENT, ENOTDIR, EPERM, ESTALE } from "../../vfs/errno.ts";
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
-import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
+import { checkCanRead, checkCanWrite, checkFallocate, checkName, checkOpenType, checkRange, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSeek, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkWritable, checkWriteRange, checkUnlink, checkXattrName, copyLength, getXattr, mknodAttr, newOwner, openMode, removeXattr, renamePlan, setXattr, type OpenMode, type XattrMap } from "../posix.ts";
 import { DirStream, HandleTable, InodeTable, type DirListing, type StaleHandle } from "../tables.ts";
 import { absentIfENOENT, at, DIR_FLAGS, fdPath, FILE_FLAGS, hostType, PATH_FLAGS, rethrowGone, rethrowHost, walk, writeAll } from "./host.ts";
 import { MetadataStore } from "./metadata.ts";
-import { Owners, type Wanted } from "./owners.ts";
+import { Owners, type HostIdentity, type Wanted } from "./owners.ts";
 import { readHostState, saveHostState, type HandlePlan } from "./state.ts";
 import { StoreDir, STORE_DIR, TMPFILE_PREFIX } from "./store-dir.ts";
 import { StateError, type Saved } from "../../vfs/state.ts";
@@ -571,6 +571,12 @@ export class HostDirFs implements FileSystem {
 
   async removexattr(ino: Ino, name: string): Promise<void> {
     checkWritable(this.capabilities);
+    // Every xattr lives in the store: a name it lacks is absent without opening the object (the server
+    // asks after every write, to drop file capabilities).
+    if (!this.owners.get(identityOf(this.inodes.get(ino).key))?.xattrs?.has(name)) {
+      checkXattrName(name);
+      throw new FsError(ENODATA, name);
+    }
     await this.changeXattrs(ino, (xattrs) => removeXattr(xattrs, name));
   }
 
@@ -898,6 +904,12 @@ async function exchange(from: FileHandle, name: string, to: FileHandle, newName:
  */
 function keyOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+}
+
+/** keyOf's fields back. */
+function identityOf(key: string): HostIdentity {
+  const [dev, ino, birthtimeNs] = key.split(":").map(BigInt);
+  return { dev: dev!, ino: ino!, birthtimeNs: birthtimeNs! };
 }
 
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {

@@ -26,6 +26,9 @@ export interface Wanted {
 }
 
 /** The guest's view of host objects (see the top of this file), over the store that completes it. */
+/** What names a host object for the store: its device, inode number and birth time. */
+export type HostIdentity = Pick<BigIntStats, "dev" | "ino" | "birthtimeNs">;
+
 export class Owners {
   constructor(
     private readonly store: MetadataStore,
@@ -46,12 +49,12 @@ export class Owners {
   }
 
   /** The store's record for the object, if it has one. */
-  get(st: BigIntStats): InodeMeta | undefined {
+  get(st: HostIdentity): InodeMeta | undefined {
     return this.store.get(this.key(st), generation(st));
   }
 
   /** The store's key for the object. */
-  key(st: BigIntStats): string {
+  key(st: HostIdentity): string {
     return st.dev === this.rootDev ? String(st.ino) : `${st.dev}:${st.ino}`;
   }
 
@@ -120,7 +123,7 @@ async function touchCtime(fd: FileHandle, st: BigIntStats): Promise<void> {
 }
 
 /** Tells a reused host inode number apart: its birth time, where the host filesystem records one. */
-function generation(st: BigIntStats): string | undefined {
+function generation(st: HostIdentity): string | undefined {
   return st.birthtimeNs > 0n ? String(st.birthtimeNs) : undefined;
 }
 
