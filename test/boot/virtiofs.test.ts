@@ -196,10 +196,11 @@ describe("names the guest looked up and missed", () => {
     reply: () => {},
   });
   const auto = new MemFs();
+  const always = new MemFs();
   beforeAll(async () => {
     guest = await bootGuest({
       shares: [
-        { tag: "always", fs: new MemFs(), cache: "always", mountPoint: "/always", observer: observer("always") },
+        { tag: "always", fs: always, cache: "always", mountPoint: "/always", observer: observer("always") },
         { tag: "auto", fs: auto, cache: "auto", mountPoint: "/auto", observer: observer("auto") },
         { tag: "never", fs: new MemFs(), cache: "never", mountPoint: "/never", observer: observer("never") },
       ],
@@ -212,6 +213,17 @@ describe("names the guest looked up and missed", () => {
     expect(lookups.get("always:nope")).toBe(1);
     expect(lookups.get("never:nope")).toBe(3);
     expect(await sh(guest, "echo made > /always/nope && cat /always/nope")).toBe("made\n");
+  });
+
+  it("an exclusive create trusts a negative dentry; EEXIST from the device makes it stale (guest/patches/0005)", async () => {
+    // busybox tar's order: remove the name (a miss), then open it O_CREAT|O_EXCL (set -C: noclobber).
+    await sh(guest, "for i in 1 2 3; do rm -f /always/x$i; (set -C; : > /always/x$i); done");
+    for (const i of [1, 2, 3]) expect(lookups.get(`always:x${i}`)).toBe(1);
+    // A name the host makes while the guest holds a negative dentry for it: the create says EEXIST, and
+    // the next lookup asks again instead of trusting the dentry for the rest of its long timeout.
+    await sh(guest, "stat /always/late 2>/dev/null; true");
+    always.vol.writeFileSync("/late", "from the host\n");
+    expect(await sh(guest, "(set -C; : > /always/late) 2>&1 | grep -c 'File exists'; cat /always/late")).toBe("1\nfrom the host\n");
   });
 
   it("with cache=auto, sees a name added behind its back once the second has passed", async () => {
