@@ -25,10 +25,10 @@ export interface Wanted {
   rdev?: number;
 }
 
-/** The guest's view of host objects (see the top of this file), over the store that completes it. */
 /** What names a host object for the store: its device, inode number and birth time. */
 export type HostIdentity = Pick<BigIntStats, "dev" | "ino" | "birthtimeNs">;
 
+/** The guest's view of host objects (see the top of this file), over the store that completes it. */
 export class Owners {
   constructor(
     private readonly store: MetadataStore,

@@ -162,7 +162,7 @@ export async function killPriv(s: Session, ino: Ino): Promise<void> {
 const XATTR_NAME_CAPS = "security.capability";
 
 /**
- * Drops `ino`'s file capabilities after a write, truncate, chown, fallocate or copy into it, as Linux does
+ * Drops `ino`'s file capabilities for a write, truncate, chown, fallocate or copy into it, as Linux does
  * for a local file, whoever the caller: with FUSE_HANDLE_KILLPRIV_V2 the guest asks nothing first (no
  * GETXATTR per write or chown; guest/patches/0004). True when there were some (its ctime moved).
  */

@@ -14,9 +14,10 @@ export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   // Linux leaves truncation to SETATTR (no FUSE_ATOMIC_O_TRUNC); a guest that sends O_TRUNC anyway gets
   // what open(2) does: set-id bits go as KILL_SUIDGID asks.
   if (flags & O_TRUNC && u32(r, fuse_open_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) await killPriv(s, ino);
+  // Privileges go first, as Linux drops them before it truncates or writes.
+  if (flags & O_TRUNC) await dropCapabilities(s, ino);
   const fh = await s.fs.open(ino, flags);
   s.openFiles.add(fh);
-  if (flags & O_TRUNC) await dropCapabilities(s, ino);
   return openReply(fh, s.cache.openFlags);
 }
 
@@ -71,8 +72,8 @@ export async function write(s: Session, r: FuseRequest): Promise<Reply> {
   const offset = sizeArg(u64(r, fuse_write_in.offset));
   // FUSE_HANDLE_KILLPRIV_V2: a writer without CAP_FSETID; write_flags is inside even the 24-byte form.
   if (u32(r, fuse_write_in.write_flags) & FUSE_WRITE_KILL_SUIDGID) await killPriv(s, nodeIno(s, r));
+  if (size > 0) await dropCapabilities(s, nodeIno(s, r));
   const n = await s.fs.write(fh, offset, r.args.subarray(header));
-  if (n > 0) await dropCapabilities(s, nodeIno(s, r));
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;
@@ -120,8 +121,8 @@ export async function fallocate(s: Session, r: FuseRequest): Promise<Reply> {
   const fh = await fileOf(s, u64(r, f.fh), r.nodeid, true);
   const offset = sizeArg(u64(r, f.offset));
   const length = sizeArg(u64(r, f.length));
-  await s.fs.fallocate(fh, u32(r, f.mode), offset, length);
   await dropCapabilities(s, nodeIno(s, r));
+  await s.fs.fallocate(fh, u32(r, f.mode), offset, length);
   return 0;
 }
 
@@ -148,8 +149,8 @@ export async function copyFileRange(s: Session, r: FuseRequest): Promise<Reply> 
   const len = Math.min(sizeArg(u64(r, f.len)), s.maxWrite);
   const offIn = sizeArg(u64(r, f.off_in));
   const offOut = sizeArg(u64(r, f.off_out));
+  if (len > 0) await dropCapabilities(s, inoOf(s, nodeOut));
   const n = await s.fs.copyFileRange(fhIn, offIn, fhOut, offOut, len);
-  if (n > 0) await dropCapabilities(s, inoOf(s, nodeOut));
   const out = struct(fuse_write_out.SIZE);
   out.view.setUint32(fuse_write_out.size, n, true);
   return out.bytes;
