@@ -154,14 +154,14 @@ export class DaxWindow {
     this.checkBytes(offset, length);
     const n = await source(this.bytes().subarray(offset, offset + length));
     if (!(n >= 0 && n <= length)) throw new RangeError(`writeFrom: ${n} of ${length} bytes`);
-    this.bytes().fill(0, offset + n, offset + length);
+    zeroBytes(this.bytes(), offset + n, offset + length);
     this.keepClean(offset, length);
     this.backing.changed(offset, length);
   }
 
   zero(offset: number, length: number): void {
     this.checkBytes(offset, length);
-    this.bytes().fill(0, offset, offset + length);
+    zeroBytes(this.bytes(), offset, offset + length);
     this.keepClean(offset, length);
     this.backing.changed(offset, length);
   }
@@ -169,7 +169,9 @@ export class DaxWindow {
   /** A copy of [offset, offset + length). */
   read(offset: number, length: number): Uint8Array {
     this.checkBytes(offset, length);
-    return this.bytes().slice(offset, offset + length);
+    const copy = new Uint8Array(length);
+    copy.set(this.bytes().subarray(offset, offset + length)); // not slice(): see zeroBytes
+    return copy;
   }
 
   /** Extents overlapping [offset, offset + length), whole, in window order. */
@@ -346,6 +348,16 @@ export class DaxWindow {
 }
 
 const shareable = (bytes: number): ArrayBufferLike => (typeof SharedArrayBuffer === "undefined" ? new ArrayBuffer(bytes) : new SharedArrayBuffer(bytes));
+
+/**
+ * Guest memory is a SharedArrayBuffer (v86's shared wasm memory, or the window's own), and V8 fills and
+ * slices shared memory byte by byte, about ten times slower than it copies with set() (2 MiB: 0.63 ms
+ * against 0.06 ms for fill, 1.1 ms against 0.1 ms for slice): zeros are copied in from a zero block.
+ */
+const ZEROS = new Uint8Array(64 << 10);
+function zeroBytes(bytes: Uint8Array, from: number, to: number): void {
+  for (let at = from; at < to; at += ZEROS.length) bytes.set(ZEROS.subarray(0, Math.min(ZEROS.length, to - at)), at);
+}
 
 const pageRange = (offset: number, length: number): [number, number] => [offset / DAX_PAGE_SIZE, (offset + length) / DAX_PAGE_SIZE];
 
