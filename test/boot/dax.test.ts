@@ -95,6 +95,18 @@ describe("the DAX window in v86's memory (dax=always, 16 MiB)", () => {
     expect(backend.length).toBe(BIG.length);
   });
 
+  it("a reader's close(2) sends no FLUSH (guest/patches/0006); a writer's close writes its stores back", async () => {
+    ops.clear();
+    // busybox dd closes its input twice: six closes of O_RDONLY descriptors.
+    await sh("for i in 1 2 3; do dd if=/mnt/big of=/dev/null bs=4096 count=1 skip=$((i * 999)) 2>/dev/null; done");
+    expect(ops.count("FUSE_FLUSH")).toBe(0);
+    await sh("dd if=/dev/urandom of=/tmp/p3 bs=4096 count=4 2>/dev/null && dd if=/tmp/p3 of=/mnt/big bs=4096 seek=7000 conv=notrunc 2>/dev/null");
+    expect(ops.count("FUSE_FLUSH")).toBeGreaterThan(0);
+    expect(ops.count("FUSE_FSYNC") + ops.count("FUSE_SYNCFS")).toBe(0);
+    const backend = vol.readFileSync("/big") as Uint8Array;
+    expect(sha256(backend.subarray(7000 * 4096, 7004 * 4096))).toBe((await sh("sha256sum /tmp/p3")).split(" ")[0]);
+  });
+
   it("stores not yet written back reach the backend when the guest reboots, and the window works after it", async () => {
     await sh("dd if=/dev/urandom of=/tmp/p2 bs=4096 count=16 2>/dev/null && dd if=/tmp/p2 of=/mnt/big bs=4096 seek=5000 conv=notrunc 2>/dev/null");
     const patch = (await sh("sha256sum /tmp/p2")).split(" ")[0];
