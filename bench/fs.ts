@@ -154,6 +154,16 @@ export const WORKLOADS: Workload[] = [
     bytes: BIG_BYTES,
   },
   {
+    // Loads every 32-bit word of the file through a read-only private mapping (guest/mapsum): what a
+    // program that maps its data pays; with the window the loads go to it, without, to the page cache.
+    name: "mmap-seq-read",
+    floor: { requests: 1 + 64, what: "LOOKUP, 64 READs of 1 MiB (the page cache's fault-around reads)" },
+    prepare: BIG,
+    cold: true,
+    run: "vfsw-mapsum $D/big > /dev/null",
+    bytes: BIG_BYTES,
+  },
+  {
     // One dd per read: busybox has no single-process random reader, so exec costs are in every figure.
     name: "rand-read",
     floor: { requests: 1 + 200, what: "LOOKUP, READ per 4 KiB block" },

@@ -72,6 +72,15 @@ describe("the DAX window in v86's memory (dax=always, 16 MiB)", () => {
     expect(after - before).toBeLessThan(5 * 1024);
   });
 
+  it("loads through a read-only private mapping come from the window: every word of the file, no FUSE_READ", async () => {
+    let sum = 0;
+    for (let at = 0; at < BIG.length; at += 4) sum = (sum + BIG.readUInt32LE(at)) >>> 0;
+    ops.clear();
+    expect(await sh("sync; echo 3 > /proc/sys/vm/drop_caches; vfsw-mapsum /mnt/big")).toBe(`${sum.toString(16).padStart(8, "0")}\n`);
+    expect(ops.count("FUSE_READ")).toBe(0);
+    expect(ops.count("FUSE_SETUPMAPPING")).toBeGreaterThanOrEqual(32);
+  });
+
   it("what the guest loads is the window in v86's memory, which the host sees", async () => {
     const ram = guest.guestMemory();
     const window = new Uint8Array(ram.buffer, ram.base + 256 * MiB, 16 * MiB);
