@@ -234,6 +234,45 @@ describe("names the guest looked up and missed", () => {
   });
 });
 
+describe("how requests end (guest/patches/0007: in the interrupt handler, or in a worker)", () => {
+  let guest: Guest;
+  const fs = new MemFs();
+  beforeAll(async () => {
+    for (let i = 0; i < 8; i++) fs.vol.writeFileSync(`/f${i}`, `file ${i} `.repeat(100 + i));
+    guest = await bootGuest({ shares: [{ tag: "never", fs, cache: "never", mountPoint: "/mnt" }] });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("eight readers at once each get their own replies", async () => {
+    await sh(guest, "for i in 0 1 2 3 4 5 6 7; do (for j in $(seq 25); do cat /mnt/f$i; done > /tmp/r$i) & done; wait");
+    for (let i = 0; i < 8; i++) expect(await sh(guest, `cat /tmp/r${i}`)).toBe(`file ${i} `.repeat(100 + i).repeat(25));
+  });
+
+  it("a waiter signalled while the device holds its request ends when the device answers, and the share goes on", async () => {
+    const state = async (pid: string) => (await sh(guest, `cut -d' ' -f3 /proc/${pid}/stat 2>/dev/null; true`)).trim();
+    const until = async (pid: string, want: (s: string) => boolean) => {
+      for (let i = 0; i < 100 && !want(await state(pid)); i++) await new Promise((r) => setTimeout(r, 50));
+      return state(pid);
+    };
+    const { device } = guest.shares[0]!;
+    device.pause();
+    try {
+      const pid = (await sh(guest, "stat /mnt/held > /dev/null 2>&1 & echo $!")).trim();
+      expect(await until(pid, (s) => s === "S")).toBe("S"); // request_wait_answer(): any signal wakes it
+      // USR1 is fatal: the request is marked FR_INTERRUPTED and the task waits on, unkillable, for the reply.
+      await sh(guest, `kill -USR1 ${pid}`);
+      expect(await until(pid, (s) => s === "D")).toBe("D");
+      device.resume();
+      expect(await until(pid, (s) => s === "" || s === "Z")).toMatch(/^Z?$/);
+    } finally {
+      device.resume();
+    }
+    expect(await sh(guest, "cat /mnt/f1")).toBe(`file 1 `.repeat(101));
+    const bad = (await sh(guest, "dmesg")).split("\n").filter((l) => /WARNING|BUG|Oops|(virtio|fuse).*(err|fail)/i.test(l));
+    expect(bad).toEqual([]);
+  });
+});
+
 describe("file capabilities (FUSE_HANDLE_KILLPRIV_V2)", () => {
   let guest: Guest;
   const fs = new MemFs();
