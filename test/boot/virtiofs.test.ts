@@ -250,20 +250,17 @@ describe("how requests end (guest/patches/0007: in the interrupt handler, or in 
 
   it("a waiter signalled while the device holds its request ends when the device answers, and the share goes on", async () => {
     const state = async (pid: string) => (await sh(guest, `cut -d' ' -f3 /proc/${pid}/stat 2>/dev/null; true`)).trim();
-    const until = async (pid: string, want: (s: string) => boolean) => {
-      for (let i = 0; i < 100 && !want(await state(pid)); i++) await new Promise((r) => setTimeout(r, 50));
-      return state(pid);
-    };
+    const poll = (pid: string) => expect.poll(() => state(pid), { timeout: 5000 });
     const { device } = guest.shares[0]!;
     device.pause();
     try {
       const pid = (await sh(guest, "stat /mnt/held > /dev/null 2>&1 & echo $!")).trim();
-      expect(await until(pid, (s) => s === "S")).toBe("S"); // request_wait_answer(): any signal wakes it
+      await poll(pid).toBe("S"); // request_wait_answer(): any signal wakes it
       // USR1 is fatal: the request is marked FR_INTERRUPTED and the task waits on, unkillable, for the reply.
       await sh(guest, `kill -USR1 ${pid}`);
-      expect(await until(pid, (s) => s === "D")).toBe("D");
+      await poll(pid).toBe("D");
       device.resume();
-      expect(await until(pid, (s) => s === "" || s === "Z")).toMatch(/^Z?$/);
+      await poll(pid).toMatch(/^Z?$/); // gone, or a zombie
     } finally {
       device.resume();
     }

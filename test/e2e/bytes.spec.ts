@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { expect, test } from "@playwright/test";
+import { FuseOpcode, fuse_in_header } from "../../src/index.ts";
 import { boot, docsShot, run } from "./page.ts";
 
 test("the inspector keeps the traffic from boot on and shows a request's chain and bytes", async ({ page }, info) => {
@@ -60,11 +61,12 @@ test("the inspector keeps the traffic from boot on and shows a request's chain a
   const file = info.outputPath("trace.json");
   await (await download).saveAs(file);
   const saved = JSON.parse(readFileSync(file, "utf8")) as { records: { request: string }[] };
-  // Every request the log showed, the boot's INIT and the cat's READ among them (opcode: bytes 4..8 of the hex).
+  // Every request the log showed, the boot's INIT and the cat's READ among them (fuse_in_header.opcode's low byte).
   expect(saved.records.length).toBeGreaterThanOrEqual(shown);
-  const opcodes = saved.records.map((r) => parseInt(r.request.slice(8, 10), 16));
-  expect(opcodes).toContain(26); // FUSE_INIT
-  expect(opcodes).toContain(15); // FUSE_READ
+  const at = 2 * fuse_in_header.opcode;
+  const opcodes = saved.records.map((r) => parseInt(r.request.slice(at, at + 2), 16));
+  expect(opcodes).toContain(FuseOpcode.FUSE_INIT);
+  expect(opcodes).toContain(FuseOpcode.FUSE_READ);
   await page.locator("#import-input").setInputFiles(file);
   await expect(page.locator("#replay-note")).toContainText(`${saved.records.length} requests`);
   await log.locator('tr[data-op="FUSE_INIT"]').first().click();
