@@ -2,6 +2,7 @@
 // place that relies on them, and it checks for them so a v86 upgrade fails loudly here.
 import type { V86 } from "v86";
 import type { DeviceBus, GuestMemory, MemoryRange, PciFunction, PciFunctionSpec, RegisterRegion } from "../../device/bus.ts";
+import { wireOrPciInterrupts } from "./v86-pci-irq.ts";
 
 interface V86PortEntry {
   device: object | undefined;
@@ -100,6 +101,7 @@ export class V86Bus implements DeviceBus {
   constructor(emulator: V86) {
     this.cpu = v86Cpu(emulator);
     this.memory = new V86Memory(this.cpu);
+    wireOrPciInterrupts(this.cpu);
   }
 
   addPciFunction(spec: PciFunctionSpec): PciFunction {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { v86Cpu } from "../../src/machine/v86-bus.ts";
 import { bootGuest, createSampleTree, fuseOpcodeName, HostDirFs, MemFs, STORE_DIR, text, type FileSystem, type FuseObserver, type Guest } from "../../src/node.ts";
 
 const sh = async (g: Guest, cmd: string): Promise<string> => {
@@ -15,6 +16,8 @@ const sh = async (g: Guest, cmd: string): Promise<string> => {
   if (r.status !== 0) throw new Error(`'${cmd}' exited ${r.status}: ${text(r.stderr)}`);
   return text(r.stdout);
 };
+/** EFLAGS.IF */
+const FLAG_INTERRUPT = 1 << 9;
 const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 /** Paths under a memfs volume, as `find` prints them under /mnt. */
@@ -308,5 +311,47 @@ describe("file capabilities (FUSE_HANDLE_KILLPRIV_V2)", () => {
     await sh(guest, "chown 2:2 /mnt/f1");
     await expect(fs.getxattr(ino, "security.capability")).rejects.toMatchObject({ errno: 61 });
     fs.forget(ino, 1);
+  });
+});
+
+describe("a PCI interrupt line shared by several functions (src/machine/v86-pci-irq.ts)", () => {
+  let guest: Guest;
+  const shares = ["i0", "i1", "i2"].map((tag) => ({ tag, fs: new MemFs(), cache: "never" as const, mountPoint: `/${tag}` }));
+  beforeAll(async () => {
+    for (const { tag, fs } of shares) fs.vol.writeFileSync("/f", `answered by ${tag}\n`);
+    guest = await bootGuest({ shares });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("a completion the guest cannot take yet survives another function on its line deasserting", async () => {
+    const cpu = v86Cpu(guest.emulator);
+    const { pci } = cpu.devices;
+    const eflags = (cpu as unknown as { flags: Int32Array }).flags;
+    const pciId = (tag: string) => pci.devices.findIndex((d) => (d as { name?: string } | undefined)?.name === `virtio-fs ${tag}`);
+    const line = (id: number) => pci.device_spaces[id]![0x3c >> 2]! & 0xff; // Interrupt Line, as the guest set it
+    // Three functions on consecutive slots: the four INTx routes meet on two IRQs, so two of them share one.
+    const ids = shares.map((s) => pciId(s.tag));
+    const a = ids.findIndex((id, i) => ids.some((other, j) => j !== i && line(other) === line(id)));
+    expect(a).toBeGreaterThanOrEqual(0);
+    const other = ids.find((id, j) => j !== a && line(id) === line(ids[a]!))!;
+    const { tag, fs } = shares[a]!;
+    const { device } = guest.shares[a]!;
+
+    device.pause();
+    await sh(guest, `cat /${tag}/f > /${tag}/got &`);
+    await expect.poll(() => device.queueStates().some((q) => q.held > 0)).toBe(true);
+    // The guest holds interrupts off (as while its handler for the shared line runs) as the device answers.
+    await guest.emulator.stop();
+    const flags = eflags[0]!;
+    eflags[0] = flags & ~FLAG_INTERRUPT;
+    device.resume();
+    await expect.poll(() => device.queueStates().every((q) => q.inflight === 0)).toBe(true);
+    await new Promise((r) => setTimeout(r, 10)); // the interrupt check runs a microtask after the completion
+    pci.lower_irq(other); // what the other function does as the handler reads its ISR
+    eflags[0] = flags;
+    void guest.emulator.run();
+    // Watched from the host: a guest that lost the interrupt also stops answering its console.
+    await expect.poll(() => (fs.vol.existsSync("/got") ? fs.vol.readFileSync("/got", "utf8") : ""), { timeout: 5000 }).toBe(`answered by ${tag}\n`);
+    expect(await sh(guest, `cat /${tag}/got`)).toBe(`answered by ${tag}\n`);
   });
 });
