@@ -5,6 +5,7 @@ import { bootImageRanges, keepBootImageAcrossReboots } from "./v86-reboot.ts";
 import { fastMemoryPacking } from "./v86-state.ts";
 import { v86Cpu, type V86Cpu } from "./v86-bus.ts";
 import { isShared, shareJitModules, sharedMemoryAvailable, sharedMemoryWasm, type SharedJit } from "./v86-shared-memory.ts";
+import { sameThreadResume } from "./v86-yield.ts";
 
 export interface MachineOptions {
   images: GuestImages;
@@ -95,6 +96,7 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
   });
 
   await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
+  const undoResume = sameThreadResume(emulator);
   let cpu: V86Cpu;
   let jit: SharedJit | undefined;
   let cpuRuns: () => void;
@@ -107,6 +109,7 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
     keepBootImageAcrossReboots(emulator, sizes);
     await opts.beforeRun?.(emulator);
   } catch (e) {
+    undoResume();
     await emulator.destroy();
     throw e;
   }
@@ -125,6 +128,9 @@ export async function startMachine(opts: MachineOptions): Promise<Machine> {
     send(data) {
       emulator.serial_send_bytes(0, typeof data === "string" ? encoder.encode(data) : data);
     },
-    destroy: () => emulator.destroy(),
+    destroy: () => {
+      undoResume();
+      return emulator.destroy();
+    },
   };
 }
