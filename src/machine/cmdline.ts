@@ -25,8 +25,10 @@ export class CmdlineError extends Error {}
 
 // Serial console; quiet keeps it clean for framed output. The rest saves boot time: crypto self-tests,
 // the TSC watchdog (emulated TSC and PIT drift apart, and falling back to the PIT clocksource is slow),
-// probing UARTs that are not there.
-const BASE = "console=ttyS0 quiet cryptomgr.notests noisapnp tsc=reliable 8250.nr_uarts=1";
+// probing UARTs that are not there. random.trust_cpu: v86's RDRAND comes from the host's
+// crypto.getRandomValues, so it may seed the kernel's CRNG at boot; otherwise the first getrandom() (python3
+// starting, for one) blocks while the kernel gathers timer jitter: ~450 million guest instructions, seconds.
+const BASE = "console=ttyS0 quiet cryptomgr.notests noisapnp tsc=reliable 8250.nr_uarts=1 random.trust_cpu=on";
 
 export function utf8Base64(s: string): string {
   let bin = "";
