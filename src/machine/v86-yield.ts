@@ -14,16 +14,30 @@ interface V86Loop {
   yield_callback(tick: number): void;
 }
 
-/** Installs the same-thread resume where v86 yields through a Worker; returns what undoes it. */
+/**
+ * Installs the same-thread resume where v86 yields through a Worker; returns what undoes it. Undoing keeps
+ * a resume already posted: v86's stop() waits for the tick it runs, so dropping it would hang destroy().
+ */
 export function sameThreadResume(emulator: V86): () => void {
   const loop = (emulator as unknown as { v86?: V86Loop }).v86;
   if (!loop?.worker || typeof MessageChannel === "undefined") return () => {};
   const timed = loop.yield;
   const channel = new MessageChannel();
-  channel.port1.onmessage = (e: MessageEvent<number>) => loop.yield_callback(e.data);
-  loop.yield = (t, tick) => (t < 1 ? channel.port2.postMessage(tick) : timed.call(loop, t, tick));
+  let posted = 0;
+  let undone = false;
+  channel.port1.onmessage = (e: MessageEvent<number>) => {
+    posted--;
+    loop.yield_callback(e.data);
+    if (undone && posted === 0) channel.port1.close();
+  };
+  loop.yield = (t, tick) => {
+    if (t >= 1) return timed.call(loop, t, tick);
+    posted++;
+    channel.port2.postMessage(tick);
+  };
   return () => {
     loop.yield = timed;
-    channel.port1.close();
+    undone = true;
+    if (posted === 0) channel.port1.close();
   };
 }

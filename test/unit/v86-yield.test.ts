@@ -28,6 +28,15 @@ describe("sameThreadResume", () => {
     expect(loop.yield_callback).toHaveBeenCalledTimes(1);
   });
 
+  it("undoing keeps a resume already posted (v86's stop() waits for the tick it runs)", async () => {
+    const { loop, emulator } = fakeLoop({});
+    const undo = sameThreadResume(emulator);
+    loop.yield(0, 3);
+    undo();
+    await nextTask();
+    expect(loop.yield_callback).toHaveBeenCalledWith(3);
+  });
+
   it("changes nothing where v86 has no Worker (Node)", () => {
     const { loop, timed, emulator } = fakeLoop(null);
     sameThreadResume(emulator)();
