@@ -1,5 +1,5 @@
-// DeviceBus on v86's internals. The release build keeps these property names; this file is the only
-// place that relies on them, and it checks for them so a v86 upgrade fails loudly here.
+// DeviceBus on v86's internals. The release build keeps these property names; this file and the other
+// v86-*.ts files are the only places that rely on them, and each checks for them so a v86 upgrade fails loudly.
 import type { V86 } from "v86";
 import type { DeviceBus, GuestMemory, MemoryRange, PciFunction, PciFunctionSpec, RegisterRegion } from "../../device/bus.ts";
 import { wireOrPciInterrupts } from "./v86-pci-irq.ts";
