@@ -38,9 +38,9 @@ export function debianRootTargets(): RootTarget[] | string {
   const imageDir = join(dir, "image");
   const v86Dir = join(dir, "v86");
   if (!existsSync(join(imageDir, INDEX_NAME)) || !existsSync(join(v86Dir, "fs.json"))) return `no Debian root at ${dir} (npm run guest:rootfs builds it)`;
-  const virtiofs = (cache: CacheMode): RootTarget => ({
-    id: `virtiofs-${cache}`,
-    name: `virtio-fs root, cache=${cache} (lazy image + memfs overlay)`,
+  const virtiofs = (cache: CacheMode, daxMiB?: number): RootTarget => ({
+    id: `virtiofs-${cache}${daxMiB ? "-dax" : ""}`,
+    name: `virtio-fs root, cache=${cache}${daxMiB ? `, ${daxMiB} MiB DAX window (dax=always)` : ""} (lazy image + memfs overlay)`,
     boot: async () => {
       const index = await readFile(join(imageDir, INDEX_NAME), "utf8");
       const files = fileBlobSource(imageDir);
@@ -51,13 +51,14 @@ export function debianRootTargets(): RootTarget[] | string {
         return bytes;
       } };
       const image = new ImageFs(parseImageIndex(index), counted);
-      const guest = await bootGuest({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, mountPoint: "/" }] });
+      const guest = await bootGuest({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB, mountPoint: "/" }] });
       return { guest, imageBytes: () => read };
     },
   });
   return [
     virtiofs("auto"),
     virtiofs("always"),
+    virtiofs("auto", 256),
     {
       id: "9p",
       name: "9p root, v86 basefs (msize=512000, cache=loose)",
