@@ -5,27 +5,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootGuest, fuseOpcodeName, MemFs, text, type FuseObserver, type Guest } from "../../src/node.ts";
+import { bootGuest, MemFs, text, type Guest } from "../../src/node.ts";
+import { opcodeCounter } from "../support/opcode-counter.ts";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const MiB = 1 << 20;
 const BIG = randomBytes(64 * MiB); // 32 ranges through a window of eight
-
-/** Counts requests per opcode name. */
-function opcodeCounter(): { observer: FuseObserver; count(name: string): number; clear(): void } {
-  const ops = new Map<string, number>();
-  return {
-    observer: {
-      request: (t) => {
-        const name = fuseOpcodeName(t.opcode) ?? String(t.opcode);
-        ops.set(name, (ops.get(name) ?? 0) + 1);
-      },
-      reply: () => {},
-    },
-    count: (name) => ops.get(name) ?? 0,
-    clear: () => ops.clear(),
-  };
-}
 
 function shell(guest: () => Guest) {
   return async (cmd: string): Promise<string> => {
