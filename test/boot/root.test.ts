@@ -1,5 +1,6 @@
-// Booting from a virtio-fs root: /init mounts the tag root, switch_roots into it, and runs the framed
-// command protocol from a tmpfs on the new root's /run, commands running with the tree's own programs.
+// Booting from a virtio-fs root: /init mounts the tag root, moves into it as switch_root would, and runs
+// the framed command protocol from the initramfs's /vfsw bound on the new root's /run/vfsw, commands
+// running with the tree's own programs.
 // The tree here is a host directory holding the guest's own busybox (from the initramfs); the Debian
 // userland is test/boot/debian-root.test.ts.
 import { execFile } from "node:child_process";
@@ -47,7 +48,7 @@ describe("a guest booted from a virtio-fs root", () => {
     const [mount, os, exe, cmdline] = text(r.stdout).split("\n");
     expect(mount).toMatch(/^root \/ virtiofs rw[, ]/);
     expect(os).toBe("NAME=busybox-root");
-    // init's stage 2, from the tmpfs on the root's /run, not from the initramfs (gone after switch_root).
+    // init's stage 2, from the root's /run/vfsw (the initramfs's /vfsw), not from the initramfs's /bin.
     expect(exe).toBe("/run/vfsw/busybox");
     expect(cmdline).toBe("/run/vfsw/busybox sh /run/vfsw/init ");
   });
@@ -62,6 +63,24 @@ describe("a guest booted from a virtio-fs root", () => {
     const r = await guest.run("cat /mnt/hello.txt; grep ' /mnt ' /proc/mounts");
     expect(text(r.stdout)).toMatch(/^Hello from the browser!\nshare \/mnt virtiofs /);
   });
+});
+
+describe("an interactive boot of a tree with /sbin/init", () => {
+  it("hands that init PID 1 in the root, the console its own", async () => {
+    const dir = await busyboxTree();
+    await mkdir(join(dir, "sbin"));
+    const script = "#!/bin/sh\necho \"tree init: pid $$, $(grep ' / ' /proc/mounts)\"\nexec sh\n";
+    await writeFile(join(dir, "sbin/init"), script, { mode: 0o755 });
+    let out = "";
+    const guest = await bootGuest({ interactive: true, shares: [await rootShare(dir)], onConsole: (b) => (out += new TextDecoder().decode(b)) });
+    try {
+      for (let waited = 0; !out.includes("tree init:") && waited < 30_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toMatch(/tree init: pid 1, root \/ virtiofs rw[, ]/);
+    } finally {
+      await guest.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe("a mount that fails is an error, not an empty directory", () => {
