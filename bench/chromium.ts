@@ -4,9 +4,11 @@
 import { chromium, type Page } from "@playwright/test";
 import { fileURLToPath } from "node:url";
 import { createServer, type InlineConfig } from "vite";
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../src/node.ts";
-import type { FsBenchWindow } from "./browser/protocol.ts";
+import { join } from "node:path";
+import { CHROMIUM_ARGS, CHROMIUM_PATH, debianRootDir } from "../src/node.ts";
+import type { BenchResults, BenchWindow } from "./browser/protocol.ts";
 import type { FsResults, Target, Workload } from "./fs.ts";
+import type { RootSample } from "./root.ts";
 
 const path = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
@@ -24,7 +26,7 @@ const BENCH_SITE: InlineConfig = {
 /** Starts a Vite dev server (web/ unless `site` overrides it) and Chromium, and hands `use` a blank page and the server's URL. */
 export async function withPage<T>(site: InlineConfig, use: (page: Page, url: string) => Promise<T>): Promise<T> {
   // Unwatched: an edit to the tree during a run would otherwise reload the page and start the guest over.
-  const server = await createServer({ configFile: path("../vite.config.ts"), ...site, server: { port: 0, host: "127.0.0.1", watch: null }, logLevel: "error" });
+  const server = await createServer({ configFile: path("../vite.config.ts"), ...site, server: { ...site.server, port: 0, host: "127.0.0.1", watch: null }, logLevel: "error" });
   await server.listen();
   try {
     const url = server.resolvedUrls?.local[0];
@@ -40,14 +42,30 @@ export async function withPage<T>(site: InlineConfig, use: (page: Page, url: str
   }
 }
 
-/** bench/fs.ts's runFsBench in a Worker of the bench page; its progress lines arrive as console messages. */
-export function runFsBenchInBrowser(workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void): Promise<FsResults> {
-  return withPage(BENCH_SITE, async (page, url) => {
+/** Runs the bench page's Worker with these URL parameters; its progress lines arrive as console messages. */
+function runInBenchPage(site: InlineConfig, params: Record<string, string>, log: (line: string) => void): Promise<BenchResults> {
+  return withPage(site, async (page, url) => {
     page.on("console", (m) => {
       if (m.type() !== "debug") log(m.text()); // debug is Vite's client chatter
     });
     page.on("pageerror", (e) => log(`page error: ${e.message}`));
-    await page.goto(`${url}?${new URLSearchParams({ workloads: workloads.map((w) => w.name).join(","), targets: targets.map((t) => t.id).join(","), reps: String(reps) })}`);
-    return page.evaluate(() => (window as unknown as FsBenchWindow).fsBench);
+    await page.goto(`${url}?${new URLSearchParams(params)}`);
+    return page.evaluate(() => (window as unknown as BenchWindow).bench);
   });
+}
+
+/** bench/fs.ts's runFsBench in a Worker of the bench page. */
+export async function runFsBenchInBrowser(workloads: Workload[], targets: Target[], reps: number, log: (line: string) => void): Promise<FsResults> {
+  const r = await runInBenchPage(BENCH_SITE, { workloads: workloads.map((w) => w.name).join(","), targets: targets.map((t) => t.id).join(","), reps: String(reps) }, log);
+  if (r.kind !== "fs") throw new Error("the bench page answered another bench");
+  return r.fs;
+}
+
+/** bench/root.ts's runRootBench in a Worker of the bench page: the image over HTTP as ?root=debian reads it, v86's basefs through Vite's /@fs/. */
+export async function runRootBenchInBrowser(reps: number, log: (line: string) => void): Promise<Record<string, RootSample[]>> {
+  const v86Dir = join(debianRootDir(), "v86");
+  const site: InlineConfig = { ...BENCH_SITE, server: { fs: { allow: [path("../"), v86Dir] } } };
+  const r = await runInBenchPage(site, { root: "", v86: v86Dir, reps: String(reps) }, log);
+  if (r.kind !== "root") throw new Error("the bench page answered another bench");
+  return r.root;
 }

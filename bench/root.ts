@@ -2,11 +2,9 @@
 // Arch and Debian demos): the same tree (npm run guest:rootfs writes both from one set of blobs), the same
 // kernel, initramfs and v86, in one run. Each sample boots afresh (cold caches on both sides) and times,
 // inside the guest, what a user does first: start python3 and perl, list the packages, walk the tree,
-// read a library directory.
-import { existsSync } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { bootGuest, debianRootDir, fileBlobSource, ImageFs, INDEX_NAME, MemFs, OverlayFs, parseImageIndex, text, type BlobSource, type CacheMode, type Guest } from "../src/node.ts";
+// read a library directory. In Node (bench/root-node.ts) and in a Worker of Chromium's bench page
+// (bench/browser/), the image fetched over HTTP there as the demo's ?root=debian fetches it.
+import { ImageFs, MemFs, OverlayFs, parseImageIndex, text, type BlobSource, type CacheMode, type Guest, type GuestOptions, type NinepTree } from "../src/index.ts";
 
 export const ROOT_WORKLOADS: [name: string, command: string][] = [
   ["python3 -c pass", "python3 -c pass"],
@@ -33,25 +31,32 @@ export interface RootSample {
   workloads: number[];
 }
 
-export function debianRootTargets(): RootTarget[] | string {
-  const dir = debianRootDir();
-  const imageDir = join(dir, "image");
-  const v86Dir = join(dir, "v86");
-  if (!existsSync(join(imageDir, INDEX_NAME)) || !existsSync(join(v86Dir, "fs.json"))) return `no Debian root at ${dir} (npm run guest:rootfs builds it)`;
+/** Where one host finds the tree (bench/root-node.ts: files; bench/browser/: the page's server). */
+export interface RootSource {
+  /** The lazy image's index (JSON). */
+  index(): Promise<string>;
+  blobs: BlobSource;
+  /** v86's basefs of the same tree. */
+  ninep: NinepTree;
+  boot(opts: Omit<GuestOptions, "runtime">): Promise<Guest>;
+}
+
+export function rootTargets(src: RootSource): RootTarget[] {
   const virtiofs = (cache: CacheMode, daxMiB?: number): RootTarget => ({
     id: `virtiofs-${cache}${daxMiB ? "-dax" : ""}`,
     name: `virtio-fs root, cache=${cache}${daxMiB ? `, ${daxMiB} MiB DAX window (dax=always)` : ""} (lazy image + memfs overlay)`,
     boot: async () => {
-      const index = await readFile(join(imageDir, INDEX_NAME), "utf8");
-      const files = fileBlobSource(imageDir);
-      let read = Buffer.byteLength(index);
-      const counted: BlobSource = { fetch: async (path) => {
-        const bytes = await files.fetch(path);
-        read += bytes.length;
-        return bytes;
-      } };
+      const index = await src.index();
+      let read = new TextEncoder().encode(index).length;
+      const counted: BlobSource = {
+        fetch: async (path) => {
+          const bytes = await src.blobs.fetch(path);
+          read += bytes.length;
+          return bytes;
+        },
+      };
       const image = new ImageFs(parseImageIndex(index), counted);
-      const guest = await bootGuest({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB, mountPoint: "/" }] });
+      const guest = await src.boot({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB, mountPoint: "/" }] });
       return { guest, imageBytes: () => read };
     },
   });
@@ -63,21 +68,10 @@ export function debianRootTargets(): RootTarget[] | string {
       id: "9p",
       name: "9p root, v86 basefs (msize=512000, cache=loose)",
       boot: async () => ({
-        guest: await bootGuest({
-          ninep: { basefs: join(v86Dir, "fs.json"), baseurl: `${v86Dir}/` },
-          mounts: [{ fstype: "9p", tag: "host9p", dir: "/", options: "msize=512000,cache=loose" }],
-        }),
+        guest: await src.boot({ ninep: src.ninep, mounts: [{ fstype: "9p", tag: "host9p", dir: "/", options: "msize=512000,cache=loose" }] }),
       }),
     },
   ];
-}
-
-/** Bytes the lazy image takes where it is stored: its index and every blob. */
-export async function storedImageBytes(): Promise<number> {
-  const dir = join(debianRootDir(), "image");
-  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
-  const sizes = await Promise.all(files.map(async (e) => (await stat(join(e.parentPath, e.name))).size));
-  return sizes.reduce((a, b) => a + b, 0);
 }
 
 async function sample(target: RootTarget): Promise<RootSample> {

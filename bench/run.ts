@@ -3,7 +3,7 @@
 // Chromium side by side; resume — resuming a snapshot against booting, in Node and on the built site in
 // Chromium (bench/resume.ts); sessions — a guest's cost per request alone and with a second guest on its
 // tree (bench/sessions.ts); root — a Debian userland booted from a virtio-fs root against v86's 9p root
-// of the same tree (bench/root.ts; needs npm run guest:rootfs); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
+// of the same tree (bench/root.ts; needs npm run guest:rootfs; with --browser in Chromium too); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
 // virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
 // a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
 import { mkdir, writeFile } from "node:fs/promises";
@@ -11,11 +11,12 @@ import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { bootInBrowser, bootInNode, type BootSample } from "./boot.ts";
 import { nodeRuntime } from "../src/node.ts";
-import { runFsBenchInBrowser } from "./chromium.ts";
+import { runFsBenchInBrowser, runRootBenchInBrowser } from "./chromium.ts";
 import { WORKLOADS, runFsBench, selectTargets, type FsResults } from "./fs.ts";
 import { markdownLedger, markdownTable, median, svgPlot } from "./report.ts";
 import { resumeInBrowser, resumeInNode } from "./resume.ts";
-import { debianRootTargets, ROOT_WORKLOADS, runRootBench, storedImageBytes } from "./root.ts";
+import { ROOT_WORKLOADS, rootTargets, runRootBench, type RootSample, type RootTarget } from "./root.ts";
+import { debianRootSource, storedImageBytes } from "./root-node.ts";
 import { runSessionsBench } from "./sessions.ts";
 
 const { values, positionals } = parseArgs({
@@ -74,27 +75,37 @@ if (wanted.size === 0 || wanted.has("sessions")) {
 type SessionsRow = Awaited<ReturnType<typeof runSessionsBench>>["alone"];
 
 if (wanted.size === 0 || wanted.has("root")) {
-  const rootTargets = debianRootTargets();
-  if (typeof rootTargets === "string") console.log(`\nroot: skipped, ${rootTargets}`);
+  const source = debianRootSource();
+  if (typeof source === "string") console.log(`\nroot: skipped, ${source}`);
   else {
-    const r = await runRootBench(rootTargets, reps, (line) => process.stderr.write(line + "\n"));
-    const ninep = rootTargets.find((t) => t.id === "9p")!;
-    const cell = (id: string, f: (s: (typeof r)[string][number]) => number, unit = "ms") => `${median(r[id]!.map(f)).toFixed(unit === "s" ? 2 : 0)} ${unit}`;
-    const ratio = (id: string, f: (s: (typeof r)[string][number]) => number) => `${(median(r[ninep.id]!.map(f)) / median(r[id]!.map(f))).toFixed(2)}×`;
-    const cols = rootTargets;
-    const vfs = cols.filter((t) => t !== ninep);
-    const rows: [string, (s: (typeof r)[string][number]) => number, string?][] = [
-      ["boot to shell (wall)", (s) => s.bootMs / 1000, "s"],
-      ["guest uptime at shell", (s) => s.uptime, "s"],
-      ...ROOT_WORKLOADS.map(([name], i): [string, (s: (typeof r)[string][number]) => number] => [name, (s) => s.workloads[i]!]),
-    ];
-    console.log(`\nroot: Debian 12 booted from a virtio-fs root and from v86's 9p root, median of ${reps} (inside the guest; 9p ÷ virtio-fs: how many times faster virtio-fs is)\n`);
-    console.log(`| workload | ${cols.map((t) => t.name).join(" | ")} | ${vfs.map((t) => `9p ÷ ${t.id}`).join(" | ")} |\n|---|${cols.map(() => "---:").join("|")}|${vfs.map(() => "---:").join("|")}|`);
-    for (const [name, f, unit] of rows) console.log(`| ${name} | ${cols.map((t) => cell(t.id, f, unit)).join(" | ")} | ${vfs.map((t) => ratio(t.id, f)).join(" | ")} |`);
+    const log = (line: string) => process.stderr.write(line + "\n");
+    const targets = rootTargets(source);
     const stored = await storedImageBytes();
-    for (const t of vfs) console.log(`\n${t.id}: ${(median(r[t.id]!.map((x) => x.imageBytes ?? 0)) / 2 ** 20).toFixed(1)} MiB read from the image to reach a shell, of ${(stored / 2 ** 20).toFixed(1)} MiB stored`);
-    record.root = r;
+    const node = await runRootBench(targets, reps, log);
+    printRootTable(node, targets, "Node", stored);
+    record.root = node;
+    if (values.browser) {
+      const browser = await runRootBenchInBrowser(reps, log);
+      printRootTable(browser, targets, "Chromium", stored);
+      record.rootBrowser = browser;
+    }
   }
+}
+
+function printRootTable(r: Record<string, RootSample[]>, targets: RootTarget[], host: string, stored: number): void {
+  const ninep = targets.find((t) => t.id === "9p")!;
+  const vfs = targets.filter((t) => t !== ninep);
+  const cell = (id: string, f: (s: RootSample) => number, unit = "ms") => `${median(r[id]!.map(f)).toFixed(unit === "s" ? 2 : 0)} ${unit}`;
+  const ratio = (id: string, f: (s: RootSample) => number) => `${(median(r[ninep.id]!.map(f)) / median(r[id]!.map(f))).toFixed(2)}×`;
+  const rows: [string, (s: RootSample) => number, string?][] = [
+    ["boot to shell (wall)", (s) => s.bootMs / 1000, "s"],
+    ["guest uptime at shell", (s) => s.uptime, "s"],
+    ...ROOT_WORKLOADS.map(([name], i): [string, (s: RootSample) => number] => [name, (s) => s.workloads[i]!]),
+  ];
+  console.log(`\nroot, v86 in ${host}: Debian 12 booted from a virtio-fs root and from v86's 9p root, median of ${reps} (inside the guest; 9p ÷ virtio-fs: how many times faster virtio-fs is)\n`);
+  console.log(`| workload | ${targets.map((t) => t.name).join(" | ")} | ${vfs.map((t) => `9p ÷ ${t.id}`).join(" | ")} |\n|---|${targets.map(() => "---:").join("|")}|${vfs.map(() => "---:").join("|")}|`);
+  for (const [name, f, unit] of rows) console.log(`| ${name} | ${targets.map((t) => cell(t.id, f, unit)).join(" | ")} | ${vfs.map((t) => ratio(t.id, f)).join(" | ")} |`);
+  for (const t of vfs) console.log(`\n${t.id}: ${(median(r[t.id]!.map((x) => x.imageBytes ?? 0)) / 2 ** 20).toFixed(1)} MiB read from the image to reach a shell, of ${(stored / 2 ** 20).toFixed(1)} MiB stored`);
 }
 
 const fsWorkloads = WORKLOADS.filter((w) => wanted.size === 0 || wanted.has(w.name));
