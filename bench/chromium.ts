@@ -20,7 +20,7 @@ const BENCH_SITE: InlineConfig = {
   // re-optimize over the other's (the demo's or the e2e tests' server may be running).
   cacheDir: path("../node_modules/.vite-bench/"),
   // The worker's dependencies (v86, memfs) are found up front: finding them late reloads the page mid-run.
-  optimizeDeps: { entries: ["index.html", "fs.worker.ts"] },
+  optimizeDeps: { entries: ["index.html", "bench.worker.ts"] },
 };
 
 /** Starts a Vite dev server (web/ unless `site` overrides it) and Chromium, and hands `use` a blank page and the server's URL. */

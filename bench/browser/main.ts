@@ -6,7 +6,7 @@ const params = new URLSearchParams(location.search);
 const list = (name: string) => (params.get(name) ?? "").split(",").filter(Boolean);
 const reps = Number(params.get("reps") ?? 1);
 const request: BenchRequest = params.has("root") ? { kind: "root", v86Dir: params.get("v86") ?? "", reps } : { kind: "fs", workloads: list("workloads"), targets: list("targets"), reps };
-const worker = new Worker(new URL("./fs.worker.ts", import.meta.url), { type: "module" });
+const worker = new Worker(new URL("./bench.worker.ts", import.meta.url), { type: "module" });
 
 (window as unknown as BenchWindow).bench = new Promise<BenchResults>((resolve, reject) => {
   worker.onmessage = (e: MessageEvent<BenchMessage>) => {
