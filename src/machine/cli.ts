@@ -29,7 +29,7 @@ const USAGE = `usage: virtiofs-web run [--root <dir> | --root debian | --root-im
                         [--save-state <file>] [--restore-state <file>]
 
   --root <dir>      boot from a virtio-fs root: a host directory holding a Linux tree (it needs /dev,
-                    /proc, /sys and /run), read-write, tag root. /init mounts it and switch_roots into it;
+                    /proc, /sys and /run), read-write, tag root. /init mounts it and moves into it (as switch_root);
                     --exec runs with the tree's own programs; at the console, the tree's /sbin/init if it
                     has one, else a login shell. --dax then maps the root. No /mnt share unless
                     --share or --memfs asks for one

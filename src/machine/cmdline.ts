@@ -44,7 +44,7 @@ export function kernelCmdline(o: CmdlineOptions): string {
       if (/[\s:]/.test(v)) throw new CmdlineError(`${what} ${JSON.stringify(v)} may not contain spaces or ':'`);
     }
     if (m.dir === "/") {
-      // The root: init mounts it first and switch_roots into it; every other mount lands inside it.
+      // The root: init mounts it first and moves into it; every other mount lands inside it.
       if (parts.some((p) => p.startsWith("vfsw.root"))) throw new CmdlineError("two mounts on /: one root only");
       parts.push(`${m.fstype === "virtiofs" ? "vfsw.root" : "vfsw.root9p"}=${m.tag}${m.options ? `:${m.options}` : ""}`);
       continue;
