@@ -20,6 +20,8 @@ export class DaxCoherentFs implements FileSystem {
   readonly mappings: DaxMappings;
   readonly rootIno: Ino;
   readonly capabilities: FsCapabilities;
+  /** FLUSH has only the window's stores to make durable: the backend itself buffers nothing until close. */
+  readonly flushesOnlyWindow: boolean;
   private readonly files = new Map<Handle, OpenFile>();
 
   constructor(
@@ -30,6 +32,7 @@ export class DaxCoherentFs implements FileSystem {
     this.mappings = new DaxMappings(window, fs, log);
     this.rootIno = fs.rootIno;
     this.capabilities = fs.capabilities;
+    this.flushesOnlyWindow = fs.flush === undefined;
   }
 
   /** The handles opened here and their files, for a snapshot. */

@@ -57,6 +57,12 @@ export interface FuseServerOptions {
    * see the backend through a DaxCoherentFs that keeps it coherent with the window.
    */
   dax?: FuseDaxWindow;
+  /**
+   * With dax=inode, the regular files the server puts in the window (FUSE_ATTR_DAX): those of at least this
+   * many bytes (default 0: every one). A smaller file costs less through the page cache than a 2 MiB
+   * mapping; the guest moves a file that crosses the line when it next instantiates its inode.
+   */
+  daxInodeMinSize?: number;
   /** Who keeps file locks (default auto: the device once another server shares `fs`). */
   locks?: LockMode;
 }
@@ -113,6 +119,7 @@ export class FuseServer {
       minor: 0,
       dax,
       inodeDax: false,
+      daxInodeMinSize: o.daxInodeMinSize ?? 0,
       zeroOpen: false,
       inodeFiles: new InodeFiles(fs),
       locks: lockTableOf(o.fs),

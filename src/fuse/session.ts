@@ -78,6 +78,8 @@ export interface Session {
   readonly dax?: DaxCoherentFs;
   /** dax=inode was agreed (FUSE_HAS_INODE_DAX): attributes say which files use the window. */
   inodeDax: boolean;
+  /** With dax=inode, the regular files that use the window: those of at least this many bytes. */
+  readonly daxInodeMinSize: number;
   /** Zero-message open is on: no OPEN or RELEASE, fh 0 is the node's handle in `inodeFiles`. */
   zeroOpen: boolean;
   readonly inodeFiles: InodeFiles;

@@ -32,6 +32,11 @@ export interface VirtioFsShare {
    */
   daxMiB?: number;
   /**
+   * With dax=inode, the regular files the server puts in the window: those of at least this many bytes
+   * (default 0: every one); smaller ones go through the guest's page cache.
+   */
+  daxInodeMinSize?: number;
+  /**
    * Who keeps file locks: "guest" (each guest kernel: fast, right for one guest), "device" (locks hold
    * across every guest on this `fs`) or "auto" (the default: the device once more than one share is
    * attached over this `fs` as the guest mounts it).
@@ -308,7 +313,7 @@ function attachOne(machine: MachineState, share: VirtioFsShare, i: number): Live
   }
   const log = share.log ?? ((m: string) => console.warn(m));
   const window = windowRange && new DaxWindow(windowRange[1] - windowRange[0], machine.bus.memory.range(windowRange[0], windowRange[1] - windowRange[0]));
-  const server = new FuseServer({ fs: share.fs, cache: share.cache, writeback: share.writeback, locks: share.locks, log, observer: share.observer, dax: window });
+  const server = new FuseServer({ fs: share.fs, cache: share.cache, writeback: share.writeback, locks: share.locks, log, observer: share.observer, dax: window, daxInodeMinSize: share.daxInodeMinSize });
   let ended = Promise.resolve();
   const device = new VirtioFsDevice(machine.bus, {
     tag: share.tag,

@@ -177,3 +177,44 @@ describe("dax=inode on v86's own (unshared) memory: the same window, every regul
     expect(ops.count("FUSE_READ")).toBe(0);
   });
 });
+
+describe("dax=inode with daxInodeMinSize 1 MiB: big files in the window, small ones in the page cache", () => {
+  let guest: Guest;
+  const vol = new Volume();
+  const ops = opcodeCounter();
+  const sh = shell(() => guest);
+  const drop = "sync && echo 3 > /proc/sys/vm/drop_caches && echo 3 > /proc/sys/vm/drop_caches";
+
+  beforeAll(async () => {
+    vol.writeFileSync("/big", BIG.subarray(0, 4 * MiB));
+    vol.writeFileSync("/small", BIG.subarray(0, 64 * 1024));
+    guest = await bootGuest({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 16, daxInodeMinSize: MiB, mountOptions: "dax=inode", mountPoint: "/mnt", observer: ops.observer }] });
+  });
+  afterAll(() => guest?.shutdown());
+
+  it("reads a big file through the window and a small one with READ", async () => {
+    ops.clear();
+    expect((await sh("sha256sum /mnt/big")).split(" ")[0]).toBe(sha256(BIG.subarray(0, 4 * MiB)));
+    expect(ops.count("FUSE_SETUPMAPPING")).toBeGreaterThan(0);
+    expect(ops.count("FUSE_READ")).toBe(0);
+    ops.clear();
+    expect((await sh("sha256sum /mnt/small")).split(" ")[0]).toBe(sha256(BIG.subarray(0, 64 * 1024)));
+    expect(ops.count("FUSE_READ")).toBeGreaterThan(0);
+    expect(ops.count("FUSE_SETUPMAPPING")).toBe(0);
+  });
+
+  it("creates and writes small files without a FLUSH at close, and maps a file once it grew past the line", async () => {
+    ops.clear();
+    await sh("for i in 1 2 3 4 5; do echo note $i > /mnt/n$i; done; dd if=/dev/urandom of=/mnt/grown bs=64K count=32 2> /dev/null");
+    expect(ops.count("FUSE_CREATE")).toBe(6);
+    expect(ops.count("FUSE_FLUSH")).toBe(0);
+    expect(ops.count("FUSE_SETUPMAPPING")).toBe(0); // created empty: outside the window while open
+    expect(text(vol.readFileSync("/n3") as Uint8Array)).toBe("note 3\n");
+    const grown = new Uint8Array(vol.readFileSync("/grown") as Uint8Array);
+    expect(grown).toHaveLength(2 * MiB);
+    ops.clear();
+    expect((await sh(`${drop} && sha256sum /mnt/grown`)).split(" ")[0]).toBe(sha256(grown));
+    expect(ops.count("FUSE_SETUPMAPPING")).toBeGreaterThan(0);
+    expect(ops.count("FUSE_READ")).toBe(0);
+  });
+});

@@ -9,7 +9,7 @@ import { VIRTIO_PCI_CAP_SHARED_MEMORY_CFG } from "../../device/virtio-pci.ts";
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, O_TRUNC, SEEK_DATA } from "../../src/vfs/linux.ts";
 import { FsError, type FileSystem } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
-import { FATTR_SIZE, FUSE_ATTR_DAX, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_create_in, fuse_fsync_in, fuse_init_out, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
+import { FATTR_SIZE, FOPEN_NOFLUSH, FUSE_ATTR_DAX, FUSE_POSIX_LOCKS, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_MAP_ALIGNMENT, FUSE_NO_OPEN_SUPPORT, FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_ROOT_ID, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_copy_file_range_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_forget_in, fuse_create_in, fuse_fsync_in, fuse_init_out, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_removemapping_in, fuse_removemapping_one, fuse_setattr_in, fuse_setupmapping_in, fuse_syncfs_in, fuse_write_in, initFlags } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
 import { MAX_MAPPED_INODES } from "../../src/fuse/dax.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
@@ -42,6 +42,8 @@ interface Options {
   fs?: (vol: Volume) => FileSystem;
   vol?: Volume;
   initFlags?: bigint;
+  daxInodeMinSize?: number;
+  locks?: "guest" | "device";
 }
 
 async function ready(o: Options = {}) {
@@ -52,7 +54,7 @@ async function ready(o: Options = {}) {
   // The window sits in guest memory above the RAM the driver uses, as attachVirtioFs puts it in v86's.
   const bus = new FakeBus(32 * MiB + (size ?? 0));
   const window = size === undefined ? undefined : new DaxWindow(size, bus.memory.range(32 * MiB, size));
-  const server = new FuseServer({ fs, dax: window, log: (m) => logs.push(m) });
+  const server = new FuseServer({ fs, dax: window, log: (m) => logs.push(m), daxInodeMinSize: o.daxInodeMinSize, locks: o.locks });
   new VirtioFsDevice(bus, {
     tag: "t",
     handler: server.handle,
@@ -68,6 +70,11 @@ async function ready(o: Options = {}) {
   const shm = window && d.fn.bar(d.cap(VIRTIO_PCI_CAP_SHARED_MEMORY_CFG).bar);
   const bar = shm && bus.memory.u8.subarray(shm.address, shm.address + shm.size);
   return { d, server, window: window!, bar: bar!, vol, fs, logs, init };
+}
+
+/** memfs with a flush of its own, as a backend that buffers until close (hostdir, OPFS). */
+class FlushingMemFs extends MemFs {
+  async flush(): Promise<void> {}
 }
 
 const bytesOf = (vol: Volume, path: string): Uint8Array => new Uint8Array(vol.readFileSync(path) as Buffer);
@@ -249,6 +256,44 @@ describe("dax=inode: which files use the window", () => {
     expect(await daxFlag(inode, "x", 0o755)).toBe(FUSE_ATTR_DAX); // the guest runs code from the window
     expect(await daxFlag(inode, "dir")).toBe(0);
     expect(await daxFlag({}, "f", 0o644)).toBe(0); // dax=always or no DAX: the flag says nothing
+  });
+
+  it("with daxInodeMinSize marks only the files at least that big, and follows a file's size", async () => {
+    const { d, vol } = await ready({ ...inode, daxInodeMinSize: MiB });
+    const flagOf = (r: FuseReply, at: number) => r.view.getUint32(at + fuse_attr.flags, true);
+    const entry = async (name: string) => flagOf(await d.fuse(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr(name)), fuse_entry_out.attr);
+    expect(await entry("f")).toBe(0); // 10,000 bytes
+    expect(await entry("big")).toBe(FUSE_ATTR_DAX); // 3 MiB
+    vol.writeFileSync("/edge", new Uint8Array(MiB));
+    expect(await entry("edge")).toBe(FUSE_ATTR_DAX);
+    // A file that grows past the line says so in its next attributes (Linux then drops the unused inode).
+    const f = await lookup(d, "f");
+    vol.truncateSync("/f", 2 * MiB);
+    expect(flagOf(await d.fuse(Op.FUSE_GETATTR, f, args(16, () => {})), fuse_attr_out.attr)).toBe(FUSE_ATTR_DAX);
+  });
+
+  const create = async (d: ReferenceDriver, name: string, flags = O_RDWR) => {
+    const r = await d.fuse(Op.FUSE_CREATE, FUSE_ROOT_ID, args(fuse_create_in.SIZE, (v) => {
+      v.setUint32(fuse_create_in.flags, flags, true);
+      v.setUint32(fuse_create_in.mode, 0o100644, true);
+    }, cstr(name)));
+    expect(r.error).toBe(0);
+    return r.view.getUint32(fuse_entry_out.SIZE + fuse_open_out.open_flags, true);
+  };
+
+  it("says FOPEN_NOFLUSH on CREATE of a file outside the window: its close(2) has nothing to write back", async () => {
+    const zeroOpen = inode.initFlags | FUSE_NO_OPEN_SUPPORT;
+    const { d } = await ready({ initFlags: zeroOpen, daxInodeMinSize: MiB });
+    expect(await create(d, "new") & FOPEN_NOFLUSH).toBe(FOPEN_NOFLUSH);
+    // A name the guest already holds an inode for (its dentry was stale): that inode may be in the window.
+    await lookup(d, "g");
+    expect(await create(d, "g", O_RDWR | O_TRUNC) & FOPEN_NOFLUSH).toBe(0);
+    // Every regular file in the window (no size line), dax=always, device locks (FLUSH drops them), a
+    // backend that buffers until close: FLUSH stays.
+    for (const o of [{ initFlags: zeroOpen }, { initFlags: FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT | FUSE_NO_OPEN_SUPPORT, daxInodeMinSize: MiB }, { initFlags: zeroOpen | FUSE_POSIX_LOCKS, daxInodeMinSize: MiB, locks: "device" as const }, { initFlags: zeroOpen, daxInodeMinSize: MiB, fs: (vol: Volume) => new FlushingMemFs(vol) }]) {
+      const { d: other } = await ready(o);
+      expect(await create(other, "new") & FOPEN_NOFLUSH).toBe(0);
+    }
   });
 });
 

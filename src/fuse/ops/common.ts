@@ -2,7 +2,7 @@
 // and the encoding of attributes and entries.
 import { S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "../../vfs/linux.ts";
 import { FsError, type Cred, type FileAttr, type Handle, type Ino } from "../../vfs/filesystem.ts";
-import { FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
+import { FOPEN_NOFLUSH, FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
 import { ENODATA, EOPNOTSUPP, Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
 
@@ -99,11 +99,24 @@ export function splitTime(seconds: number): [bigint, number] {
 }
 
 /**
- * fuse_attr.flags: with dax=inode, FUSE_ATTR_DAX puts every regular file in the DAX window, programs
- * included (the guest runs them from it). The backends keep no per-file DAX flag to choose by.
+ * fuse_attr.flags: with dax=inode, FUSE_ATTR_DAX puts a regular file of at least daxInodeMinSize bytes in
+ * the DAX window, programs included (the guest runs them from it). The backends keep no per-file DAX flag
+ * to choose by. Linux decides when it instantiates an inode; a cached inode whose flag changes is dropped
+ * once unused (fuse_dax_dontcache), so a file that grew past the line maps on its next use.
  */
 function attrFlags(s: Session, a: FileAttr): number {
-  return s.inodeDax && (a.mode & S_IFMT) === S_IFREG ? FUSE_ATTR_DAX : 0;
+  return s.inodeDax && (a.mode & S_IFMT) === S_IFREG && a.size >= s.daxInodeMinSize ? FUSE_ATTR_DAX : 0;
+}
+
+/**
+ * FOPEN_NOFLUSH for a file the guest has no inode of yet (it holds no node id for it) and will read and
+ * write through FUSE under dax=inode: its close(2) has nothing to make durable when FLUSH is there only
+ * for the window's stores (and locks stay the guest's). The guest keeps an inode out of the window for as
+ * long as it is open, whatever its size becomes. Call it before the reply makes the node id known.
+ */
+export function outsideWindowNoFlush(s: Session, a: FileAttr): number {
+  const fresh = s.nodes.nodeid(a.ino) === undefined;
+  return fresh && s.dax?.flushesOnlyWindow && s.inodeDax && !s.deviceLocks && attrFlags(s, a) === 0 ? FOPEN_NOFLUSH : 0;
 }
 
 export function putAttr(s: Session, v: DataView, at: number, a: FileAttr): void {

@@ -5,7 +5,7 @@ import type { Handle } from "../../vfs/filesystem.ts";
 import { FUSE_COMPAT_WRITE_IN_SIZE, FUSE_FSYNC_FDATASYNC, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, fuse_copy_file_range_in, fuse_create_in, fuse_entry_out, fuse_fallocate_in, fuse_flush_in, fuse_fsync_in, fuse_lseek_in, fuse_lseek_out, fuse_open_in, fuse_read_in, fuse_release_in, fuse_write_in, fuse_write_out } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
-import { cred, dropCapabilities, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, sizeArg, struct, u32, u64, withExisting } from "./common.ts";
+import { cred, dropCapabilities, entryReply, fileOf, handleOf, isNodeFh, inoOf, killPriv, nameArg, nodeIno, openReply, outsideWindowNoFlush, sizeArg, struct, u32, u64, withExisting } from "./common.ts";
 
 export async function open(s: Session, r: FuseRequest): Promise<Reply> {
   const ino = nodeIno(s, r);
@@ -44,10 +44,10 @@ async function createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Promi
       await s.fs.release(fh);
     }
   }
-  const entry = entryReply(s, attr);
+  const openFlags = s.cache.openFlags | outsideWindowNoFlush(s, attr);
   const out = new Uint8Array(fuse_entry_out.SIZE + 16);
-  out.set(entry);
-  out.set(openReply(guestFh, s.cache.openFlags), fuse_entry_out.SIZE);
+  out.set(entryReply(s, attr));
+  out.set(openReply(guestFh, openFlags), fuse_entry_out.SIZE);
   return out;
 }
 
