@@ -19,7 +19,7 @@ interface VfsTarget extends Target {
   writeback: boolean;
   /** A DAX window of this size, mounted dax=always. */
   daxMiB?: number;
-  /** Mounted dax=inode instead: the files of at least this many bytes use the window. */
+  /** Mounted dax=inode instead (shareMountOptions): the files of at least this many bytes use the window. */
   daxInodeMinSize?: number;
 }
 
@@ -252,7 +252,7 @@ export async function runFsBench(workloads: Workload[], targets: Target[], reps:
     runtime,
     memoryMiB: MEMORY_MIB,
     ninep,
-    shares: vfs.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, daxMiB: t.daxMiB, daxInodeMinSize: t.daxInodeMinSize, mountOptions: t.daxInodeMinSize === undefined ? undefined : "dax=inode", mountPoint: t.dir, observer: ledger.observer(t.id, i === 0) })),
+    shares: vfs.map((t, i) => ({ tag: `vfs${i}`, fs: new MemFs(), cache: t.cache, writeback: t.writeback, daxMiB: t.daxMiB, daxInodeMinSize: t.daxInodeMinSize, mountPoint: t.dir, observer: ledger.observer(t.id, i === 0) })),
     mounts: ninep ? [{ fstype: "9p", tag: "host9p", dir: NINEP.dir, options: "msize=512000,cache=loose" }] : [],
   });
   ledger.attach(guest.emulator, ninep ? NINEP.id : undefined);

@@ -50,6 +50,9 @@ const USAGE = `usage: virtiofs-web run [--root <dir> | --root debian | --root-im
                     or 64 with more than 512 MiB of RAM) in v86's memory above the guest's RAM, and
                     mount with -o dax=always: the guest maps every file instead of reading it into its
                     page cache, and runs programs straight from the window
+  --dax-min <size>  with --dax, mount with -o dax=inode instead: only files of at least <size> bytes
+                    (a K, M or G suffix counts KiB, MiB, GiB; e.g. 1M) use the window, smaller ones the
+                    page cache, where one READ costs less than mapping a 2 MiB range
   --guests <N>      boot N guests (1 to ${GUESTS_MAX}) on the one tree, each with its own device; $GUEST is
                     0..N-1 in each. Not with --dax, --writeback or --browser (their caches would not be
                     coherent across guests)
@@ -100,6 +103,8 @@ interface RunArgs {
   readonly: boolean;
   /** Size of the DAX window; undefined without --dax. */
   daxMiB?: number;
+  /** --dax-min: mount dax=inode, files of at least this many bytes in the window. */
+  daxInodeMinSize?: number;
   guests: number;
   locks: LockMode;
   exec?: string;
@@ -136,6 +141,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
         writeback: { type: "boolean", default: false },
         readonly: { type: "boolean", default: false },
         dax: { type: "string" },
+        "dax-min": { type: "string" },
         guests: { type: "string", default: "1" },
         locks: { type: "string" },
         exec: { type: "string" },
@@ -180,7 +186,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     if (alone) throw new UsageError(`${flag} and ${alone} exclude each other: a snapshot holds one guest of this process`);
   }
   if (values["restore-state"] !== undefined) {
-    const fromSnapshot = (["tag", "cache", "writeback", "readonly", "locks", "memory", "append", "dax"] as const).find((k) => values[k] !== undefined && values[k] !== false);
+    const fromSnapshot = (["tag", "cache", "writeback", "readonly", "locks", "memory", "append", "dax", "dax-min"] as const).find((k) => values[k] !== undefined && values[k] !== false);
     if (fromSnapshot) throw new UsageError(`--restore-state and --${fromSnapshot} exclude each other: the machine and its share come from the snapshot`);
   }
   const kernel = values.kernel ?? "project";
@@ -197,6 +203,8 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     throw new UsageError(`--memory takes a whole number of MiB from 96 to ${MEMORY_MIB_MAX}, not '${values.memory}'`);
   }
   const dax = values.dax === undefined ? undefined : daxMiB(values.dax, memoryMiB);
+  if (values["dax-min"] !== undefined && dax === undefined) throw new UsageError("--dax-min chooses which files use the DAX window: it needs --dax");
+  const daxInodeMinSize = values["dax-min"] === undefined ? undefined : byteSize(values["dax-min"], "--dax-min");
   try {
     v86MemorySize(memoryMiB, dax === undefined ? [] : [dax]);
   } catch (e) {
@@ -216,6 +224,7 @@ export function parseCli(argv: string[]): RunArgs | "help" {
     writeback: values.writeback,
     readonly: values.readonly,
     daxMiB: dax,
+    daxInodeMinSize,
     guests,
     // Guests boot one after another: "auto" could see one server as the first mounts.
     locks: locks === "auto" && guests > 1 ? "device" : locks,
@@ -254,6 +263,14 @@ function daxMiB(value: string, memoryMiB: number): number {
     throw new UsageError(`--dax takes a power of two from ${DAX_MIB_MIN} to ${DAX_MIB_MAX} MiB, not '${value}'`);
   }
   return mib;
+}
+
+/** A number of bytes, with an optional K, M or G suffix (binary units). */
+function byteSize(value: string, flag: string): number {
+  const m = /^(\d+)([KMG]?)$/i.exec(value);
+  const bytes = m ? Number(m[1]) * 1024 ** " KMG".indexOf((m[2] || " ").toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${flag} takes a size in bytes (a K, M or G suffix allowed, e.g. 1M), not '${value}'`);
+  return bytes;
 }
 
 /** The backend behind --share / --memfs. */
@@ -302,14 +319,15 @@ async function backends(a: RunArgs): Promise<Backends> {
 /** The options of guest `n` of a.guests. A DAX window maps the root when there is one (programs run from it). */
 function guestOptions(a: RunArgs, fs: Backends, n: number): NodeGuestOptions {
   const share = { cache: a.cache, writeback: a.writeback, locks: a.locks };
+  const dax = { daxMiB: a.daxMiB, daxInodeMinSize: a.daxInodeMinSize };
   return {
     memoryMiB: a.memoryMiB,
     bootTimeoutMs: a.bootTimeoutMs,
     append: [a.append, a.guests > 1 ? `vfsw.guest=${n}` : undefined].filter(Boolean).join(" ") || undefined,
     imagesDir: a.imagesDir,
     shares: [
-      ...(fs.root ? [{ ...share, tag: ROOT_TAG, fs: fs.root, daxMiB: a.daxMiB, mountPoint: "/" }] : []),
-      ...(fs.mnt ? [{ ...share, tag: a.tag, fs: fs.mnt, daxMiB: fs.root ? undefined : a.daxMiB, mountPoint: "/mnt" }] : []),
+      ...(fs.root ? [{ ...share, tag: ROOT_TAG, fs: fs.root, ...dax, mountPoint: "/" }] : []),
+      ...(fs.mnt ? [{ ...share, tag: a.tag, fs: fs.mnt, ...(fs.root ? {} : dax), mountPoint: "/mnt" }] : []),
     ],
   };
 }
@@ -418,6 +436,7 @@ async function runExecInBrowser(a: RunArgs & { exec: string }): Promise<number> 
       cache: a.cache,
       writeback: a.writeback,
       daxMiB: a.daxMiB,
+      daxInodeMinSize: a.daxInodeMinSize,
       remoteShare: a.share !== undefined,
       readOnly: a.readonly,
       verbose: a.verbose,

@@ -16,11 +16,12 @@ export interface GuestShare extends VirtioFsShare {
 
 /**
  * The mount options of a share: a share with a DAX window is mounted to map every regular file into it
- * (dax=always), programs included; dax=inode leaves the choice to the server's FUSE_ATTR_DAX.
+ * (dax=always), programs included, or with a `daxInodeMinSize` dax=inode, which leaves the choice to the
+ * server's FUSE_ATTR_DAX.
  */
-export function shareMountOptions(share: Pick<GuestShare, "daxMiB" | "mountOptions">): string | undefined {
+export function shareMountOptions(share: Pick<GuestShare, "daxMiB" | "daxInodeMinSize" | "mountOptions">): string | undefined {
   const given = share.mountOptions?.split(",").filter(Boolean) ?? [];
-  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push("dax=always");
+  if (share.daxMiB !== undefined && !given.some((o) => o === "dax" || o.startsWith("dax="))) given.push(share.daxInodeMinSize === undefined ? "dax=always" : "dax=inode");
   return given.length ? given.join(",") : undefined;
 }
 
@@ -72,7 +73,7 @@ export interface RestoreOptions extends Pick<GuestOptions, "runtime" | "onConsol
 }
 
 /** How a saved share was attached: what a restore must attach again. */
-export type SavedShare = Pick<SnapshotShare, "tag" | "mountPoint" | "cache" | "writeback" | "numRequestQueues" | "locks"> & { daxMiB?: number };
+export type SavedShare = Pick<SnapshotShare, "tag" | "mountPoint" | "cache" | "writeback" | "numRequestQueues" | "locks"> & { daxMiB?: number; daxInodeMinSize?: number };
 
 export interface RunResult {
   stdout: Uint8Array;
@@ -145,7 +146,18 @@ export class Guest {
     for (const [name, sum] of Object.entries(snap.images)) {
       if (have[name as keyof typeof have] !== sum) throw new SnapshotError(`the snapshot was taken with another ${name} (sha256 ${sum.slice(0, 12)}…, these images have ${have[name as keyof typeof have].slice(0, 12)}…)`);
     }
-    const saved = snap.shares.map(({ tag, mountPoint, cache, writeback, numRequestQueues, locks, daxMiB }): SavedShare => ({ tag, mountPoint, cache, writeback, numRequestQueues, locks, ...(daxMiB === null ? {} : { daxMiB }) }));
+    const saved = snap.shares.map(
+      ({ tag, mountPoint, cache, writeback, numRequestQueues, locks, daxMiB, daxInodeMinSize }): SavedShare => ({
+        tag,
+        mountPoint,
+        cache,
+        writeback,
+        numRequestQueues,
+        locks,
+        ...(daxMiB === null ? {} : { daxMiB }),
+        ...(daxInodeMinSize === null ? {} : { daxInodeMinSize }),
+      }),
+    );
     const shares = typeof opts.shares === "function" ? await opts.shares(saved) : (opts.shares ?? []);
     const want = snap.shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ");
     if (shares.map((s) => `${s.tag}:${s.mountPoint}`).join(", ") !== want) throw new SnapshotError(`the snapshot has shares ${want || "(none)"}; give the same tags and mount points, in order`);
@@ -157,6 +169,7 @@ export class Guest {
         ["numRequestQueues", s.numRequestQueues, given.numRequestQueues ?? 1],
         ["locks", s.locks, given.locks ?? "auto"],
         ["daxMiB", s.daxMiB, given.daxMiB ?? null],
+        ["daxInodeMinSize", s.daxInodeMinSize, given.daxInodeMinSize ?? null],
       ].find(([, a, b]) => a !== b);
       if (mismatch) throw new SnapshotError(`share ${s.tag}: the snapshot has ${mismatch[0]}=${String(mismatch[1])}, the share given ${String(mismatch[2])}`);
     }
@@ -271,6 +284,7 @@ export class Guest {
         numRequestQueues: o.numRequestQueues ?? 1,
         locks: o.locks ?? "auto",
         daxMiB: o.daxMiB ?? null,
+        daxInodeMinSize: o.daxInodeMinSize ?? null,
       }));
       return await packSnapshot({
         created: new Date().toISOString(),

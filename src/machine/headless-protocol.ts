@@ -11,6 +11,8 @@ export interface HeadlessSettings {
   cache: "never" | "metadata" | "auto" | "always";
   writeback: boolean;
   daxMiB?: number;
+  /** Mount dax=inode: files of at least this many bytes in the window. */
+  daxInodeMinSize?: number;
   /** The share is the CLI's directory, served at POST fs (src/fs/remote.ts calls); else the sample tree. */
   remoteShare: boolean;
   readOnly: boolean;

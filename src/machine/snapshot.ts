@@ -30,6 +30,8 @@ export interface SnapshotShare {
   locks: LockMode;
   /** The DAX window's size, or null without one. */
   daxMiB: number | null;
+  /** The window's dax=inode size line, or null (dax=always, or no window). */
+  daxInodeMinSize: number | null;
 }
 
 export interface SnapshotContents {
@@ -139,6 +141,8 @@ function readShare(v: Saved, i: number): SnapshotShare {
     numRequestQueues: int(s.numRequestQueues, "numRequestQueues", 1),
     locks: oneOf(LOCK_MODES, s.locks, "locks"),
     daxMiB: s.daxMiB === null ? null : int(s.daxMiB, "daxMiB", 1),
+    // Absent in snapshots from before the size line: dax=always.
+    daxInodeMinSize: s.daxInodeMinSize === undefined || s.daxInodeMinSize === null ? null : int(s.daxInodeMinSize, "daxInodeMinSize", 0),
   };
 }
 

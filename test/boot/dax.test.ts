@@ -188,7 +188,7 @@ describe("dax=inode with daxInodeMinSize 1 MiB: big files in the window, small o
   beforeAll(async () => {
     vol.writeFileSync("/big", BIG.subarray(0, 4 * MiB));
     vol.writeFileSync("/small", BIG.subarray(0, 64 * 1024));
-    guest = await bootGuest({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 16, daxInodeMinSize: MiB, mountOptions: "dax=inode", mountPoint: "/mnt", observer: ops.observer }] });
+    guest = await bootGuest({ shares: [{ tag: "share", fs: new MemFs(vol), daxMiB: 16, daxInodeMinSize: MiB, mountPoint: "/mnt", observer: ops.observer }] });
   });
   afterAll(() => guest?.shutdown());
 

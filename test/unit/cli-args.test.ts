@@ -60,6 +60,9 @@ describe("parseCli", () => {
     expect(parseCli(["run", "--kernel", "debian", "--cache", "never"])).toMatchObject({ imagesDir: DEBIAN_IMAGES_DIR, cache: "never" });
     expect(parseCli(["run", "--kernel", "project", "--dax"])).toMatchObject({ imagesDir: undefined, daxMiB: 256 });
     expect(parseCli(["run", "--boot-timeout", "300"])).toMatchObject({ bootTimeoutMs: 300_000 });
+    expect(parseCli(["run", "--dax", "64", "--dax-min", "1M"])).toMatchObject({ daxMiB: 64, daxInodeMinSize: 1 << 20 });
+    expect(parseCli(["run", "--dax", "--dax-min", "65536"])).toMatchObject({ daxMiB: 256, daxInodeMinSize: 65536 });
+    expect(parseCli(["run", "--dax", "--dax-min", "512k"])).toMatchObject({ daxInodeMinSize: 512 * 1024 });
     expect(parseCli([])).toBe("help");
     expect(parseCli(["run", "--help"])).toBe("help");
   });
@@ -86,6 +89,9 @@ describe("parseCli", () => {
     [["run", "--kernel", "debian", "--images", "d"], /--kernel and --images exclude each other/],
     [["run", "--kernel", "project", "--images", "d"], /--kernel and --images exclude each other/],
     [["run", "--kernel", "debian", "--dax", "64"], /--kernel debian and --dax exclude each other: Debian's kernel has no FUSE DAX/],
+    [["run", "--dax-min", "1M"], /--dax-min chooses which files use the DAX window: it needs --dax/],
+    [["run", "--dax", "--dax-min", "1MB"], /--dax-min takes a size in bytes \(a K, M or G suffix allowed, e.g. 1M\), not '1MB'/],
+    [["run", "--restore-state", "s", "--dax-min", "1M"], /--restore-state and --dax-min exclude each other/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseCli(argv)).toThrow(msg);
   });

@@ -51,8 +51,9 @@ describe("DAX window placement", () => {
 });
 
 describe("mounting a share with a window", () => {
-  it("adds dax=always unless the options choose a dax mode", () => {
+  it("adds dax=always, or dax=inode with a size line, unless the options choose a dax mode", () => {
     expect(shareMountOptions({ daxMiB: 64 })).toBe("dax=always");
+    expect(shareMountOptions({ daxMiB: 64, daxInodeMinSize: 1 << 20 })).toBe("dax=inode");
     expect(shareMountOptions({ daxMiB: 64, mountOptions: "rootmode=040000" })).toBe("rootmode=040000,dax=always");
     expect(shareMountOptions({ daxMiB: 64, mountOptions: "dax=inode" })).toBe("dax=inode");
     expect(shareMountOptions({ daxMiB: 64, mountOptions: "dax=never" })).toBe("dax=never");

@@ -13,7 +13,7 @@ const contents: SnapshotContents = {
   ninep: false,
   uptimeAtReady: 1.5,
   v86: new Uint8Array(100_000).fill(7),
-  shares: [{ tag: "share", mountPoint: "/mnt", cache: "auto", writeback: false, numRequestQueues: 1, locks: "auto", daxMiB: null }],
+  shares: [{ tag: "share", mountPoint: "/mnt", cache: "auto", writeback: false, numRequestQueues: 1, locks: "auto", daxMiB: null, daxInodeMinSize: null }],
   virtiofs: new Uint8Array([1, 2, 3]),
 };
 
@@ -23,6 +23,15 @@ describe("snapshot file", () => {
     await expect(checkSnapshot(file)).resolves.toBeInstanceOf(Uint8Array);
     expect(await unpackSnapshot(file)).toEqual(contents);
     expect(file.length).toBeLessThan(2000); // gzip takes the runs of bytes down
+  });
+
+  it("keeps a window's dax=inode size line, and reads a file from before it as dax=always", async () => {
+    const share = { ...contents.shares[0]!, daxMiB: 64 };
+    const inode: SnapshotContents = { ...contents, shares: [{ ...share, daxInodeMinSize: 1 << 20 }] };
+    expect(await unpackSnapshot(await packSnapshot(inode))).toEqual(inode);
+    const { daxInodeMinSize: _, ...older } = share;
+    const unpacked = await unpackSnapshot(await packSnapshot({ ...contents, shares: [older as typeof share] }));
+    expect(unpacked.shares[0]).toEqual({ ...share, daxInodeMinSize: null });
   });
 
   it("refuses a truncated, damaged, foreign or newer file with one message", async () => {

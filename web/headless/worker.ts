@@ -46,7 +46,7 @@ async function run(): Promise<void> {
     memoryMiB: s.memoryMiB,
     append: s.append,
     exec: s.exec,
-    shares: [{ tag: s.tag, fs, cache: s.cache, writeback: s.writeback, daxMiB: s.daxMiB, mountPoint: "/mnt" }],
+    shares: [{ tag: s.tag, fs, cache: s.cache, writeback: s.writeback, daxMiB: s.daxMiB, daxInodeMinSize: s.daxInodeMinSize, mountPoint: "/mnt" }],
     onConsole: s.verbose ? (b) => void send({ kind: "console", data: b }) : undefined,
     onStdout: (b) => void send({ kind: "stdout", data: b }),
   });
