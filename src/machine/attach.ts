@@ -273,6 +273,11 @@ function checkShare(share: VirtioFsShare, i: number): void {
       throw new Error(`${field("daxMiB")}: ${(e as Error).message}`);
     }
   }
+  const minSize = share.daxInodeMinSize;
+  if (minSize !== undefined) {
+    if (share.daxMiB === undefined) throw new Error(`${field("daxInodeMinSize")}: chooses files for a DAX window, and the share has no daxMiB`);
+    if (!Number.isSafeInteger(minSize) || minSize < 0) throw new Error(`${field("daxInodeMinSize")}: a whole number of bytes, not ${minSize}`);
+  }
 }
 
 function machineState(emulator: V86): MachineState {

@@ -41,6 +41,8 @@ describe("attachVirtioFs on a V86 that has not run", () => {
     [{ cache: "sometimes" }, /^shares\[0\]\.cache: one of never, metadata, auto, always/],
     [{ locks: "kernel" }, /^shares\[0\]\.locks: one of guest, device, auto/],
     [{ numRequestQueues: 0 }, /^shares\[0\]\.numRequestQueues: /],
+    [{ daxInodeMinSize: 4096 }, /^shares\[0\]\.daxInodeMinSize: chooses files for a DAX window, and the share has no daxMiB/],
+    [{ daxMiB: 16, daxInodeMinSize: -1 }, /^shares\[0\]\.daxInodeMinSize: a whole number of bytes, not -1/],
     [{ fs: {} }, /^shares\[0\]\.fs: not a FileSystem/],
   ])("throws an Error naming the field for %j", async (wrong, message) => {
     await expect(attachVirtioFs(emulator, { tag: "ok", fs: new MemFs(), ...(wrong as object) })).rejects.toThrow(message);
