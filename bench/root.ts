@@ -42,9 +42,10 @@ export interface RootSource {
 }
 
 export function rootTargets(src: RootSource): RootTarget[] {
-  const virtiofs = (cache: CacheMode, daxMiB?: number): RootTarget => ({
-    id: `virtiofs-${cache}${daxMiB ? "-dax" : ""}`,
-    name: `virtio-fs root, cache=${cache}${daxMiB ? `, ${daxMiB} MiB DAX window (dax=always)` : ""} (lazy image + memfs overlay)`,
+  // dax: a window of `mib`, mounted dax=always, or dax=inode with files of at least `inodeMinSize` bytes in it.
+  const virtiofs = (cache: CacheMode, dax?: { mib: number; inodeMinSize?: number }): RootTarget => ({
+    id: `virtiofs-${cache}${dax ? (dax.inodeMinSize === undefined ? "-dax" : "-dax-inode") : ""}`,
+    name: `virtio-fs root, cache=${cache}${dax ? `, ${dax.mib} MiB DAX window (${dax.inodeMinSize === undefined ? "dax=always" : `dax=inode, files of ${dax.inodeMinSize >> 20} MiB and more`})` : ""} (lazy image + memfs overlay)`,
     boot: async () => {
       const index = await src.index();
       let read = new TextEncoder().encode(index).length;
@@ -56,14 +57,15 @@ export function rootTargets(src: RootSource): RootTarget[] {
         },
       };
       const image = new ImageFs(parseImageIndex(index), counted);
-      const guest = await src.boot({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB, mountPoint: "/" }] });
+      const guest = await src.boot({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB: dax?.mib, daxInodeMinSize: dax?.inodeMinSize, mountPoint: "/" }] });
       return { guest, imageBytes: () => read };
     },
   });
   return [
     virtiofs("auto"),
     virtiofs("always"),
-    virtiofs("auto", 256),
+    virtiofs("auto", { mib: 256 }),
+    virtiofs("auto", { mib: 256, inodeMinSize: 1 << 20 }),
     {
       id: "9p",
       name: "9p root, v86 basefs (msize=512000, cache=loose)",

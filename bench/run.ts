@@ -5,7 +5,7 @@
 // tree (bench/sessions.ts); root — a Debian userland booted from a virtio-fs root against v86's 9p root
 // of the same tree (bench/root.ts; needs npm run guest:rootfs; with --browser in Chromium too); and the file-system workloads of bench/fs.ts on virtio-fs (each cache mode),
 // virtio-9p and tmpfs in one guest, in Node and, with --browser, then in headless Chromium (the guest in
-// a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
+// a Worker). --targets picks targets by id (never, auto, auto+wb, always, dax, dax-inode, 9p, tmpfs; all by default). Writes bench/results/<date>-<env>.json, docs/bench.svg and, with --browser, docs/bench-browser.svg.
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
