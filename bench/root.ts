@@ -43,24 +43,28 @@ export interface RootSource {
 
 export function rootTargets(src: RootSource): RootTarget[] {
   // dax: a window of `mib`, mounted dax=always, or dax=inode with files of at least `inodeMinSize` bytes in it.
-  const virtiofs = (cache: CacheMode, dax?: { mib: number; inodeMinSize?: number }): RootTarget => ({
-    id: `virtiofs-${cache}${dax ? (dax.inodeMinSize === undefined ? "-dax" : "-dax-inode") : ""}`,
-    name: `virtio-fs root, cache=${cache}${dax ? `, ${dax.mib} MiB DAX window (${dax.inodeMinSize === undefined ? "dax=always" : `dax=inode, files of ${dax.inodeMinSize >> 20} MiB and more`})` : ""} (lazy image + memfs overlay)`,
-    boot: async () => {
-      const index = await src.index();
-      let read = new TextEncoder().encode(index).length;
-      const counted: BlobSource = {
-        fetch: async (path) => {
-          const bytes = await src.blobs.fetch(path);
-          read += bytes.length;
-          return bytes;
-        },
-      };
-      const image = new ImageFs(parseImageIndex(index), counted);
-      const guest = await src.boot({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB: dax?.mib, daxInodeMinSize: dax?.inodeMinSize, mountPoint: "/" }] });
-      return { guest, imageBytes: () => read };
-    },
-  });
+  const virtiofs = (cache: CacheMode, dax?: { mib: number; inodeMinSize?: number }): RootTarget => {
+    const min = dax?.inodeMinSize;
+    const mode = min === undefined ? "dax=always" : `dax=inode, files of ${min >> 20} MiB and more`;
+    return {
+      id: `virtiofs-${cache}${dax ? (min === undefined ? "-dax" : "-dax-inode") : ""}`,
+      name: `virtio-fs root, cache=${cache}${dax ? `, ${dax.mib} MiB DAX window (${mode})` : ""} (lazy image + memfs overlay)`,
+      boot: async () => {
+        const index = await src.index();
+        let read = new TextEncoder().encode(index).length;
+        const counted: BlobSource = {
+          fetch: async (path) => {
+            const bytes = await src.blobs.fetch(path);
+            read += bytes.length;
+            return bytes;
+          },
+        };
+        const image = new ImageFs(parseImageIndex(index), counted);
+        const guest = await src.boot({ shares: [{ tag: "root", fs: await OverlayFs.mount(image, new MemFs()), cache, daxMiB: dax?.mib, daxInodeMinSize: dax?.inodeMinSize, mountPoint: "/" }] });
+        return { guest, imageBytes: () => read };
+      },
+    };
+  };
   return [
     virtiofs("auto"),
     virtiofs("always"),
