@@ -190,11 +190,15 @@ describe("virtiofs-web run --share", () => {
 describe("names the guest looked up and missed", () => {
   let guest: Guest;
   const lookups = new Map<string, number>();
+  const creates = new Map<string, number>();
   const observer = (tag: string): FuseObserver => ({
     request: (t) => {
-      if (fuseOpcodeName(t.opcode) !== "FUSE_LOOKUP") return;
-      const key = `${tag}:${new TextDecoder().decode(t.args).replace(/\0.*$/s, "")}`;
-      lookups.set(key, (lookups.get(key) ?? 0) + 1);
+      const op = fuseOpcodeName(t.opcode);
+      // LOOKUP's argument is the name; CREATE's is fuse_create_in (16 bytes), then the name.
+      const counts = op === "FUSE_LOOKUP" ? lookups : op === "FUSE_CREATE" ? creates : undefined;
+      if (!counts) return;
+      const key = `${tag}:${new TextDecoder().decode(t.args.subarray(op === "FUSE_CREATE" ? 16 : 0)).replace(/\0.*$/s, "")}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
     },
     reply: () => {},
   });
@@ -227,6 +231,25 @@ describe("names the guest looked up and missed", () => {
     await sh(guest, "stat /always/late 2>/dev/null; true");
     always.vol.writeFileSync("/late", "from the host\n");
     expect(await sh(guest, "(set -C; : > /always/late) 2>&1 | grep -c 'File exists'; cat /always/late")).toBe("1\nfrom the host\n");
+  });
+
+  it("creates a name it never looked up without a LOOKUP; a name that exists is looked up after the create fails (guest/patches/0008)", async () => {
+    expect(await sh(guest, "echo new > /always/fresh && stat -c %s /always/fresh && cat /always/fresh")).toBe("4\nnew\n");
+    expect(lookups.get("always:fresh")).toBeUndefined(); // nor for the stat: the created name is in the dcache
+    expect(creates.get("always:fresh")).toBe(1);
+    // Names the host made, unknown to the guest: each open(O_CREAT) means what it always did.
+    always.vol.writeFileSync("/old", "older and longer\n");
+    always.vol.mkdirSync("/dir");
+    always.vol.symlinkSync("target", "/link");
+    expect(await sh(guest, "echo new > /always/old; cat /always/old")).toBe("new\n");
+    expect(await sh(guest, "(: > /always/dir) 2>&1; true")).toMatch(/Is a directory/);
+    expect(await sh(guest, "echo via > /always/link; cat /always/target")).toBe("via\n");
+    for (const name of ["old", "dir", "link"]) {
+      expect(creates.get(`always:${name}`)).toBe(1); // the exclusive attempt, nothing more
+      expect(lookups.get(`always:${name}`)).toBe(1);
+    }
+    expect(creates.get("always:target")).toBe(1);
+    expect(lookups.get("always:target")).toBeUndefined();
   });
 
   it("with cache=auto, sees a name added behind its back once the second has passed", async () => {
