@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import type { Volume } from "memfs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { v86Cpu } from "../../src/machine/v86-bus.ts";
-import { bootGuest, createSampleTree, fuseOpcodeName, HostDirFs, MemFs, STORE_DIR, text, type FileSystem, type FuseObserver, type Guest } from "../../src/node.ts";
+import { bootGuest, createSampleTree, describeRequest, fuseOpcodeName, HostDirFs, MemFs, STORE_DIR, text, type FileSystem, type FuseObserver, type Guest } from "../../src/node.ts";
 
 const sh = async (g: Guest, cmd: string): Promise<string> => {
   const r = await g.run(cmd);
@@ -193,11 +193,10 @@ describe("names the guest looked up and missed", () => {
   const creates = new Map<string, number>();
   const observer = (tag: string): FuseObserver => ({
     request: (t) => {
-      const op = fuseOpcodeName(t.opcode);
-      // LOOKUP's argument is the name; CREATE's is fuse_create_in (16 bytes), then the name.
+      const { op, args } = describeRequest(t.opcode, t.args);
       const counts = op === "FUSE_LOOKUP" ? lookups : op === "FUSE_CREATE" ? creates : undefined;
       if (!counts) return;
-      const key = `${tag}:${new TextDecoder().decode(t.args.subarray(op === "FUSE_CREATE" ? 16 : 0)).replace(/\0.*$/s, "")}`;
+      const key = `${tag}:${args.name}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     },
     reply: () => {},
