@@ -150,7 +150,7 @@ export class DaxWindow {
    * Lets `source` write the backend's bytes straight into [offset, offset + length) (no dirty bits, as
    * write); what it leaves after the count it returns reads as zeros.
    */
-  async writeFrom(offset: number, length: number, source: (into: Uint8Array) => Promise<number>): Promise<void> {
+  async writeFrom(offset: number, length: number, source: (into: Uint8Array) => number | Promise<number>): Promise<void> {
     this.checkBytes(offset, length);
     const n = await source(this.bytes().subarray(offset, offset + length));
     if (!(n >= 0 && n <= length)) throw new RangeError(`writeFrom: ${n} of ${length} bytes`);

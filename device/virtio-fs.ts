@@ -1,6 +1,8 @@
 // The virtio-fs device (virtio spec 5.11): a hiprio queue, N request queues and the DAX window's shared
 // memory region. It knows nothing of FUSE: every chain goes to a RequestHandler, and completions may
-// come back in any order.
+// come back in any order. A handler that answers at once completes its chain inside the driver's notify,
+// and the notify raises the interrupt before it returns: the guest finds the reply without waiting for
+// the emulator to come back to the device (as v86's own virtio devices answer).
 import type { DeviceBus } from "./bus.ts";
 import { VirtioPciTransport, type VirtioPciState } from "./virtio-pci.ts";
 import { SPLIT_QUEUE_MAX_SIZE, VirtqueueError, type DescriptorChain, type RingSnapshot } from "./virtqueue.ts";
@@ -11,8 +13,8 @@ export const VIRTIO_FS_SHMCAP_ID_CACHE = 0;
 /** struct virtio_fs_config: u8 tag[36]; le32 num_request_queues. */
 export const VIRTIO_FS_TAG_LEN = 36;
 
-/** Handles one request chain; resolves to the number of bytes written into the chain's writable part. */
-export type RequestHandler = (chain: DescriptorChain, queue: number) => Promise<number>;
+/** Handles one request chain: the number of bytes written into the chain's writable part, or a Promise of it. */
+export type RequestHandler = (chain: DescriptorChain, queue: number) => number | Promise<number>;
 
 export interface DaxBar {
   /** PCI BAR number and fixed guest physical address; size is a power of two. */
@@ -80,6 +82,8 @@ export class VirtioFsDevice {
   /** Queues that stopped taking chains at the byte cap, and queues with a later slice scheduled. */
   private readonly starved = new Set<number>();
   private readonly sliced = new Set<number>();
+  /** While above 0, completions leave their interrupt check to the drain that runs (it makes it once). */
+  private draining = 0;
 
   constructor(bus: DeviceBus, private readonly o: VirtioFsOptions) {
     const tag = new TextEncoder().encode(o.tag);
@@ -180,6 +184,7 @@ export class VirtioFsDevice {
     const ring = this.transport.queue(q);
     if (!ring) return;
     const generation = this.generation;
+    this.draining++;
     try {
       // Kicks are off while the device is taking chains; turning them back on re-checks the ring, so a
       // chain published in between is not left waiting for a kick that will not come.
@@ -199,6 +204,10 @@ export class VirtioFsDevice {
     } catch (e) {
       if (!(e instanceof VirtqueueError)) throw e;
       this.transport.fail(`queue ${q}: ${e.message}`);
+    } finally {
+      this.draining--;
+      // Chains answered at once (this queue's, or a starved one's this drain resumed) get one check each.
+      if (this.draining === 0 && generation === this.generation) this.raisePending();
     }
   }
 
@@ -213,15 +222,20 @@ export class VirtioFsDevice {
   }
 
   private dispatch(generation: number, q: number, chain: DescriptorChain): void {
-    this.o.handler(chain, q).then(
-      (written) => this.complete(generation, q, chain, written),
-      (e: unknown) => {
-        if (generation !== this.generation) return; // the reset closed the chain under the handler
-        // A VirtqueueError: another chain broke the ring while this one was served, and that was reported.
-        if (!(e instanceof VirtqueueError)) this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
-        this.complete(generation, q, chain, 0);
-      },
-    );
+    const failed = (e: unknown) => {
+      if (generation !== this.generation) return; // the reset closed the chain under the handler
+      // A VirtqueueError: another chain broke the ring while this one was served, and that was reported.
+      if (!(e instanceof VirtqueueError)) this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
+      this.complete(generation, q, chain, 0);
+    };
+    let written: number | Promise<number>;
+    try {
+      written = this.o.handler(chain, q);
+    } catch (e) {
+      return failed(e);
+    }
+    if (typeof written === "number") this.complete(generation, q, chain, written);
+    else written.then((n) => this.complete(generation, q, chain, n), failed);
   }
 
   private complete(generation: number, q: number, chain: DescriptorChain, written: number): void {
@@ -235,12 +249,19 @@ export class VirtioFsDevice {
       this.starved.delete(starved);
       this.drain(starved);
     }
-    // Completions that land in the same task share one interrupt check.
+    // Completions that land in the same task (or drain) share one interrupt check.
     if (this.interruptPending.has(q)) return;
     this.interruptPending.add(q);
+    if (this.draining > 0) return;
     queueMicrotask(() => {
-      this.interruptPending.delete(q);
-      if (generation === this.generation) this.transport.interruptIfNeeded(q);
+      if (generation === this.generation) this.raisePending();
     });
+  }
+
+  private raisePending(): void {
+    for (const q of this.interruptPending) {
+      this.interruptPending.delete(q);
+      this.transport.interruptIfNeeded(q);
+    }
   }
 }

@@ -4,6 +4,7 @@
 // throws StateError). A backend whose values need building (nodes made, files reopened) loads checked plans
 // first and builds them with `map` once the whole state has passed, so a bad one builds nothing.
 
+import { run, wait, type Awaitable, type Op } from "../vfs/awaitable.ts";
 import { EBADF, EINVAL, ESTALE } from "../vfs/errno.ts";
 import { type DirEntry, FsError, type Handle, type Ino } from "../vfs/filesystem.ts";
 import { int, list, record, str, StateError, type Saved } from "../vfs/state.ts";
@@ -181,18 +182,22 @@ export class DirStream {
 
   /** `listing`: a snapshot's (readState), which cookies keep indexing until the next cookie 0. */
   constructor(
-    private readonly list: () => Promise<DirListing>,
+    private readonly list: () => Awaitable<DirListing>,
     listing?: DirListing,
   ) {
     if (listing !== undefined) this.snapshot = numbered(listing);
   }
 
-  async read(cookie: number, maxEntries?: number): Promise<DirEntry[]> {
+  read(cookie: number, maxEntries?: number): Awaitable<DirEntry[]> {
     if (!Number.isSafeInteger(cookie) || cookie < 0) throw new FsError(EINVAL, `bad cookie ${cookie}`);
     if (maxEntries !== undefined && (!Number.isSafeInteger(maxEntries) || maxEntries < 1)) {
       throw new FsError(EINVAL, `bad entry count ${maxEntries}`);
     }
-    if (cookie === 0 || this.snapshot === undefined) this.snapshot = numbered(await this.list());
+    return run(this.page(cookie, maxEntries));
+  }
+
+  private *page(cookie: number, maxEntries?: number): Op<DirEntry[]> {
+    if (cookie === 0 || this.snapshot === undefined) this.snapshot = numbered(yield* wait(this.list()));
     return this.snapshot.slice(cookie, maxEntries === undefined ? undefined : cookie + maxEntries);
   }
 

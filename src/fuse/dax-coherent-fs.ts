@@ -6,6 +6,7 @@
 // afterwards the mapped bytes it changed are copied in again. FSYNC, FLUSH, RELEASE and SYNCFS write back
 // first. Handles learn their inode when opened here, whoever opens them (OPEN, CREATE, zero-message open).
 import { O_TRUNC } from "../vfs/linux.ts";
+import type { Awaitable } from "../vfs/awaitable.ts";
 import type { Cred, DirEntry, FileAttr, FileSystem, FsCapabilities, Handle, Ino, SetAttr, StatFs } from "../vfs/filesystem.ts";
 import { DaxMappings, type FileRange } from "./dax.ts";
 import type { FuseDaxWindow } from "./dax-window.ts";
@@ -52,7 +53,7 @@ export class DaxCoherentFs implements FileSystem {
 
   async open(ino: Ino, flags: number): Promise<Handle> {
     const op = () => this.fs.open(ino, flags);
-    const fh = flags & O_TRUNC ? await this.mappings.resize(ino, op) : await op();
+    const fh: Handle = flags & O_TRUNC ? await this.mappings.resize(ino, op) : await op();
     this.files.set(fh, { ino, flags });
     return fh;
   }
@@ -102,7 +103,7 @@ export class DaxCoherentFs implements FileSystem {
     return this.mappings.io({ read: this.range(fh, offset, Number.MAX_SAFE_INTEGER - offset) }, () => this.fs.lseek(fh, offset, whence));
   }
 
-  setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
+  setattr(ino: Ino, a: SetAttr, fh?: Handle): Awaitable<FileAttr> {
     const op = () => this.fs.setattr(ino, a, fh);
     return a.size === undefined ? op() : this.mappings.resize(ino, op);
   }
@@ -135,67 +136,67 @@ export class DaxCoherentFs implements FileSystem {
   }
 
   // Names, attributes, directories and extended attributes: no file bytes, straight to the backend.
-  lookup(parent: Ino, name: string): Promise<FileAttr> {
+  lookup(parent: Ino, name: string): Awaitable<FileAttr> {
     return this.fs.lookup(parent, name);
   }
-  forget(ino: Ino, nlookup: number): Promise<void> {
+  forget(ino: Ino, nlookup: number): Awaitable<void> {
     return this.fs.forget(ino, nlookup);
   }
-  getattr(ino: Ino): Promise<FileAttr> {
+  getattr(ino: Ino): Awaitable<FileAttr> {
     return this.fs.getattr(ino);
   }
-  readlink(ino: Ino): Promise<string> {
+  readlink(ino: Ino): Awaitable<string> {
     return this.fs.readlink(ino);
   }
-  access(ino: Ino, mask: number): Promise<void> {
+  access(ino: Ino, mask: number): Awaitable<void> {
     return this.fs.access(ino, mask);
   }
-  statfs(ino: Ino): Promise<StatFs> {
+  statfs(ino: Ino): Awaitable<StatFs> {
     return this.fs.statfs(ino);
   }
-  opendir(ino: Ino): Promise<Handle> {
+  opendir(ino: Ino): Awaitable<Handle> {
     return this.fs.opendir(ino);
   }
-  readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
+  readdir(dh: Handle, cookie: number, maxEntries?: number): Awaitable<DirEntry[]> {
     return this.fs.readdir(dh, cookie, maxEntries);
   }
-  releasedir(dh: Handle): Promise<void> {
+  releasedir(dh: Handle): Awaitable<void> {
     return this.fs.releasedir(dh);
   }
-  fsyncdir(dh: Handle, datasync: boolean): Promise<void> {
+  fsyncdir(dh: Handle, datasync: boolean): Awaitable<void> {
     return this.fs.fsyncdir(dh, datasync);
   }
-  mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
+  mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Awaitable<FileAttr> {
     return this.fs.mknod(parent, name, mode, rdev, cred);
   }
-  mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr> {
+  mkdir(parent: Ino, name: string, mode: number, cred: Cred): Awaitable<FileAttr> {
     return this.fs.mkdir(parent, name, mode, cred);
   }
-  symlink(parent: Ino, name: string, target: string, cred: Cred): Promise<FileAttr> {
+  symlink(parent: Ino, name: string, target: string, cred: Cred): Awaitable<FileAttr> {
     return this.fs.symlink(parent, name, target, cred);
   }
-  link(ino: Ino, newParent: Ino, newName: string): Promise<FileAttr> {
+  link(ino: Ino, newParent: Ino, newName: string): Awaitable<FileAttr> {
     return this.fs.link(ino, newParent, newName);
   }
-  unlink(parent: Ino, name: string): Promise<void> {
+  unlink(parent: Ino, name: string): Awaitable<void> {
     return this.fs.unlink(parent, name);
   }
-  rmdir(parent: Ino, name: string): Promise<void> {
+  rmdir(parent: Ino, name: string): Awaitable<void> {
     return this.fs.rmdir(parent, name);
   }
-  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Awaitable<void> {
     return this.fs.rename(parent, name, newParent, newName, flags);
   }
-  getxattr(ino: Ino, name: string): Promise<Uint8Array> {
+  getxattr(ino: Ino, name: string): Awaitable<Uint8Array> {
     return this.fs.getxattr(ino, name);
   }
-  setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void> {
+  setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Awaitable<void> {
     return this.fs.setxattr(ino, name, value, flags);
   }
-  listxattr(ino: Ino): Promise<string[]> {
+  listxattr(ino: Ino): Awaitable<string[]> {
     return this.fs.listxattr(ino);
   }
-  removexattr(ino: Ino, name: string): Promise<void> {
+  removexattr(ino: Ino, name: string): Awaitable<void> {
     return this.fs.removexattr(ino, name);
   }
 }

@@ -41,7 +41,7 @@ export interface FuseDaxWindow {
   /** Copies `data` in without dirtying anything: it is the backend's data, not the guest's. */
   write(offset: number, data: Uint8Array): void;
   /** As write, from a source that fills the range itself (the count it wrote; zeros after it). */
-  writeFrom(offset: number, length: number, source: (into: Uint8Array) => Promise<number>): Promise<void>;
+  writeFrom(offset: number, length: number, source: (into: Uint8Array) => number | Promise<number>): Promise<void>;
   zero(offset: number, length: number): void;
   /** A copy of the range. */
   read(offset: number, length: number): Uint8Array;

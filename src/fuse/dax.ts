@@ -9,6 +9,7 @@
 // window range also holds the range's locks (2 MiB each) and the lock of every inode the range shows; pages
 // are removed only by a holder of their owner's lock. Range keys are negative, inode numbers positive, and
 // keys are taken in ascending order: nobody waits on a holder that waits on them.
+import type { Awaitable } from "../vfs/awaitable.ts";
 import { EIO, EMFILE } from "../vfs/errno.ts";
 import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
 import { FsError, type FileSystem, type Handle, type Ino } from "../vfs/filesystem.ts";
@@ -157,7 +158,7 @@ export class DaxMappings {
    * file `change` names, are written back before it; the mapped bytes over `change` are refreshed after it
    * (from the old end of file on, for an append).
    */
-  async io<T>({ read, change }: DataAccess, op: () => Promise<T>): Promise<T> {
+  async io<T>({ read, change }: DataAccess, op: () => Awaitable<T>): Promise<T> {
     return this.locked([read?.ino, change?.ino], async () => {
       if (read) await this.writeback(read.ino, read.offset, read.offset + read.length);
       // The refresh below copies the backend's bytes over a range that may hold stores not yet written back.
@@ -175,7 +176,7 @@ export class DaxMappings {
    * Runs an operation that may change the file's size: the file's stores reach the backend first, and
    * mapped bytes past the end read as zeros afterwards.
    */
-  async resize<T>(ino: Ino, op: () => Promise<T>): Promise<T> {
+  async resize<T>(ino: Ino, op: () => Awaitable<T>): Promise<T> {
     return this.locked([ino], async () => {
       if (!this.window.hasOwner(ino)) return op();
       await this.writeback(ino);

@@ -6,17 +6,19 @@
 // of the last name (UNLINK and RENAME open it first), exactly as a per-open handle would.
 import { EACCES, EPERM, EROFS } from "../vfs/errno.ts";
 import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
+import { run, wait, type Awaitable, type Op } from "../vfs/awaitable.ts";
 import { FsError, type FileSystem, type Handle, type Ino } from "../vfs/filesystem.ts";
 
 interface InodeFile {
-  fh: Promise<Handle>;
+  /** A Promise while the backend opens it. */
+  fh: Awaitable<Handle>;
   write: boolean;
 }
 
 export class InodeFiles {
   private readonly byIno = new Map<Ino, InodeFile>();
   /** Read-only handles replaced by a writable one; requests may still be using them until the inode goes. */
-  private readonly retired = new Map<Ino, Promise<Handle>[]>();
+  private readonly retired = new Map<Ino, Awaitable<Handle>[]>();
 
   constructor(private readonly fs: FileSystem) {}
 
@@ -25,44 +27,64 @@ export class InodeFiles {
   }
 
   /** The inode's handle, opened on first use: read-write when the backend allows, read-only for reads otherwise. */
-  get(ino: Ino, write: boolean): Promise<Handle> {
+  get(ino: Ino, write: boolean): Awaitable<Handle> {
     const have = this.byIno.get(ino);
     if (have && (have.write || !write)) return have.fh;
-    const entry: InodeFile = { fh: Promise.resolve(0), write: true };
-    // A write through a read-only handle asks again: on a read-only export that fails with the errno
-    // the guest should see, and the read-only handle stays.
-    entry.fh = have || write ? this.fs.open(ino, O_RDWR) : this.openBest(ino, entry);
+    const entry: InodeFile = { fh: 0, write: true };
     this.byIno.set(ino, entry);
-    entry.fh.then(
-      () => have && this.retired.set(ino, [...(this.retired.get(ino) ?? []), have.fh]),
-      () => {
-        if (this.byIno.get(ino) !== entry) return;
-        if (have) this.byIno.set(ino, have);
-        else this.byIno.delete(ino);
-      },
-    );
+    const opened = () => have && this.retired.set(ino, [...(this.retired.get(ino) ?? []), have.fh]);
+    const failed = () => {
+      if (this.byIno.get(ino) !== entry) return;
+      if (have) this.byIno.set(ino, have);
+      else this.byIno.delete(ino);
+    };
+    try {
+      // A write through a read-only handle asks again: on a read-only export that fails with the errno
+      // the guest should see, and the read-only handle stays.
+      entry.fh = have || write ? this.fs.open(ino, O_RDWR) : run(this.openBest(ino, entry));
+    } catch (e) {
+      failed();
+      throw e;
+    }
+    if (!(entry.fh instanceof Promise)) opened();
+    else {
+      entry.fh.then((fh) => {
+        entry.fh = fh; // later requests need not wait
+        opened();
+      }, failed);
+    }
     return entry.fh;
   }
 
   /** The inode's handle if it has one: FLUSH and FSYNC of a file never read or written have nothing to do. */
-  peek(ino: Ino): Promise<Handle> | undefined {
+  peek(ino: Ino): Awaitable<Handle> | undefined {
     return this.byIno.get(ino)?.fh;
   }
 
   /** Takes a read-write handle CREATE opened as the inode's; false if the inode has one already. */
   adopt(ino: Ino, fh: Handle): boolean {
     if (this.byIno.has(ino)) return false;
-    this.byIno.set(ino, { fh: Promise.resolve(fh), write: true });
+    this.byIno.set(ino, { fh, write: true });
     return true;
   }
 
-  /** The guest forgot the inode: its handles go back to the backend. */
-  async drop(ino: Ino): Promise<void> {
+  /** The guest forgot the inode: its handles go back to the backend (one that failed to open or close is gone either way). */
+  drop(ino: Ino): Awaitable<void> {
     const entry = this.byIno.get(ino);
     const old = this.retired.get(ino) ?? [];
     this.byIno.delete(ino);
     this.retired.delete(ino);
-    await Promise.allSettled([...(entry ? [entry.fh] : []), ...old].map((p) => p.then((fh) => this.fs.release(fh))));
+    return entry || old.length ? run(this.releaseAll(entry ? [entry.fh, ...old] : old)) : undefined;
+  }
+
+  private *releaseAll(handles: Awaitable<Handle>[]): Op<void> {
+    for (const fh of handles) {
+      try {
+        yield* wait(this.fs.release(yield* wait(fh)));
+      } catch {
+        // the next one still goes back
+      }
+    }
   }
 
   /** Every inode's handle, and the retired ones, for a snapshot (taken with no request running: all are open). */
@@ -74,8 +96,8 @@ export class InodeFiles {
 
   /** Takes saved handles back into an empty table (the backend restored them under the same numbers). */
   restore(saved: { files: readonly (readonly [Ino, Handle, boolean])[]; retired: readonly (readonly [Ino, Handle])[] }): void {
-    for (const [ino, fh, write] of saved.files) this.byIno.set(ino, { fh: Promise.resolve(fh), write });
-    for (const [ino, fh] of saved.retired) this.retired.set(ino, [...(this.retired.get(ino) ?? []), Promise.resolve(fh)]);
+    for (const [ino, fh, write] of saved.files) this.byIno.set(ino, { fh, write });
+    for (const [ino, fh] of saved.retired) this.retired.set(ino, [...(this.retired.get(ino) ?? []), fh]);
   }
 
   /** The session ended: every handle goes back. */
@@ -83,13 +105,13 @@ export class InodeFiles {
     await Promise.allSettled([...new Set([...this.byIno.keys(), ...this.retired.keys()])].map((ino) => this.drop(ino)));
   }
 
-  private async openBest(ino: Ino, entry: InodeFile): Promise<Handle> {
+  private *openBest(ino: Ino, entry: InodeFile): Op<Handle> {
     try {
-      return await this.fs.open(ino, O_RDWR);
+      return yield* wait(this.fs.open(ino, O_RDWR));
     } catch (e) {
       if (!(e instanceof FsError) || (e.errno !== EROFS && e.errno !== EACCES && e.errno !== EPERM)) throw e;
       entry.write = false;
-      return this.fs.open(ino, O_RDONLY);
+      return yield* wait(this.fs.open(ino, O_RDONLY));
     }
   }
 }

@@ -1,7 +1,10 @@
 // The FUSE server behind the virtio-fs request queues: decodes fuse_in_header and the opcode's
 // arguments from a descriptor chain, runs one handler per opcode against a FileSystem, and writes
 // fuse_out_header + payload into the chain. Everything the guest sends is checked first; a bad request
-// gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device.
+// gets an errno, a backend fault gets EIO (logged once), and nothing here throws to the device. Over a
+// backend that answers at once, so does the server (src/vfs/awaitable.ts): the reply is in the chain when
+// `handle` returns, inside the guest's notify.
+import { run, type Awaitable, type Op } from "../vfs/awaitable.ts";
 import { Errno } from "../vfs/errno.ts";
 import { FsError, type FileSystem } from "../vfs/filesystem.ts";
 import { StateError, type Saved } from "../vfs/state.ts";
@@ -13,7 +16,7 @@ import type { FuseDaxWindow } from "./dax-window.ts";
 import { InodeFiles } from "./inode-files.ts";
 import { lockTableOf } from "./locks.ts";
 import { NodeTable } from "./nodes.ts";
-import type { Handler } from "./ops/common.ts";
+import { RequestError, type Handler } from "./ops/common.ts";
 import { HANDLERS } from "./ops/index.ts";
 import { restoreSession, saveSession } from "./session-state.ts";
 import { NO_REPLY, cachePolicy, endSession, type CacheMode, type FuseRequest, type LockMode, type Reply, type Session } from "./session.ts";
@@ -150,20 +153,22 @@ export class FuseServer {
   }
 
   /**
-   * The RequestHandler of the virtio-fs device. A request that arrives while a session is ending waits
-   * until it has ended, so what it takes belongs to the next session.
+   * The RequestHandler of the virtio-fs device: the bytes written into the chain, or a Promise of them when
+   * the backend makes the request wait. A request that arrives while a session is ending waits until it
+   * has ended, so what it takes belongs to the next session.
    */
-  readonly handle = (chain: RequestChain, queue = 1): Promise<number> => {
+  readonly handle = (chain: RequestChain, queue = 1): Awaitable<number> => {
     const ending = this.ending;
-    const serve = () => this.serve(chain, queue);
+    const serve = () => run(this.serve(chain, queue));
     const served = ending ? ending.then(serve, serve) : serve();
+    if (!(served instanceof Promise)) return served;
     this.running.add(served);
     const forget = () => this.running.delete(served);
     served.then(forget, forget);
     return served;
   };
 
-  private async serve(chain: RequestChain, queue: number): Promise<number> {
+  private *serve(chain: RequestChain, queue: number): Op<number> {
     const reader = chain.reader;
     if (reader.readable < fuse_in_header.SIZE) return 0; // no unique to answer to
     const header = reader.read(fuse_in_header.SIZE);
@@ -188,12 +193,12 @@ export class FuseServer {
         room: chain.writer.writable - OUT_HEADER,
       };
       const obs = this.o.observer;
-      if (!obs) reply = await this.dispatch(req);
+      if (!obs) reply = yield* this.dispatch(req);
       else {
         const trace: RequestTrace = { queue, opcode: h.opcode, unique: h.unique, nodeid: h.nodeid, header, args, chain: chain.descriptors ?? [] };
         const t0 = performance.now();
         obs.request(trace);
-        reply = await this.dispatch(req);
+        reply = yield* this.dispatch(req);
         if (reply !== NO_REPLY) {
           const written = this.writeReply(chain, h.unique, reply);
           const bytes = written.reduce((n, p) => n + p.length, 0);
@@ -275,7 +280,7 @@ export class FuseServer {
     return opcode === FuseOpcode.FUSE_WRITE ? fuse_write_in.SIZE + this.session.maxWrite : ARGS_MAX;
   }
 
-  private async dispatch(req: FuseRequest): Promise<Reply> {
+  private *dispatch(req: FuseRequest): Op<Reply> {
     const entry: Handler | undefined = HANDLERS[req.opcode];
     if (!entry) return Errno.ENOSYS;
     if (this.session.minor === 0 && req.opcode !== FuseOpcode.FUSE_INIT) return Errno.EIO; // before INIT
@@ -283,8 +288,9 @@ export class FuseServer {
     // A reply that could not be delivered must not take node references or handles the guest never learns.
     if (entry.replySize > 0 && req.room < entry.replySize) return Errno.EINVAL;
     try {
-      return await entry.run(this.session, req);
+      return yield* entry.run(this.session, req);
     } catch (e) {
+      if (e instanceof RequestError) return e.errno;
       if (e instanceof FsError) return e.errno;
       this.logOnce(`${fuseOpcodeName(req.opcode) ?? req.opcode}: backend failure: ${e instanceof Error ? e.message : String(e)}`);
       return Errno.EIO;

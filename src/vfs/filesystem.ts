@@ -9,6 +9,7 @@
 // The write side follows the same style: inode numbers and handles in, a `FileAttr` out for anything that
 // creates a name (counting as one reference, like `lookup`), `FsError(EROFS)` from read-only backends.
 
+import type { Awaitable } from "./awaitable.ts";
 import { errnoName } from "./errno.ts";
 import type { Saved } from "./state.ts";
 
@@ -89,7 +90,9 @@ export class FsError extends Error {
 }
 
 /**
- * An inode-level filesystem. Every method returns a Promise; expected failures reject with `FsError`.
+ * An inode-level filesystem. A method returns its value, or a Promise of it when the backend has to wait;
+ * expected failures are `FsError`, thrown or rejected alike. A backend that answers at once lets the server
+ * reply within the guest's notify (src/vfs/awaitable.ts), so a backend over memory should.
  *
  * Inode numbers: `rootIno` is permanent. Every successful `lookup` gives the caller one reference to the
  * returned ino, released by `forget`. While referenced, the ino names the same object; an ino the backend
@@ -113,38 +116,38 @@ export interface FileSystem {
   readonly capabilities: FsCapabilities;
 
   /** The attributes of `name` in directory `parent` (ENOENT if absent, ENOTDIR if `parent` is not a directory); one reference. */
-  lookup(parent: Ino, name: string): Promise<FileAttr>;
+  lookup(parent: Ino, name: string): Awaitable<FileAttr>;
   /** Drops `nlookup` references; at zero the backend may drop per-inode state. Never fails; the root is never dropped. */
-  forget(ino: Ino, nlookup: number): Promise<void>;
-  getattr(ino: Ino): Promise<FileAttr>;
+  forget(ino: Ino, nlookup: number): Awaitable<void>;
+  getattr(ino: Ino): Awaitable<FileAttr>;
   /** A symlink's target (EINVAL for anything else). */
-  readlink(ino: Ino): Promise<string>;
+  readlink(ino: Ino): Awaitable<string>;
   /**
    * Only reached when the guest mounts without default_permissions (virtiofs never does): checks that the
    * inode exists, and answers W_OK with EROFS on a read-only backend.
    */
-  access(ino: Ino, mask: number): Promise<void>;
-  statfs(ino: Ino): Promise<StatFs>;
+  access(ino: Ino, mask: number): Awaitable<void>;
+  statfs(ino: Ino): Awaitable<StatFs>;
 
   /**
    * Opens a regular file. `flags` are the guest's open(2) flags. EISDIR for a directory, ELOOP for a
    * symlink, ENXIO for devices, FIFOs and sockets (the guest kernel serves those itself and never asks).
    */
-  open(ino: Ino, flags: number): Promise<Handle>;
+  open(ino: Ino, flags: number): Awaitable<Handle>;
   /**
    * Exactly `length` bytes from `offset`, fewer only at end of file (the kernel takes a short read as EOF).
    * EINVAL for a negative or non-integer offset or length, or a length over MAX_IO_SIZE.
    */
-  read(fh: Handle, offset: number, length: number): Promise<Uint8Array>;
+  read(fh: Handle, offset: number, length: number): Awaitable<Uint8Array>;
   /**
    * As read, into `into` (up to its length): the count read. Optional; a DAX window fills its pages with it
    * straight from the backend, without a buffer between.
    */
-  readInto?(fh: Handle, offset: number, into: Uint8Array): Promise<number>;
-  release(fh: Handle): Promise<void>;
+  readInto?(fh: Handle, offset: number, into: Uint8Array): Awaitable<number>;
+  release(fh: Handle): Awaitable<void>;
 
   /** ENOTDIR for anything but a directory. */
-  opendir(ino: Ino): Promise<Handle>;
+  opendir(ino: Ino): Awaitable<Handle>;
   /**
    * Up to `maxEntries` entries (all remaining if omitted) starting after `cookie`.
    *
@@ -156,8 +159,8 @@ export interface FileSystem {
    * the snapshot comes exactly once however the directory changes meanwhile (names added since show up
    * after the next cookie 0, as POSIX allows). A cookie past the end gives [].
    */
-  readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]>;
-  releasedir(dh: Handle): Promise<void>;
+  readdir(dh: Handle, cookie: number, maxEntries?: number): Awaitable<DirEntry[]>;
+  releasedir(dh: Handle): Awaitable<void>;
 
   // The write side. On a read-only backend (capabilities.readOnly) every method that would change the tree
   // fails with EROFS; fsync, flush, fsyncdir and syncfs succeed (there is nothing to make durable), and
@@ -173,24 +176,24 @@ export interface FileSystem {
    * change (regular files only: EISDIR for directories, EINVAL otherwise) truncates or extends with zeros
    * and moves mtime to now unless `a.mtime` says otherwise. `fh`, when the guest passed one, is open on `ino`.
    */
-  setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr>;
+  setattr(ino: Ino, a: SetAttr, fh?: Handle): Awaitable<FileAttr>;
   /**
    * Regular files, FIFOs, sockets and character/block devices (EINVAL for other types). The special files are
    * metadata only, never made on the host: `open` answers ENXIO for them; `rdev` is kept for devices.
    */
-  mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr>;
-  mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr>;
+  mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Awaitable<FileAttr>;
+  mkdir(parent: Ino, name: string, mode: number, cred: Cred): Awaitable<FileAttr>;
   /** `target` is stored as given: not empty (ENOENT), at most PATH_MAX - 1 bytes (ENAMETOOLONG). */
-  symlink(parent: Ino, name: string, target: string, cred: Cred): Promise<FileAttr>;
+  symlink(parent: Ino, name: string, target: string, cred: Cred): Awaitable<FileAttr>;
   /** A new name for `ino` (EPERM for directories, EMLINK past the backend's limit); also names a `tmpfile`. */
-  link(ino: Ino, newParent: Ino, newName: string): Promise<FileAttr>;
+  link(ino: Ino, newParent: Ino, newName: string): Awaitable<FileAttr>;
   /**
    * Removes a name that is not a directory (EISDIR). The last name of a file still open leaves the file
    * readable and writable through its handles until they are released.
    */
-  unlink(parent: Ino, name: string): Promise<void>;
+  unlink(parent: Ino, name: string): Awaitable<void>;
   /** Removes an empty directory (ENOTEMPTY, ENOTDIR). */
-  rmdir(parent: Ino, name: string): Promise<void>;
+  rmdir(parent: Ino, name: string): Awaitable<void>;
   /**
    * rename(2) and renameat2(2): `flags` is 0, RENAME_NOREPLACE or RENAME_EXCHANGE (others: EINVAL). Without
    * flags an existing target of a compatible type is replaced (EISDIR, ENOTDIR, ENOTEMPTY as Linux); with
@@ -198,62 +201,62 @@ export interface FileSystem {
    * missing). Moving a directory into itself or below is EINVAL; two names of one inode are left as they are.
    * The moved inode keeps its number, its handles and, for a directory, its children's numbers.
    */
-  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void>;
+  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Awaitable<void>;
   /**
    * Creates (or with O_EXCL refuses, EEXIST) and opens a regular file; an existing one is opened as `open`
    * would, truncated with O_TRUNC.
    */
-  create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }>;
+  create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Awaitable<{ attr: FileAttr; fh: Handle }>;
   /**
    * O_TMPFILE: an unnamed regular file in `parent`, open; `link` may name it later (nlink 0 until then)
    * unless `flags` has O_EXCL (then `link` is ENOENT).
    */
-  tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }>;
+  tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Awaitable<{ attr: FileAttr; fh: Handle }>;
   /**
    * Writes all of `data` at `offset` (at end of file if the handle was opened O_APPEND), leaving a hole
    * between the old end and `offset`; returns the bytes written. EBADF on a handle opened O_RDONLY (and
    * `read` is EBADF on one opened O_WRONLY); EFBIG past Number.MAX_SAFE_INTEGER.
    */
-  write(fh: Handle, offset: number, data: Uint8Array): Promise<number>;
+  write(fh: Handle, offset: number, data: Uint8Array): Awaitable<number>;
   /** Makes the file's data (and, unless `datasync`, metadata) durable. */
-  fsync(fh: Handle, datasync: boolean): Promise<void>;
+  fsync(fh: Handle, datasync: boolean): Awaitable<void>;
   /**
    * close(2) of one descriptor of the handle: make written data durable where the backend buffers it. A
    * backend with nothing to do on close leaves it out, and the guest then stops sending FLUSH.
    */
-  flush?(fh: Handle): Promise<void>;
-  fsyncdir(dh: Handle, datasync: boolean): Promise<void>;
+  flush?(fh: Handle): Awaitable<void>;
+  fsyncdir(dh: Handle, datasync: boolean): Awaitable<void>;
   /** Everything written so far becomes durable. */
-  syncfs(): Promise<void>;
+  syncfs(): Awaitable<void>;
   /**
    * mode: 0 (allocate, extending the size), FALLOC_FL_KEEP_SIZE (allocate only), FALLOC_FL_PUNCH_HOLE |
    * FALLOC_FL_KEEP_SIZE (the range reads as zeros afterwards); others EOPNOTSUPP. EBADF unless the handle
    * is open for writing; EINVAL for a negative offset or a length ≤ 0.
    */
-  fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void>;
+  fallocate(fh: Handle, mode: number, offset: number, length: number): Awaitable<void>;
   /**
    * SEEK_DATA: the first offset ≥ `offset` holding data; SEEK_HOLE: the first one in a hole, the end of the
    * file counting as one. ENXIO for an offset at or past the end (and for SEEK_DATA with only a hole left).
    */
-  lseek(fh: Handle, offset: number, whence: number): Promise<number>;
+  lseek(fh: Handle, offset: number, whence: number): Awaitable<number>;
   /**
    * Copies up to `length` bytes from one handle (open for reading) to another (open for writing, not
    * O_APPEND: EBADF); returns the bytes copied, fewer only at the source's end of file. Within one file the
    * ranges must not overlap (EINVAL).
    */
-  copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number>;
+  copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Awaitable<number>;
 
   // Extended attributes: any namespace (user., trusted., security., system.posix_acl_*; a name without one
   // is EOPNOTSUPP), kept by the backend layer where the storage has none. Names are 1 to XATTR_NAME_MAX
   // bytes (ERANGE), values at most XATTR_SIZE_MAX (E2BIG). Every change moves ctime to now.
   /** ENODATA when absent. */
-  getxattr(ino: Ino, name: string): Promise<Uint8Array>;
+  getxattr(ino: Ino, name: string): Awaitable<Uint8Array>;
   /** flags: 0, XATTR_CREATE (EEXIST if present), XATTR_REPLACE (ENODATA if absent). */
-  setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void>;
+  setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Awaitable<void>;
   /** The names, in no particular order. */
-  listxattr(ino: Ino): Promise<string[]>;
+  listxattr(ino: Ino): Awaitable<string[]>;
   /** ENODATA when absent. */
-  removexattr(ino: Ino, name: string): Promise<void>;
+  removexattr(ino: Ino, name: string): Awaitable<void>;
 
   // Snapshots (Guest.saveState). A backend without these cannot be part of one.
   /**

@@ -37,9 +37,9 @@ const inWorker: Opener = async (tree, meta) => {
   return { fs: remote(worker, r.info), kill: () => worker.terminate() };
 };
 
-async function errnoOf(p: Promise<unknown>): Promise<number | string> {
+async function errnoOf(call: () => unknown): Promise<number | string> {
   try {
-    await p;
+    await call();
     return "ok";
   } catch (e) {
     return e instanceof FsError ? e.errno : String(e);
@@ -106,13 +106,13 @@ for (const [where, open] of [["in a Worker (sync access handles)", inWorker], ["
       expect(dec.decode(await fs.read(fhA, 0, 100))).toBe("ALPHA-beta");
       await fs.write(fhA, 5, enc.encode("!"));
       await fs.write(fhApp, 0, enc.encode("two\n")); // O_APPEND: at the end, whatever the offset
-      expect(await errnoOf(fs.read(fhApp, 0, 4))).not.toBe("ok"); // still write-only
+      expect(await errnoOf(() => fs.read(fhApp, 0, 4))).not.toBe("ok"); // still write-only
 
       expect(await fs.readdir(dh, 4)).toEqual(rest);
       expect(await fs.readdir(dh, 2, 2)).toEqual(first.slice(2));
 
-      for (const ino of [gone.ino, swap.ino]) expect(await errnoOf(fs.getattr(ino))).toBe(ESTALE);
-      for (const fh of [fhGone, fhSwap]) expect(await errnoOf(fs.read(fh, 0, 10))).toBe(ESTALE);
+      for (const ino of [gone.ino, swap.ino]) expect(await errnoOf(() => fs.getattr(ino))).toBe(ESTALE);
+      for (const fh of [fhGone, fhSwap]) expect(await errnoOf(() => fs.read(fh, 0, 10))).toBe(ESTALE);
       const swapNow = await fs.lookup(fs.rootIno, "swap.txt");
       expect(swapNow.ino).not.toBe(swap.ino);
       const fhNew = await fs.open(swapNow.ino, O_RDONLY);
@@ -122,7 +122,7 @@ for (const [where, open] of [["in a Worker (sync access handles)", inWorker], ["
       await fs.forget(a.ino, 1);
       expect((await fs.getattr(a.ino)).ino).toBe(a.ino);
       await fs.forget(a.ino, 1);
-      expect(await errnoOf(fs.getattr(a.ino))).toBe(ESTALE);
+      expect(await errnoOf(() => fs.getattr(a.ino))).toBe(ESTALE);
 
       for (const fh of [fhA, fhApp, fhGone, fhSwap, fhNew]) await fs.release(fh);
       await fs.releasedir(dh);
@@ -170,7 +170,7 @@ describe("opfs snapshots from hostile states", () => {
     const two = await onPage(share.tree, share.meta);
     for (const [what, state] of hostile) {
       await expect(two.fs.restoreState!(state), what).rejects.toBeInstanceOf(StateError);
-      expect(await errnoOf(two.fs.read(fh, 0, 1)), what).not.toBe("ok"); // nothing was swapped in
+      expect(await errnoOf(() => two.fs.read(fh, 0, 1)), what).not.toBe("ok"); // nothing was swapped in
     }
     await two.fs.restoreState!(good); // and the good state still restores
     expect(dec.decode(await two.fs.read(fh, 0, 10))).toBe("alpha");

@@ -2,13 +2,14 @@
 // access handles, as the demo runs it, and on the page through the async API, as a picked folder runs
 // it), then what only this backend has: metadata that survives a reload, torn saves, the share's lock.
 import { describe, expect, it } from "vitest";
-import { EIO, ENOENT, ENOSPC, ESTALE } from "../../src/vfs/errno.ts";
+import { EIO, ENOSPC, ESTALE } from "../../src/vfs/errno.ts";
 import { S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../../src/vfs/linux.ts";
+import type { Awaitable } from "../../src/vfs/awaitable.ts";
 import { FsError, type FileAttr, type FileSystem, type Handle, type Ino } from "../../src/vfs/filesystem.ts";
 import { OpfsFs } from "../../src/fs/opfs/opfs.ts";
 import { opfsError } from "../../src/fs/opfs/data.ts";
 import { decodeSnapshot } from "../../src/fs/opfs/meta.ts";
-import { fsConformance, type FixtureFactory } from "../unit/fs-conformance.ts";
+import { errnoOf, fsConformance, type FixtureFactory } from "../unit/fs-conformance.ts";
 import type { RemoteInfo } from "../../src/fs/remote.ts";
 import { remote } from "./fs-rpc.ts";
 import type { OpenShare } from "./opfs.worker.ts";
@@ -185,7 +186,7 @@ describe("opfs backend", () => {
     expect(dec.decode(await fs.read(fh, 0, 100))).toBe("still here");
     await fs.write(fh, 10, enc.encode("!"));
     expect((await fs.getattr(attr.ino)).nlink).toBe(0);
-    expect(await fs.link(attr.ino, fs.rootIno, "back").catch((e: FsError) => e.errno)).toBe(ENOENT); // as Linux: only O_TMPFILE comes back
+    expect(await errnoOf(() => fs.link(attr.ino, fs.rootIno, "back"))).toBe("ENOENT"); // as Linux: only O_TMPFILE comes back
     await fs.release(fh);
     const inodes = await (await (await opfs()).getDirectoryHandle(share.meta)).getDirectoryHandle("inodes");
     const left: string[] = [];
@@ -209,7 +210,7 @@ describe("opfs backend", () => {
     expect(await readAll(fs, "b/f")).toBe("onetwo");
     expect((await resolve(fs, "b")).ino).toBe(a.ino);
     expect((await resolve(fs, "b")).nlink).toBe(3);
-    expect(await fs.lookup(fs.rootIno, "a").catch((e: FsError) => e.errno)).toBe(ENOENT);
+    expect(await errnoOf(() => fs.lookup(fs.rootIno, "a"))).toBe("ENOENT");
     await fs.close();
     kill();
     await share.dispose();
@@ -276,7 +277,7 @@ describe("opfs backend", () => {
     expect(await fs.read(fh, (3 << 20) - 2, 5)).toEqual(Uint8Array.from([0, 0, 101, 110, 100]));
     // A private window's OPFS lives in memory: 4 GiB does not fit, and says so.
     const t0 = performance.now();
-    expect(await fs.write(fh, 2 ** 32, enc.encode("x")).catch((e: FsError) => e.errno)).toBe(ENOSPC);
+    expect(await errnoOf(() => fs.write(fh, 2 ** 32, enc.encode("x")))).toBe("ENOSPC");
     expect(performance.now() - t0).toBeLessThan(10_000);
     expect(await fs.read(fh, 0, 3)).toEqual(new Uint8Array(3));
     await fs.release(fh);
@@ -289,7 +290,7 @@ describe("opfs backend", () => {
    * Runs `step` on a share set up by `setup`, cut after 0, 1, 2, … OPFS changes until it completes, and
    * after each cut checks the share a fresh backend opens with `check` (told whether `step` returned).
    */
-  async function everyCut(setup: (fs: FileSystem) => Promise<void>, step: (fs: FileSystem) => Promise<void>, check: (fs: FileSystem, done: boolean) => Promise<void>): Promise<number> {
+  async function everyCut(setup: (fs: FileSystem) => Promise<void>, step: (fs: FileSystem) => Awaitable<void>, check: (fs: FileSystem, done: boolean) => Promise<void>): Promise<number> {
     for (let budget = 0; budget < 64; budget++) {
       const share = await newShare();
       const first = await onPage(share.tree, share.meta);
@@ -299,7 +300,7 @@ describe("opfs backend", () => {
       const root = await opfs();
       const fs = await OpfsFs.open(cut.wrap(await root.getDirectoryHandle(share.tree)), { meta: cut.wrap(await root.getDirectoryHandle(share.meta)), syncAccess: false });
       cut.arm(budget);
-      const done = await step(fs).then(
+      const done = await (async () => step(fs))().then(
         () => true,
         () => false,
       );

@@ -134,7 +134,7 @@ describe("ImageFs", () => {
     const huge = await resolve(fs, "huge.bin");
     expect(huge).toMatchObject({ mode: S_IFREG | 0o644, size: BIG.length, uid: 1000, gid: 100, nlink: 1 });
     expect(await resolve(fs, "null")).toMatchObject({ mode: S_IFCHR | 0o666, rdev: 259 });
-    expect(await errnoOf(fs.open((await resolve(fs, "fifo")).ino, O_RDONLY))).toBe("ENXIO");
+    expect(await errnoOf(async () => fs.open((await resolve(fs, "fifo")).ino, O_RDONLY))).toBe("ENXIO");
     expect((await fs.listxattr(huge.ino)).sort()).toEqual(["security.capability", "user.a"]);
     expect(await fs.getxattr(huge.ino, "security.capability")).toEqual(Uint8Array.from([1, 0, 0, 2]));
     const fh = await fs.open(huge.ino, O_RDONLY);
@@ -180,15 +180,15 @@ describe("ImageFs", () => {
     image.blobs.set(hello, Uint8Array.from(good, (b, i) => (i === 0 ? b ^ 1 : b)));
     const fs = new ImageFs(index, image.source);
     const fh = await fs.open((await resolve(fs, "hello.txt")).ino, O_RDONLY);
-    expect(await errnoOf(fs.read(fh, 0, 5))).toBe("EIO");
+    expect(await errnoOf(() => fs.read(fh, 0, 5))).toBe("EIO");
     image.blobs.set(hello, good);
     expect(await fs.read(fh, 0, 5)).toEqual(text("Hello"));
     const script = entry("script.sh");
     image.blobs.delete(blobPath(script.sha256!, script.gz!));
-    expect(await errnoOf(readAll(fs, "script.sh"))).toBe("EIO");
+    expect(await errnoOf(() => readAll(fs, "script.sh"))).toBe("EIO");
     const gz = ["many/f00", "many/f01"].map(entry).find((e) => e.gz)!;
     image.blobs.set(blobPath(gz.sha256!, true), text("not gzip"));
-    expect(await errnoOf(readAll(fs, gz.path))).toBe("EIO");
+    expect(await errnoOf(() => readAll(fs, gz.path))).toBe("EIO");
   });
 
   it("saves references and handles, and restores them on a fresh ImageFs of the same image only", async () => {
@@ -206,7 +206,7 @@ describe("ImageFs", () => {
     expect(await again.getattr(hello.ino)).toEqual(await fs.getattr(hello.ino));
     expect(await again.read(fh, 0, 5)).toEqual(text("Hello"));
     expect(await again.readdir(dh, first.at(-1)!.off)).toEqual(await fs.readdir(dh, first.at(-1)!.off));
-    expect(await errnoOf(again.getattr((await resolve(fs, "big.bin")).ino))).toBe("ESTALE");
+    expect(await errnoOf(async () => again.getattr((await resolve(fs, "big.bin")).ino))).toBe("ESTALE");
 
     const other = await buildImage(ITEMS.filter((i) => i.path !== "empty"));
     await expect(new ImageFs(parseImageIndex(other.text), other.source).restoreState(state)).rejects.toThrow(StateError);
@@ -251,8 +251,8 @@ describe("blob sources", () => {
       }
       await rm(join(dir, blobPath(index.entries.find((e) => e.path === "hello.txt")!.sha256!, true)), { force: true });
       await rm(join(dir, blobPath(index.entries.find((e) => e.path === "hello.txt")!.sha256!, false)), { force: true });
-      expect(await errnoOf(readAll(new ImageFs(index, httpBlobSource(`http://127.0.0.1:${port}/image/`)), "hello.txt"))).toBe("EIO");
-      expect(await errnoOf(readAll(new ImageFs(index, fileBlobSource(dir)), "hello.txt"))).toBe("EIO");
+      expect(await errnoOf(() => readAll(new ImageFs(index, httpBlobSource(`http://127.0.0.1:${port}/image/`)), "hello.txt"))).toBe("EIO");
+      expect(await errnoOf(() => readAll(new ImageFs(index, fileBlobSource(dir)), "hello.txt"))).toBe("EIO");
     } finally {
       server.close();
       await rm(dir, { recursive: true, force: true });

@@ -3,14 +3,16 @@
 import { Volume } from "memfs";
 import { describe, expect, it, vi } from "vitest";
 import { VirtioFsDevice } from "../../device/virtio-fs.ts";
-import { FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_in_header, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in } from "../../src/fuse/abi.ts";
+import { FATTR_MODE, FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT_EXT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_READDIRPLUS_AUTO, FUSE_ROOT_ID, FuseOpcode as Op, fuse_attr, fuse_attr_out, fuse_batch_forget_in, fuse_create_in, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_forget_in, fuse_forget_one, fuse_getattr_in, fuse_in_header, fuse_init_out, fuse_kstatfs, fuse_open_in, fuse_open_out, fuse_out_header, fuse_read_in, fuse_release_in, fuse_setattr_in, fuse_write_in, fuse_write_out } from "../../src/fuse/abi.ts";
 import { Errno } from "../../src/vfs/errno.ts";
+import { O_CREAT, O_RDWR } from "../../src/vfs/linux.ts";
 import { StateError } from "../../src/vfs/state.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import type { CacheMode } from "../../src/fuse/session.ts";
 import type { FileSystem, Handle, Ino } from "../../src/vfs/filesystem.ts";
 import { MemFs } from "../../src/fs/memfs/memfs.ts";
 import { FakeBus } from "../support/fake-bus.ts";
+import { waitingFs } from "../support/waiting-fs.ts";
 import { ChainReader, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../../device/virtqueue.ts";
 import { ReferenceDriver, cstr, parseReply, settle, type FuseReply } from "../support/reference-driver.ts";
 
@@ -268,27 +270,116 @@ describe("walking and reading the tree", () => {
   });
 });
 
+describe("answering inside the notify", () => {
+  const WRITTEN = new TextEncoder().encode("abc");
+
+  /**
+   * A file's life as a shell's `echo abc > new; chmod 600 new; cat new; rm new` sends it, each request sent
+   * by `send` on queue 1 (queue 0 for FORGET, which has no reply); returns what the replies said.
+   */
+  async function fileLife(d: ReferenceDriver, send: (q: number, request: Uint8Array) => Promise<FuseReply | undefined>) {
+    const reply = async (q: number, request: Uint8Array) => (await send(q, request))!;
+    const created = await reply(
+      1,
+      d.request(
+        Op.FUSE_CREATE,
+        FUSE_ROOT_ID,
+        args({ SIZE: fuse_create_in.SIZE + 4 }, (v) => {
+          v.setUint32(fuse_create_in.flags, O_RDWR | O_CREAT, true);
+          v.setUint32(fuse_create_in.mode, 0o100644, true);
+          new Uint8Array(v.buffer).set(cstr("new"), fuse_create_in.SIZE);
+        }),
+      ),
+    );
+    expect(created.error).toBe(0);
+    const nodeid = nodeidOf(created);
+    const fh = created.view.getBigUint64(fuse_entry_out.SIZE + fuse_open_out.fh, true);
+    const write = args({ SIZE: fuse_write_in.SIZE + WRITTEN.length }, (v) => {
+      v.setBigUint64(fuse_write_in.fh, fh, true);
+      v.setUint32(fuse_write_in.size, WRITTEN.length, true);
+      new Uint8Array(v.buffer).set(WRITTEN, fuse_write_in.SIZE);
+    });
+    const chmod = args(fuse_setattr_in, (v) => {
+      v.setUint32(fuse_setattr_in.valid, FATTR_MODE, true);
+      v.setUint32(fuse_setattr_in.mode, 0o100600, true);
+    });
+    const written = await reply(1, d.request(Op.FUSE_WRITE, nodeid, write));
+    const chmodded = await reply(1, d.request(Op.FUSE_SETATTR, nodeid, chmod));
+    const read = await reply(1, d.request(Op.FUSE_READ, nodeid, readIn(fh, 0, 4096)));
+    const released = await reply(1, d.request(Op.FUSE_RELEASE, nodeid, fhIn(fuse_release_in, fh)));
+    const removed = await reply(1, d.request(Op.FUSE_UNLINK, FUSE_ROOT_ID, cstr("new")));
+    const missing = await reply(1, d.request(Op.FUSE_LOOKUP, FUSE_ROOT_ID, cstr("new")));
+    expect(await send(0, d.request(Op.FUSE_FORGET, nodeid, args(fuse_forget_in, (v) => v.setBigUint64(fuse_forget_in.nlookup, 1n, true))))).toBeUndefined();
+    return {
+      errors: [written, chmodded, read, released, removed, missing].map((r) => r.error),
+      missing: nodeidOf(missing), // a negative entry
+      size: created.view.getBigUint64(fuse_entry_out.attr + fuse_attr.size, true),
+      wrote: written.view.getUint32(fuse_write_out.size, true),
+      mode: chmodded.view.getUint32(fuse_attr_out.attr + fuse_attr.mode, true),
+      read: [...read.payload],
+    };
+  }
+
+  const expected = { errors: [0, 0, 0, 0, 0, 0], missing: 0n, size: 0n, wrote: 3, mode: 0o100600, read: [...WRITTEN] };
+
+  it("over a backend that answers at once: every reply and its interrupt are there when the kick returns", async () => {
+    const { d, bus, server } = await ready();
+    const nodes = server.nodeCount;
+    const irq = bus.functions[0]!;
+    const now = (q: number, request: Uint8Array): Promise<FuseReply | undefined> => {
+      d.readIsr(); // the interrupt of the request before is taken
+      const queue = d.queues[q]!;
+      queue.setUsedEvent(queue.usedIdx()); // an interrupt for the next used entry, as virtqueue_get_buf asks
+      queue.add([request], q === 0 ? [] : [4096]);
+      d.kick(q);
+      const used = queue.getUsed();
+      expect(used).toHaveLength(1);
+      expect(irq.irq).toBe(true);
+      return Promise.resolve(q === 0 ? undefined : parseReply(used[0]!));
+    };
+    expect(await fileLife(d, now)).toEqual(expected);
+    expect(server.nodeCount).toBe(nodes); // the FORGET was served before its kick returned
+  });
+
+  it("over a backend that waits: the replies come after the kick, and say the same", async () => {
+    const waitAll = ["lookup", "forget", "getattr", "open", "read", "release", "setattr", "create", "write", "unlink", "removexattr"] as const;
+    const { d, bus, server } = await ready(waitingFs(new MemFs(tree()), waitAll));
+    const nodes = server.nodeCount;
+    const later = async (q: number, request: Uint8Array): Promise<FuseReply | undefined> => {
+      d.readIsr();
+      const queue = d.queues[q]!;
+      queue.setUsedEvent(queue.usedIdx());
+      queue.add([request], q === 0 ? [] : [4096]);
+      d.kick(q);
+      expect(queue.getUsed()).toHaveLength(0);
+      expect(bus.functions[0]!.irq).toBe(false);
+      await settle();
+      const used = queue.getUsed();
+      expect(used).toHaveLength(1);
+      expect(bus.functions[0]!.irq).toBe(true);
+      return q === 0 ? undefined : parseReply(used[0]!);
+    };
+    expect(await fileLife(d, later)).toEqual(expected);
+    expect(server.nodeCount).toBe(nodes);
+  });
+});
+
 describe("a reset with requests in flight", () => {
   it("ends the references and handles they take with the session, and serves the next session after it", async () => {
     let gate: Promise<void> | undefined;
     let open = 0;
-    class SlowFs extends MemFs {
-      override async lookup(parent: Ino, name: string) {
-        await gate;
-        return super.lookup(parent, name);
-      }
-      override async open(ino: Ino, flags: number) {
-        await gate;
-        const fh = await super.open(ino, flags);
+    class CountingFs extends MemFs {
+      override open(ino: Ino, flags: number): Handle {
+        const fh = super.open(ino, flags);
         open++;
         return fh;
       }
-      override async release(fh: Handle) {
+      override release(fh: Handle): void {
         open--;
-        return super.release(fh);
+        super.release(fh);
       }
     }
-    const { d, server } = await ready(new SlowFs(tree()));
+    const { d, server } = await ready(waitingFs(new CountingFs(tree()), ["lookup", "open"], () => gate));
     const hello = await lookup(d, FUSE_ROOT_ID, "hello");
     let pass!: () => void;
     gate = new Promise<void>((r) => (pass = r));
@@ -448,7 +539,7 @@ describe("hostile requests", () => {
     const logs: string[] = [];
     const { d } = await ready(fs, logs);
     const real = fs.getattr.bind(fs);
-    fs.getattr = async () => {
+    fs.getattr = () => {
       throw new TypeError("disk on fire");
     };
     for (let i = 0; i < 3; i++) expect((await d.fuse(Op.FUSE_GETATTR, FUSE_ROOT_ID, new Uint8Array(fuse_getattr_in.SIZE))).error).toBe(-Errno.EIO);

@@ -40,19 +40,19 @@ const S_IFREG = 0o100000;
 /** MemFs that counts the backend handles open right now. */
 class CountingFs extends MemFs {
   readonly live = new Set<Handle>();
-  override async open(ino: Ino, flags: number): Promise<Handle> {
-    const fh = await super.open(ino, flags);
+  override open(ino: Ino, flags: number): Handle {
+    const fh = super.open(ino, flags);
     this.live.add(fh);
     return fh;
   }
-  override async create(...a: Parameters<MemFs["create"]>): ReturnType<MemFs["create"]> {
-    const r = await super.create(...a);
+  override create(...a: Parameters<MemFs["create"]>): ReturnType<MemFs["create"]> {
+    const r = super.create(...a);
     this.live.add(r.fh);
     return r;
   }
-  override async release(fh: Handle): Promise<void> {
+  override release(fh: Handle): void {
     this.live.delete(fh);
-    await super.release(fh);
+    super.release(fh);
   }
 }
 

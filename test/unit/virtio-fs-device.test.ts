@@ -19,7 +19,13 @@ import { VirtqueueError, type DescriptorChain } from "../../device/virtqueue.ts"
 import { FakeBus } from "../support/fake-bus.ts";
 import { ReferenceDriver, settle } from "../support/reference-driver.ts";
 
-/** A device whose handler echoes the request bytes back, reversed, after a delay given in the request. */
+/**
+ * A device whose handler echoes the request bytes back, reversed, after a delay given in the request's first
+ * byte: at once for 0 (no Promise); FAIL_NOW throws, FAIL_LATER rejects.
+ */
+const FAIL_NOW = 0xff;
+const FAIL_LATER = 0xfe;
+
 function echoDevice(opts: { numRequestQueues?: number; dax?: boolean } = {}) {
   const bus = new FakeBus();
   const resets: number[] = [];
@@ -29,14 +35,22 @@ function echoDevice(opts: { numRequestQueues?: number; dax?: boolean } = {}) {
     tag: "myfs",
     numRequestQueues: opts.numRequestQueues ?? 2,
     dax: opts.dax ? { bar: 2, address: 0xd0000000, size: 1 << 21 } : undefined,
-    handler: async (chain: DescriptorChain, q: number) => {
+    handler: (chain: DescriptorChain, q: number) => {
       const data = chain.reader.read(chain.reader.readable);
       handled.push(q);
       const delay = data[0] ?? 0;
-      for (let i = 0; i < delay; i++) await new Promise<void>((r) => setImmediate(r));
-      const out = data.slice().reverse().subarray(0, chain.writer.writable);
-      chain.writer.write(out);
-      return out.length;
+      const echo = () => {
+        const out = data.slice().reverse().subarray(0, chain.writer.writable);
+        chain.writer.write(out);
+        return out.length;
+      };
+      if (delay === FAIL_NOW) throw new Error("broken now");
+      if (delay === FAIL_LATER) return Promise.reject(new Error("broken later"));
+      if (delay === 0) return echo();
+      return (async () => {
+        for (let i = 0; i < delay; i++) await new Promise<void>((r) => setImmediate(r));
+        return echo();
+      })();
     },
     onReset: () => resets.push(1),
     onError: (m) => errors.push(m),
@@ -150,6 +164,41 @@ describe("request queues", () => {
     expect(driver.readIsr()).toBe(1);
     expect(bus.functions[0]!.irq).toBe(false); // reading the ISR acknowledged it
     expect(driver.readIsr()).toBe(0);
+  });
+
+  it("completes a chain the handler answers at once inside the kick, and raises the interrupt before the kick returns", () => {
+    const { driver, bus } = echoDevice();
+    driver.probe({ eventIdx: true });
+    const q = driver.queues[1]!;
+    for (let i = 1; i <= 3; i++) {
+      q.setUsedEvent(q.usedIdx()); // as virtqueue_get_buf asks for the next interrupt
+      q.add([Uint8Array.of(0, i)], [2]);
+      driver.kick(1);
+      expect(q.getUsed().map((u) => Array.from(u.data))).toEqual([[i, 0]]);
+      expect(bus.functions[0]!.irq).toBe(true);
+      expect(driver.readIsr()).toBe(1);
+    }
+    // A chain the handler makes wait is not there yet, and neither is its interrupt.
+    q.setUsedEvent(q.usedIdx());
+    q.add([Uint8Array.of(2, 9)], [2]);
+    driver.kick(1);
+    expect(q.getUsed()).toEqual([]);
+    expect(bus.functions[0]!.irq).toBe(false);
+  });
+
+  it("reports a handler that throws or rejects, and gives the chain back empty", async () => {
+    const { driver, errors } = echoDevice();
+    driver.probe();
+    const q = driver.queues[1]!;
+    q.add([Uint8Array.of(FAIL_NOW)], [4]);
+    driver.kick(1);
+    expect(q.getUsed().map((u) => u.len)).toEqual([0]);
+    q.add([Uint8Array.of(FAIL_LATER)], [4]);
+    driver.kick(1);
+    await settle();
+    expect(q.getUsed().map((u) => u.len)).toEqual([0]);
+    expect(errors).toEqual(["queue 1: request handler failed: broken now", "queue 1: request handler failed: broken later"]);
+    expect((await driver.post(1, [Uint8Array.of(0, 7)], [2])).map((u) => Array.from(u.data))).toEqual([[7, 0]]); // and serves on
   });
 
   it("serves the hiprio queue and every request queue", async () => {

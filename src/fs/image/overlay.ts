@@ -27,6 +27,7 @@
 
 import { EBADF, EEXIST, ENODATA, ENOENT, ENOTDIR, ENXIO, EPERM } from "../../vfs/errno.ts";
 import { O_ACCMODE, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, RENAME_EXCHANGE, S_IALLUGO, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA, SEEK_HOLE } from "../../vfs/linux.ts";
+import type { Awaitable } from "../../vfs/awaitable.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs } from "../../vfs/filesystem.ts";
 import type { Saved } from "../../vfs/state.ts";
 import { checkFallocate, checkName, checkOpenType, checkReadOnlyAccess, checkReadOnlyOpen, checkRenameFlags, checkRmdir, checkSetAttr, checkSetAttrType, checkSymlinkTarget, checkUnlink, checkWritable, checkXattrName, copyLength, mknodAttr, openMode, renamePlan, type NameEntry, type OpenMode } from "../posix.ts";
@@ -652,7 +653,12 @@ export class OverlayFs implements FileSystem {
         const src = await this.lower.open(lowerIno, O_RDONLY);
         try {
           for (let at = 0; at < size; ) {
-            const start = await this.lower.lseek(src, at, SEEK_DATA).catch(noMoreData);
+            let start: number | undefined;
+            try {
+              start = await this.lower.lseek(src, at, SEEK_DATA);
+            } catch (e) {
+              start = noMoreData(e);
+            }
             if (start === undefined) break;
             const end = Math.min(size, await this.lower.lseek(src, start, SEEK_HOLE));
             for (let off = start; off < end; off += CHUNK) await this.upper.write(tmp.fh, off, await this.lower.read(src, off, Math.min(CHUNK, end - off)));
@@ -705,7 +711,7 @@ export class OverlayFs implements FileSystem {
   }
 
   /** Runs `change` on the entries of upper directory `dir`, then puts its times back: a copy-up is no change to the guest. */
-  private async keepingTimes<T>(dir: Ino, change: () => Promise<T>): Promise<T> {
+  private async keepingTimes<T>(dir: Ino, change: () => Awaitable<T>): Promise<T> {
     const { atime, mtime, ctime } = await this.upper.getattr(dir);
     const result = await change();
     await this.upper.setattr(dir, { atime, mtime, ctime });

@@ -22,6 +22,7 @@
 // In the browser, memfs needs polyfills for node:buffer, node:events, node:path, node:stream and node:url.
 
 import { Volume } from "memfs";
+import type { Awaitable } from "../../vfs/awaitable.ts";
 import { EBADF, EEXIST, EINVAL, ENOENT, ENOSPC, ENOTDIR, ENXIO, EPERM } from "../../vfs/errno.ts";
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NAME_MAX, O_EXCL, O_TRUNC, S_IALLUGO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SEEK_DATA } from "../../vfs/linux.ts";
 import { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "../../vfs/filesystem.ts";
@@ -92,7 +93,7 @@ export class MemFs implements FileSystem {
     this.capabilities = { readOnly: options.readOnly ?? false };
   }
 
-  async lookup(parent: Ino, name: string): Promise<FileAttr> {
+  lookup(parent: Ino, name: string): FileAttr {
     checkName(name);
     // children.get, not Link.getChild, which would touch the directory's atime.
     const link = this.dirOf(parent).children.get(name);
@@ -100,26 +101,26 @@ export class MemFs implements FileSystem {
     return this.entry(link);
   }
 
-  async forget(ino: Ino, nlookup: number): Promise<void> {
+  forget(ino: Ino, nlookup: number): void {
     this.inodes.forget(ino, nlookup);
   }
 
-  async getattr(ino: Ino): Promise<FileAttr> {
+  getattr(ino: Ino): FileAttr {
     return this.attr(ino, this.inodes.get(ino));
   }
 
-  async readlink(ino: Ino): Promise<string> {
+  readlink(ino: Ino): string {
     const { node } = this.inodes.get(ino);
     if (!node.isSymlink()) throw new FsError(EINVAL, `readlink of inode ${ino}`);
     return node.symlink;
   }
 
-  async access(ino: Ino, mask: number): Promise<void> {
+  access(ino: Ino, mask: number): void {
     this.inodes.get(ino);
     if (this.capabilities.readOnly) checkReadOnlyAccess(mask);
   }
 
-  async statfs(ino: Ino): Promise<StatFs> {
+  statfs(ino: Ino): StatFs {
     this.inodes.get(ino);
     const blocks = Math.ceil(this.capacity / BLOCK_SIZE);
     const bfree = Math.max(0, this.freeBlocks());
@@ -127,7 +128,7 @@ export class MemFs implements FileSystem {
     return { blocks, bfree, bavail: bfree, files: this.maxInodes, ffree, bsize: BLOCK_SIZE, namelen: NAME_MAX, frsize: BLOCK_SIZE };
   }
 
-  async open(ino: Ino, flags: number): Promise<Handle> {
+  open(ino: Ino, flags: number): Handle {
     const { node } = this.inodes.get(ino);
     checkOpenType(node.mode & S_IFMT, ino);
     if (this.capabilities.readOnly) checkReadOnlyOpen(flags);
@@ -136,15 +137,15 @@ export class MemFs implements FileSystem {
     return this.openFile(node, how);
   }
 
-  async read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
+  read(fh: Handle, offset: number, length: number): Uint8Array {
     checkRange(offset, length);
     const { node } = this.handles.getKind(fh, "file");
     const out = new Uint8Array(Math.max(0, Math.min(length, node.getSize() - offset)));
-    await this.readInto(fh, offset, out);
+    this.readInto(fh, offset, out);
     return out;
   }
 
-  async readInto(fh: Handle, offset: number, into: Uint8Array): Promise<number> {
+  readInto(fh: Handle, offset: number, into: Uint8Array): number {
     checkRange(offset, into.length);
     const { node, how } = this.handles.getKind(fh, "file");
     checkCanRead(how, fh);
@@ -153,28 +154,28 @@ export class MemFs implements FileSystem {
     return n;
   }
 
-  async release(fh: Handle): Promise<void> {
+  release(fh: Handle): void {
     const { node } = this.handles.getKind(fh, "file");
     this.handles.take(fh);
     this.state(node).opens--;
     this.freeIfUnused(node);
   }
 
-  async opendir(ino: Ino): Promise<Handle> {
+  opendir(ino: Ino): Handle {
     const dir = this.dirOf(ino);
-    return this.handles.add({ kind: "dir", dir, stream: new DirStream(async () => this.list(ino, dir)) });
+    return this.handles.add({ kind: "dir", dir, stream: new DirStream(() => this.list(ino, dir)) });
   }
 
-  async readdir(dh: Handle, cookie: number, maxEntries?: number): Promise<DirEntry[]> {
+  readdir(dh: Handle, cookie: number, maxEntries?: number): Awaitable<DirEntry[]> {
     return this.handles.getKind(dh, "dir").stream.read(cookie, maxEntries);
   }
 
-  async releasedir(dh: Handle): Promise<void> {
+  releasedir(dh: Handle): void {
     this.handles.getKind(dh, "dir");
     this.handles.take(dh);
   }
 
-  async setattr(ino: Ino, a: SetAttr, fh?: Handle): Promise<FileAttr> {
+  setattr(ino: Ino, a: SetAttr, fh?: Handle): FileAttr {
     checkWritable(this.capabilities);
     checkSetAttr(a);
     const inode = this.inodes.get(ino);
@@ -196,7 +197,7 @@ export class MemFs implements FileSystem {
     return this.attr(ino, inode);
   }
 
-  async mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): Promise<FileAttr> {
+  mknod(parent: Ino, name: string, mode: number, rdev: number, cred: Cred): FileAttr {
     checkWritable(this.capabilities);
     const made = mknodAttr(mode, rdev);
     const dir = this.newEntry(parent, name);
@@ -205,13 +206,13 @@ export class MemFs implements FileSystem {
     return this.entry(dir.createChild(name, node));
   }
 
-  async mkdir(parent: Ino, name: string, mode: number, cred: Cred): Promise<FileAttr> {
+  mkdir(parent: Ino, name: string, mode: number, cred: Cred): FileAttr {
     checkWritable(this.capabilities);
     const dir = this.newEntry(parent, name);
     return this.entry(dir.createChild(name, this.newNode(dir, cred, S_IFDIR | (mode & S_IALLUGO))));
   }
 
-  async symlink(parent: Ino, name: string, target: string, cred: Cred): Promise<FileAttr> {
+  symlink(parent: Ino, name: string, target: string, cred: Cred): FileAttr {
     checkWritable(this.capabilities);
     checkSymlinkTarget(target);
     const dir = this.newEntry(parent, name);
@@ -220,7 +221,7 @@ export class MemFs implements FileSystem {
     return this.entry(dir.createChild(name, node));
   }
 
-  async link(ino: Ino, newParent: Ino, newName: string): Promise<FileAttr> {
+  link(ino: Ino, newParent: Ino, newName: string): FileAttr {
     checkWritable(this.capabilities);
     const { node } = this.inodes.get(ino);
     if (node.isDirectory()) throw new FsError(EPERM, `link of directory inode ${ino}`);
@@ -232,7 +233,7 @@ export class MemFs implements FileSystem {
     return this.entry(dir.createChild(newName, node));
   }
 
-  async unlink(parent: Ino, name: string): Promise<void> {
+  unlink(parent: Ino, name: string): void {
     checkWritable(this.capabilities);
     const dir = this.dirOf(parent);
     const link = this.child(dir, name);
@@ -240,7 +241,7 @@ export class MemFs implements FileSystem {
     this.removeEntry(dir, link);
   }
 
-  async rmdir(parent: Ino, name: string): Promise<void> {
+  rmdir(parent: Ino, name: string): void {
     checkWritable(this.capabilities);
     const dir = this.dirOf(parent);
     const link = this.child(dir, name);
@@ -248,7 +249,7 @@ export class MemFs implements FileSystem {
     this.removeEntry(dir, link);
   }
 
-  async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): void {
     checkWritable(this.capabilities);
     checkRenameFlags(flags);
     const from = this.dirOf(parent);
@@ -277,7 +278,7 @@ export class MemFs implements FileSystem {
     src.node.ctime = now;
   }
 
-  async create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+  create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): { attr: FileAttr; fh: Handle } {
     checkWritable(this.capabilities);
     const how = openMode(flags);
     checkName(name);
@@ -294,7 +295,7 @@ export class MemFs implements FileSystem {
     return { attr, fh: this.openFile(node, how) };
   }
 
-  async tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
+  tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): { attr: FileAttr; fh: Handle } {
     checkWritable(this.capabilities);
     const how = openMode(flags);
     if (!how.write) throw new FsError(EINVAL, "O_TMPFILE without write access");
@@ -307,7 +308,7 @@ export class MemFs implements FileSystem {
     return { attr: this.attr(ino, inode), fh: this.openFile(node, how) };
   }
 
-  async write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
+  write(fh: Handle, offset: number, data: Uint8Array): number {
     checkWritable(this.capabilities);
     checkRange(offset, data.length);
     const { node, how } = this.handles.getKind(fh, "file");
@@ -323,17 +324,17 @@ export class MemFs implements FileSystem {
 
   // Nothing is buffered and nothing is durable beyond the process: the sync family only checks its handle,
   // and there is no flush.
-  async fsync(fh: Handle): Promise<void> {
+  fsync(fh: Handle): void {
     this.handles.getKind(fh, "file");
   }
 
-  async fsyncdir(dh: Handle): Promise<void> {
+  fsyncdir(dh: Handle): void {
     this.handles.getKind(dh, "dir");
   }
 
-  async syncfs(): Promise<void> {}
+  syncfs(): void {}
 
-  async fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
+  fallocate(fh: Handle, mode: number, offset: number, length: number): void {
     checkWritable(this.capabilities);
     const { node, how } = this.handles.getKind(fh, "file");
     checkFallocate(mode, offset, length);
@@ -352,7 +353,7 @@ export class MemFs implements FileSystem {
     }
   }
 
-  async lseek(fh: Handle, offset: number, whence: number): Promise<number> {
+  lseek(fh: Handle, offset: number, whence: number): number {
     const content = sparseData(this.handles.getKind(fh, "file").node);
     checkSeek(offset, whence, content.size);
     if (whence === SEEK_DATA) {
@@ -363,7 +364,7 @@ export class MemFs implements FileSystem {
     return content.nextHole(offset);
   }
 
-  async copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
+  copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): number {
     checkWritable(this.capabilities);
     const src = this.handles.getKind(fhIn, "file");
     const dst = this.handles.getKind(fhOut, "file");
@@ -375,22 +376,22 @@ export class MemFs implements FileSystem {
     return n;
   }
 
-  async getxattr(ino: Ino, name: string): Promise<Uint8Array> {
+  getxattr(ino: Ino, name: string): Uint8Array {
     return getXattr(this.states.get(this.inodes.get(ino).node)?.xattrs, name);
   }
 
-  async setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): Promise<void> {
+  setxattr(ino: Ino, name: string, value: Uint8Array, flags: number): void {
     checkWritable(this.capabilities);
     const { node } = this.inodes.get(ino);
     setXattr(this.state(node).xattrs, name, value, flags);
     node.ctime = new Date();
   }
 
-  async listxattr(ino: Ino): Promise<string[]> {
+  listxattr(ino: Ino): string[] {
     return [...(this.states.get(this.inodes.get(ino).node)?.xattrs.keys() ?? [])];
   }
 
-  async removexattr(ino: Ino, name: string): Promise<void> {
+  removexattr(ino: Ino, name: string): void {
     checkWritable(this.capabilities);
     const { node } = this.inodes.get(ino);
     removeXattr(this.state(node).xattrs, name);
@@ -413,7 +414,7 @@ export class MemFs implements FileSystem {
     // The state is the whole tree: it goes into an empty Volume, before the backend has answered anything.
     const fresh = this.nextIno === 2 && this.inodes.values().length === 1 && this.handles.values().length === 0 && this.core.root.children.size === 2;
     if (!fresh) throw new Error("memfs backend: restoreState needs a fresh backend over an empty Volume");
-    const restored = await restoreMemFs(state, this.core, this.rootIno, (ino, dir) => async () => this.list(ino, dir));
+    const restored = await restoreMemFs(state, this.core, this.rootIno, (ino, dir) => () => this.list(ino, dir));
     this.nextIno = restored.nextIno;
     this.inos = restored.inos;
     this.states = restored.states;

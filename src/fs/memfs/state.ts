@@ -153,7 +153,7 @@ type HandlePlan = { kind: "file"; node: number; how: OpenMode } | { kind: "dir";
  * Builds saveMemFs's tree into `core` (the root of a fresh Superblock) and returns the tables to swap in.
  * `listing` makes a directory handle's list function.
  */
-export async function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listing: (ino: Ino, dir: Link) => () => Promise<DirListing>): Promise<RestoredMemFs> {
+export async function restoreMemFs(state: Saved, core: Superblock, rootIno: Ino, listing: (ino: Ino, dir: Link) => () => DirListing): Promise<RestoredMemFs> {
   // First read everything, building nothing in the Superblock.
   const saved = record(state, "memfs state");
   if (saved.format !== FORMAT) throw new StateError(`memfs state: format is not ${FORMAT}`);

@@ -4,6 +4,7 @@ import { S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "../../vfs/linux.ts";
 import { FsError, type Cred, type FileAttr, type Handle, type Ino } from "../../vfs/filesystem.ts";
 import { FOPEN_NOFLUSH, FUSE_ATTR_DAX, decodeName, encode, fuse_attr, fuse_attr_out, fuse_entry_out, fuse_open_out } from "../abi.ts";
 import { ENODATA, EOPNOTSUPP, Errno } from "../../vfs/errno.ts";
+import { wait, type Awaitable, type Op } from "../../vfs/awaitable.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
 
 export interface Handler {
@@ -11,7 +12,8 @@ export interface Handler {
   minArgs: number;
   /** Bytes its successful reply takes (after fuse_out_header): with less room it does not run (EINVAL). */
   replySize: number;
-  run(s: Session, r: FuseRequest): Promise<Reply>;
+  /** A generator (src/vfs/awaitable.ts): it answers at once over a backend that does. */
+  run(s: Session, r: FuseRequest): Op<Reply>;
 }
 
 /** An errno for the guest, thrown from deep in a handler. */
@@ -22,22 +24,11 @@ export class RequestError extends Error {
 }
 
 /**
- * Wraps a handler so a RequestError becomes its errno reply. `replySize` is set for the opcodes whose reply
- * hands the guest a node reference or a handle, which must not be taken for a reply that cannot arrive.
+ * A handler's entry. `replySize` is set for the opcodes whose reply hands the guest a node reference or a
+ * handle, which must not be taken for a reply that cannot arrive.
  */
 export function op(minArgs: number, run: Handler["run"], replySize = 0): Handler {
-  return {
-    minArgs,
-    replySize,
-    run: async (s, r) => {
-      try {
-        return await run(s, r);
-      } catch (e) {
-        if (e instanceof RequestError) return e.errno;
-        throw e;
-      }
-    },
-  };
+  return { minArgs, replySize, run };
 }
 
 export const u64 = (r: FuseRequest, at: number): bigint => r.argsView.getBigUint64(at, true);
@@ -68,7 +59,7 @@ export const isNodeFh = (s: Session, fh: bigint): boolean => fh === 0n && s.zero
  * The backend handle behind a file handle from the guest: for the node's own (isNodeFh), opened for
  * writing when `write`; `nodeid` is the node it belongs to.
  */
-export function fileOf(s: Session, fh: bigint, nodeid: bigint, write = false): Handle | Promise<Handle> {
+export function fileOf(s: Session, fh: bigint, nodeid: bigint, write = false): Awaitable<Handle> {
   if (isNodeFh(s, fh)) return s.inodeFiles.get(inoOf(s, nodeid), write);
   return handleOf(s.openFiles, fh);
 }
@@ -166,9 +157,9 @@ export function killSuidSgid(mode: number): number {
 }
 
 /** Drops the set-id bits of `ino` as killSuidSgid says; changes nothing (not even ctime) when there are none. */
-export async function killPriv(s: Session, ino: Ino): Promise<void> {
-  const { mode } = await s.fs.getattr(ino);
-  if (killSuidSgid(mode) !== mode) await s.fs.setattr(ino, { mode: killSuidSgid(mode) });
+export function* killPriv(s: Session, ino: Ino): Op<void> {
+  const { mode } = yield* wait(s.fs.getattr(ino));
+  if (killSuidSgid(mode) !== mode) yield* wait(s.fs.setattr(ino, { mode: killSuidSgid(mode) }));
 }
 
 /** The file capabilities (cap_inode_killpriv): Linux drops them on every write, truncate and chown. */
@@ -179,9 +170,9 @@ const XATTR_NAME_CAPS = "security.capability";
  * for a local file, whoever the caller: with FUSE_HANDLE_KILLPRIV_V2 the guest asks nothing first (no
  * GETXATTR per write or chown; guest/patches/0004). True when there were some (its ctime moved).
  */
-export async function dropCapabilities(s: Session, ino: Ino): Promise<boolean> {
+export function* dropCapabilities(s: Session, ino: Ino): Op<boolean> {
   try {
-    await s.fs.removexattr(ino, XATTR_NAME_CAPS);
+    yield* wait(s.fs.removexattr(ino, XATTR_NAME_CAPS));
     return true;
   } catch (e) {
     if (e instanceof FsError && (e.errno === ENODATA || e.errno === EOPNOTSUPP)) return false;
@@ -194,17 +185,17 @@ export async function dropCapabilities(s: Session, ino: Ino): Promise<boolean> {
  * (not the guest's: no node id is counted). A name that cannot be looked up is left to the operation
  * that follows, which reports what is wrong with it.
  */
-export async function withExisting(s: Session, parent: Ino, name: string, use: (a: FileAttr) => Promise<void>): Promise<void> {
+export function* withExisting(s: Session, parent: Ino, name: string, use: (a: FileAttr) => Op<void>): Op<void> {
   let attr: FileAttr;
   try {
-    attr = await s.fs.lookup(parent, name);
+    attr = yield* wait(s.fs.lookup(parent, name));
   } catch {
     return;
   }
   try {
-    await use(attr);
+    yield* use(attr);
   } finally {
-    await s.fs.forget(attr.ino, 1);
+    yield* wait(s.fs.forget(attr.ino, 1));
   }
 }
 

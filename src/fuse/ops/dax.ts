@@ -1,5 +1,6 @@
 // The DAX window: SETUPMAPPING, REMOVEMAPPING (fs/fuse/dax.c maps 2 MiB of a file at a time, by node id).
 // Without a window (the device has none) both are ENOSYS, as for any opcode the server does not serve.
+import { wait, type Op } from "../../vfs/awaitable.ts";
 import { O_ACCMODE, O_RDONLY, O_WRONLY } from "../../vfs/linux.ts";
 import { FUSE_REMOVEMAPPING_MAX_ENTRY, FUSE_SETUPMAPPING_FLAG_READ, FUSE_SETUPMAPPING_FLAG_WRITE, fuse_removemapping_in, fuse_removemapping_one, fuse_setupmapping_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
@@ -18,7 +19,7 @@ function windowSpan(size: number, moffset: bigint, len: bigint): WindowSpan {
   return { offset: Number(moffset), length: Number(len) };
 }
 
-export async function setupmapping(s: Session, r: FuseRequest): Promise<Reply> {
+export function* setupmapping(s: Session, r: FuseRequest): Op<Reply> {
   if (!s.dax) return Errno.ENOSYS;
   if (r.args.length < fuse_setupmapping_in.SIZE) return Errno.EINVAL;
   const f = fuse_setupmapping_in;
@@ -40,13 +41,13 @@ export async function setupmapping(s: Session, r: FuseRequest): Promise<Reply> {
   if (writable && s.fs.capabilities.readOnly) return Errno.EROFS;
   // Zero-message open: FLUSH of fh 0 reaches the window's stores through the node's handle, so a mapped
   // file needs one even if the guest never read or wrote it.
-  if (s.zeroOpen) await s.inodeFiles.get(ino, false);
-  await s.dax.mappings.setup(ino, { offset, length, fileOffset: Number(foffset), writable });
+  if (s.zeroOpen) yield* wait(s.inodeFiles.get(ino, false));
+  yield* wait(s.dax.mappings.setup(ino, { offset, length, fileOffset: Number(foffset), writable }));
   return 0;
 }
 
 /** fuse_removemapping_in, then exactly `count` fuse_removemapping_one. The node id plays no part: ranges are the window's. */
-export async function removemapping(s: Session, r: FuseRequest): Promise<Reply> {
+export function* removemapping(s: Session, r: FuseRequest): Op<Reply> {
   if (!s.dax) return Errno.ENOSYS;
   if (r.args.length < fuse_removemapping_in.SIZE) return Errno.EINVAL;
   const count = u32(r, fuse_removemapping_in.count);
@@ -56,6 +57,6 @@ export async function removemapping(s: Session, r: FuseRequest): Promise<Reply> 
   for (let i = 0, at = fuse_removemapping_in.SIZE; i < count; i++, at += one.SIZE) {
     spans.push(windowSpan(s.dax.mappings.window.size, u64(r, at + one.moffset), u64(r, at + one.len)));
   }
-  await s.dax.mappings.remove(spans);
+  yield* wait(s.dax.mappings.remove(spans));
   return 0;
 }

@@ -1,4 +1,5 @@
 // Directories: OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR.
+import { wait, type Op } from "../../vfs/awaitable.ts";
 import type { DirEntry, FileAttr } from "../../vfs/filesystem.ts";
 import { FUSE_FSYNC_FDATASYNC, direntSize, direntplusSize, fuse_dirent, fuse_direntplus, fuse_fsync_in, fuse_read_in, fuse_release_in } from "../abi.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
@@ -7,22 +8,22 @@ import { handleOf, nodeIno, openReply, putEntry, sizeArg, struct, u32, u64 } fro
 const encoder = new TextEncoder();
 
 // fuse_open_in's flags do not matter for a directory.
-export async function opendir(s: Session, r: FuseRequest): Promise<Reply> {
-  const dh = await s.fs.opendir(nodeIno(s, r));
+export function* opendir(s: Session, r: FuseRequest): Op<Reply> {
+  const dh = yield* wait(s.fs.opendir(nodeIno(s, r)));
   s.openDirs.add(dh);
   return openReply(dh, s.cache.dirOpenFlags);
 }
 
-export async function releasedir(s: Session, r: FuseRequest): Promise<Reply> {
+export function* releasedir(s: Session, r: FuseRequest): Op<Reply> {
   const dh = handleOf(s.openDirs, u64(r, fuse_release_in.fh));
   s.openDirs.delete(dh);
-  await s.fs.releasedir(dh);
+  yield* wait(s.fs.releasedir(dh));
   return 0;
 }
 
-export async function fsyncdir(s: Session, r: FuseRequest): Promise<Reply> {
+export function* fsyncdir(s: Session, r: FuseRequest): Op<Reply> {
   const dh = handleOf(s.openDirs, u64(r, fuse_fsync_in.fh));
-  await s.fs.fsyncdir(dh, (u32(r, fuse_fsync_in.fsync_flags) & FUSE_FSYNC_FDATASYNC) !== 0);
+  yield* wait(s.fs.fsyncdir(dh, (u32(r, fuse_fsync_in.fsync_flags) & FUSE_FSYNC_FDATASYNC) !== 0));
   return 0;
 }
 
@@ -31,13 +32,13 @@ const ZERO_TIME = { sec: 0, nsec: 0 };
 const DOT_ATTR: FileAttr = { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, size: 0, blocks: 0, blksize: 0, atime: ZERO_TIME, mtime: ZERO_TIME, ctime: ZERO_TIME };
 
 /** READDIR and READDIRPLUS: as many entries after the cookie as fit in the guest's buffer. */
-async function readdirCommon(s: Session, r: FuseRequest, plus: boolean): Promise<Reply> {
+function* readdirCommon(s: Session, r: FuseRequest, plus: boolean): Op<Reply> {
   const dh = handleOf(s.openDirs, u64(r, fuse_read_in.fh));
   const cookie = sizeArg(u64(r, fuse_read_in.offset));
   // Entries that would not fit the chain must not be looked up: their references would never reach the guest.
   const size = Math.max(0, Math.min(u32(r, fuse_read_in.size), s.maxWrite, r.room));
   const recordMin = plus ? direntplusSize(1) : direntSize(1);
-  const entries: DirEntry[] = await s.fs.readdir(dh, cookie, Math.max(1, Math.floor(size / recordMin)));
+  const entries: DirEntry[] = yield* wait(s.fs.readdir(dh, cookie, Math.max(1, Math.floor(size / recordMin))));
   const dirIno = plus ? nodeIno(s, r) : 0;
   const out = struct(size);
   let used = 0;
@@ -53,7 +54,7 @@ async function readdirCommon(s: Session, r: FuseRequest, plus: boolean): Promise
       } else {
         let attr: FileAttr;
         try {
-          attr = await s.fs.lookup(dirIno, e.name);
+          attr = yield* wait(s.fs.lookup(dirIno, e.name));
         } catch {
           continue; // removed since the listing was taken
         }
@@ -71,5 +72,5 @@ async function readdirCommon(s: Session, r: FuseRequest, plus: boolean): Promise
   return out.bytes.subarray(0, used);
 }
 
-export const readdir = (s: Session, r: FuseRequest): Promise<Reply> => readdirCommon(s, r, false);
-export const readdirplus = (s: Session, r: FuseRequest): Promise<Reply> => readdirCommon(s, r, true);
+export const readdir = (s: Session, r: FuseRequest): Op<Reply> => readdirCommon(s, r, false);
+export const readdirplus = (s: Session, r: FuseRequest): Op<Reply> => readdirCommon(s, r, true);

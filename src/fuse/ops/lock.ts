@@ -2,6 +2,7 @@
 // (Session.deviceLocks: the backend is shared by several guests, or the embedder asked). Otherwise Linux
 // was not offered FUSE_POSIX_LOCKS or FUSE_FLOCK_LOCKS and keeps locks itself; a guest sending these
 // anyway gets ENOSYS.
+import { wait, type Op } from "../../vfs/awaitable.ts";
 import { FUSE_LK_FLOCK, encode, fuse_file_lock, fuse_lk_in, fuse_lk_out } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import { F_UNLCK, OFFSET_MAX, type LockRequest } from "../locks.ts";
@@ -29,7 +30,7 @@ function lockArgs(s: Session, r: FuseRequest): LockRequest | Errno {
   };
 }
 
-export async function getlk(s: Session, r: FuseRequest): Promise<Reply> {
+export function* getlk(s: Session, r: FuseRequest): Op<Reply> {
   if (!s.deviceLocks) return Errno.ENOSYS;
   const req = lockArgs(s, r);
   if (typeof req === "number") return req;
@@ -39,13 +40,13 @@ export async function getlk(s: Session, r: FuseRequest): Promise<Reply> {
   return out.bytes;
 }
 
-const setlkCommon = async (s: Session, r: FuseRequest, wait: boolean): Promise<Reply> => {
+function* setlkCommon(s: Session, r: FuseRequest, block: boolean): Op<Reply> {
   if (!s.deviceLocks) return Errno.ENOSYS;
   const req = lockArgs(s, r);
   if (typeof req === "number") return req;
   // A blocked SETLKW holds only its own descriptor chain: the queue and the other guests go on.
-  return s.locks.set(s, req, wait);
-};
+  return yield* wait(s.locks.set(s, req, block));
+}
 
-export const setlk = (s: Session, r: FuseRequest): Promise<Reply> => setlkCommon(s, r, false);
-export const setlkw = (s: Session, r: FuseRequest): Promise<Reply> => setlkCommon(s, r, true);
+export const setlk = (s: Session, r: FuseRequest): Op<Reply> => setlkCommon(s, r, false);
+export const setlkw = (s: Session, r: FuseRequest): Op<Reply> => setlkCommon(s, r, true);

@@ -1,4 +1,5 @@
 // INIT, DESTROY, STATFS, SYNCFS: the session and the filesystem as a whole.
+import { wait, type Op } from "../../vfs/awaitable.ts";
 import { FOPEN_DIRECT_IO, FUSE_ASYNC_DIO, FUSE_ASYNC_READ, FUSE_AUTO_INVAL_DATA, FUSE_BIG_WRITES, FUSE_CACHE_SYMLINKS, FUSE_COMPAT_22_INIT_OUT_SIZE, FUSE_COMPAT_INIT_OUT_SIZE, FUSE_DO_READDIRPLUS, FUSE_FLOCK_LOCKS, FUSE_HANDLE_KILLPRIV_V2, FUSE_HAS_INODE_DAX, FUSE_INIT_EXT, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MAP_ALIGNMENT, FUSE_MAX_PAGES, FUSE_NO_OPEN_SUPPORT, FUSE_PARALLEL_DIROPS, FUSE_POSIX_ACL, FUSE_POSIX_LOCKS, FUSE_WRITEBACK_CACHE, encode, fuse_init_in, fuse_init_out, fuse_kstatfs, initFlags, splitInitFlags } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import { PAGE_SHIFT, PAGE_SIZE } from "../dax-window.ts";
@@ -39,7 +40,7 @@ function wantsDeviceLocks(s: Session): boolean {
   return s.lockMode === "device" || (s.lockMode === "auto" && s.locks.serverCount > 1);
 }
 
-export async function init(s: Session, r: FuseRequest): Promise<Reply> {
+export function* init(s: Session, r: FuseRequest): Op<Reply> {
   const major = u32(r, fuse_init_in.major);
   const minor = u32(r, fuse_init_in.minor);
   const out = struct(fuse_init_out.SIZE);
@@ -50,7 +51,7 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
     out.view.setUint32(fuse_init_out.minor, FUSE_KERNEL_MINOR_VERSION, true);
     return out.bytes.subarray(0, FUSE_COMPAT_INIT_OUT_SIZE);
   }
-  if (s.minor !== 0) await endSession(s); // a second INIT starts a new session
+  if (s.minor !== 0) yield* wait(endSession(s)); // a second INIT starts a new session
   // fuse_init_in grew flags2 in 7.36; an older kernel sends 16 bytes.
   const theirs = initFlags(u32(r, fuse_init_in.flags), r.args.length >= fuse_init_in.SIZE ? u32(r, fuse_init_in.flags2) : 0);
   const agreed = theirs & serverFlags(s);
@@ -81,19 +82,19 @@ export async function init(s: Session, r: FuseRequest): Promise<Reply> {
   return out.bytes;
 }
 
-export async function destroy(s: Session): Promise<Reply> {
-  await endSession(s);
+export function* destroy(s: Session): Op<Reply> {
+  yield* wait(endSession(s));
   return 0;
 }
 
-export async function statfs(s: Session, r: FuseRequest): Promise<Reply> {
-  const st = await s.fs.statfs(nodeIno(s, r));
+export function* statfs(s: Session, r: FuseRequest): Op<Reply> {
+  const st = yield* wait(s.fs.statfs(nodeIno(s, r)));
   const out = struct(fuse_kstatfs.SIZE);
   encode(fuse_kstatfs, out.view, 0, { ...st });
   return out.bytes;
 }
 
-export async function syncfs(s: Session): Promise<Reply> {
-  await s.fs.syncfs();
+export function* syncfs(s: Session): Op<Reply> {
+  yield* wait(s.fs.syncfs());
   return 0;
 }

@@ -1,4 +1,5 @@
 // Extended attributes: GETXATTR, LISTXATTR, SETXATTR, REMOVEXATTR (POSIX ACLs are system.posix_acl_*).
+import { wait, type Op } from "../../vfs/awaitable.ts";
 import { FUSE_COMPAT_SETXATTR_IN_SIZE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX, fuse_getxattr_in, fuse_getxattr_out, fuse_setxattr_in } from "../abi.ts";
 import { Errno } from "../../vfs/errno.ts";
 import type { FuseRequest, Reply, Session } from "../session.ts";
@@ -19,19 +20,19 @@ function sized(r: FuseRequest, value: Uint8Array): Reply {
 
 const xattrName = (r: FuseRequest, at: number) => nameAt(r, at, XATTR_NAME_MAX);
 
-export async function getxattr(s: Session, r: FuseRequest): Promise<Reply> {
+export function* getxattr(s: Session, r: FuseRequest): Op<Reply> {
   const ino = nodeIno(s, r);
-  return sized(r, await s.fs.getxattr(ino, xattrName(r, fuse_getxattr_in.SIZE).name));
+  return sized(r, yield* wait(s.fs.getxattr(ino, xattrName(r, fuse_getxattr_in.SIZE).name)));
 }
 
-export async function listxattr(s: Session, r: FuseRequest): Promise<Reply> {
-  const names = await s.fs.listxattr(nodeIno(s, r));
+export function* listxattr(s: Session, r: FuseRequest): Op<Reply> {
+  const names = yield* wait(s.fs.listxattr(nodeIno(s, r)));
   const list = encoder.encode(names.map((n) => n + "\0").join(""));
   if (list.length > XATTR_LIST_MAX) return Errno.E2BIG;
   return sized(r, list);
 }
 
-export async function setxattr(s: Session, r: FuseRequest): Promise<Reply> {
+export function* setxattr(s: Session, r: FuseRequest): Op<Reply> {
   const ino = nodeIno(s, r);
   // Without FUSE_SETXATTR_EXT (not negotiated) the kernel sends the 8-byte fuse_setxattr_in.
   const size = u32(r, fuse_setxattr_in.size);
@@ -39,11 +40,11 @@ export async function setxattr(s: Session, r: FuseRequest): Promise<Reply> {
   const name = xattrName(r, FUSE_COMPAT_SETXATTR_IN_SIZE);
   if (size > XATTR_SIZE_MAX) return Errno.E2BIG;
   if (name.next + size !== r.args.length) throw new RequestError(Errno.EINVAL);
-  await s.fs.setxattr(ino, name.name, r.args.slice(name.next, name.next + size), flags);
+  yield* wait(s.fs.setxattr(ino, name.name, r.args.slice(name.next, name.next + size), flags));
   return 0;
 }
 
-export async function removexattr(s: Session, r: FuseRequest): Promise<Reply> {
-  await s.fs.removexattr(nodeIno(s, r), xattrName(r, 0).name);
+export function* removexattr(s: Session, r: FuseRequest): Op<Reply> {
+  yield* wait(s.fs.removexattr(nodeIno(s, r), xattrName(r, 0).name));
   return 0;
 }
