@@ -6,7 +6,7 @@
 // afterwards the mapped bytes it changed are copied in again. FSYNC, FLUSH, RELEASE and SYNCFS write back
 // first. Handles learn their inode when opened here, whoever opens them (OPEN, CREATE, zero-message open).
 import { O_TRUNC } from "../vfs/linux.ts";
-import type { Awaitable } from "../vfs/awaitable.ts";
+import { run, wait, type Awaitable, type Op } from "../vfs/awaitable.ts";
 import type { Cred, DirEntry, FileAttr, FileSystem, FsCapabilities, Handle, Ino, SetAttr, StatFs } from "../vfs/filesystem.ts";
 import { DaxMappings, type FileRange } from "./dax.ts";
 import type { FuseDaxWindow } from "./dax-window.ts";
@@ -51,55 +51,65 @@ export class DaxCoherentFs implements FileSystem {
     return this.files.get(fh);
   }
 
-  async open(ino: Ino, flags: number): Promise<Handle> {
+  open(ino: Ino, flags: number): Awaitable<Handle> {
+    return run(this.opened(ino, flags));
+  }
+
+  private *opened(ino: Ino, flags: number): Op<Handle> {
     const op = () => this.fs.open(ino, flags);
-    const fh: Handle = flags & O_TRUNC ? await this.mappings.resize(ino, op) : await op();
+    const fh = yield* wait(flags & O_TRUNC ? this.mappings.resize(ino, op) : op());
     this.files.set(fh, { ino, flags });
     return fh;
   }
 
-  async create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
-    const created = await this.fs.create(parent, name, mode, flags, cred);
+  create(parent: Ino, name: string, mode: number, flags: number, cred: Cred): Awaitable<{ attr: FileAttr; fh: Handle }> {
+    return run(this.created(this.fs.create(parent, name, mode, flags, cred), flags));
+  }
+
+  tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Awaitable<{ attr: FileAttr; fh: Handle }> {
+    return run(this.created(this.fs.tmpfile(parent, mode, flags, cred), flags));
+  }
+
+  private *created(made: Awaitable<{ attr: FileAttr; fh: Handle }>, flags: number): Op<{ attr: FileAttr; fh: Handle }> {
+    const created = yield* wait(made);
     this.files.set(created.fh, { ino: created.attr.ino, flags });
     // An existing file, truncated: its stores went with its bytes.
-    if (flags & O_TRUNC) await this.mappings.truncated(created.attr.ino);
+    if (flags & O_TRUNC) yield* wait(this.mappings.truncated(created.attr.ino));
     return created;
   }
 
-  async tmpfile(parent: Ino, mode: number, flags: number, cred: Cred): Promise<{ attr: FileAttr; fh: Handle }> {
-    const created = await this.fs.tmpfile(parent, mode, flags, cred);
-    this.files.set(created.fh, { ino: created.attr.ino, flags });
-    return created;
+  release(fh: Handle): Awaitable<void> {
+    return run(this.released(fh));
   }
 
-  async release(fh: Handle): Promise<void> {
+  private *released(fh: Handle): Op<void> {
     try {
-      await this.sync(fh);
+      yield* this.sync(fh);
     } finally {
       this.files.delete(fh);
-      await this.fs.release(fh);
+      yield* wait(this.fs.release(fh));
     }
   }
 
-  read(fh: Handle, offset: number, length: number): Promise<Uint8Array> {
+  read(fh: Handle, offset: number, length: number): Awaitable<Uint8Array> {
     return this.mappings.io({ read: this.range(fh, offset, length) }, () => this.fs.read(fh, offset, length));
   }
 
-  write(fh: Handle, offset: number, data: Uint8Array): Promise<number> {
+  write(fh: Handle, offset: number, data: Uint8Array): Awaitable<number> {
     return this.mappings.io({ change: this.range(fh, offset, data.length) }, () => this.fs.write(fh, offset, data));
   }
 
-  fallocate(fh: Handle, mode: number, offset: number, length: number): Promise<void> {
+  fallocate(fh: Handle, mode: number, offset: number, length: number): Awaitable<void> {
     return this.mappings.io({ change: this.range(fh, offset, length) }, () => this.fs.fallocate(fh, mode, offset, length));
   }
 
-  copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Promise<number> {
+  copyFileRange(fhIn: Handle, offIn: number, fhOut: Handle, offOut: number, length: number): Awaitable<number> {
     const access = { read: this.range(fhIn, offIn, length), change: this.range(fhOut, offOut, length) };
     return this.mappings.io(access, () => this.fs.copyFileRange(fhIn, offIn, fhOut, offOut, length));
   }
 
   /** Where data lies depends on stores still in the window. */
-  lseek(fh: Handle, offset: number, whence: number): Promise<number> {
+  lseek(fh: Handle, offset: number, whence: number): Awaitable<number> {
     return this.mappings.io({ read: this.range(fh, offset, Number.MAX_SAFE_INTEGER - offset) }, () => this.fs.lseek(fh, offset, whence));
   }
 
@@ -108,15 +118,13 @@ export class DaxCoherentFs implements FileSystem {
     return a.size === undefined ? op() : this.mappings.resize(ino, op);
   }
 
-  async fsync(fh: Handle, datasync: boolean): Promise<void> {
-    await this.sync(fh);
-    await this.fs.fsync(fh, datasync);
+  fsync(fh: Handle, datasync: boolean): Awaitable<void> {
+    return run(this.afterSync(fh, () => this.fs.fsync(fh, datasync)));
   }
 
   /** Always there: close(2) makes the window's stores durable even when the backend has nothing to do. */
-  async flush(fh: Handle): Promise<void> {
-    await this.sync(fh);
-    await this.fs.flush?.(fh);
+  flush(fh: Handle): Awaitable<void> {
+    return run(this.afterSync(fh, () => this.fs.flush?.(fh)));
   }
 
   async syncfs(): Promise<void> {
@@ -130,9 +138,15 @@ export class DaxCoherentFs implements FileSystem {
     return file && { ino: file.ino, offset, length };
   }
 
-  private async sync(fh: Handle): Promise<void> {
+  /** The file's stores reach the backend, then `op` runs. */
+  private *afterSync(fh: Handle, op: () => Awaitable<void>): Op<void> {
+    yield* this.sync(fh);
+    yield* wait(op());
+  }
+
+  private *sync(fh: Handle): Op<void> {
     const file = this.files.get(fh);
-    if (file) await this.mappings.sync(file.ino);
+    if (file) yield* wait(this.mappings.sync(file.ino));
   }
 
   // Names, attributes, directories and extended attributes: no file bytes, straight to the backend.

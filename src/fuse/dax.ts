@@ -8,7 +8,10 @@
 // operation on a file, hold that inode's lock, so a fill never interleaves with a write. Adding mappings to a
 // window range also holds the range's locks (2 MiB each) and the lock of every inode the range shows; pages
 // are removed only by a holder of their owner's lock. Range keys are negative, inode numbers positive, and
-// keys are taken in ascending order: nobody waits on a holder that waits on them.
+// keys are taken in ascending order: nobody waits on a holder that waits on them. A file with nothing in
+// the window, whose lock nobody holds or waits for, has nothing to keep coherent: its operations run at
+// once (holding its lock only while a backend that waits is at work), so over a backend that answers at
+// once they stay synchronous (src/vfs/awaitable.ts).
 import type { Awaitable } from "../vfs/awaitable.ts";
 import { EIO, EMFILE } from "../vfs/errno.ts";
 import { O_RDONLY, O_RDWR } from "../vfs/linux.ts";
@@ -158,8 +161,10 @@ export class DaxMappings {
    * file `change` names, are written back before it; the mapped bytes over `change` are refreshed after it
    * (from the old end of file on, for an append).
    */
-  async io<T>({ read, change }: DataAccess, op: () => Awaitable<T>): Promise<T> {
-    return this.locked([read?.ino, change?.ino], async () => {
+  io<T>({ read, change }: DataAccess, op: () => Awaitable<T>): Awaitable<T> {
+    const inos = [read?.ino, change?.ino].filter((ino): ino is Ino => ino !== undefined);
+    if (this.outside(inos)) return this.holding(inos, op());
+    return this.locked(inos, async () => {
       if (read) await this.writeback(read.ino, read.offset, read.offset + read.length);
       // The refresh below copies the backend's bytes over a range that may hold stores not yet written back.
       if (change) await this.writeback(change.ino);
@@ -176,7 +181,8 @@ export class DaxMappings {
    * Runs an operation that may change the file's size: the file's stores reach the backend first, and
    * mapped bytes past the end read as zeros afterwards.
    */
-  async resize<T>(ino: Ino, op: () => Awaitable<T>): Promise<T> {
+  resize<T>(ino: Ino, op: () => Awaitable<T>): Awaitable<T> {
+    if (this.outside([ino])) return this.holding([ino], op());
     return this.locked([ino], async () => {
       if (!this.window.hasOwner(ino)) return op();
       await this.writeback(ino);
@@ -188,15 +194,17 @@ export class DaxMappings {
   }
 
   /** An existing file was truncated by CREATE with O_TRUNC: its stores went with its bytes. */
-  async truncated(ino: Ino): Promise<void> {
-    await this.locked([ino], async () => {
+  truncated(ino: Ino): Awaitable<void> {
+    if (this.outside([ino])) return;
+    return this.locked([ino], async () => {
       if (this.window.hasOwner(ino)) this.cut(ino, (await this.fs.getattr(ino)).size);
     });
   }
 
   /** Writes back the inode's dirty pages (FLUSH, FSYNC, RELEASE of one of its files). */
-  async sync(ino: Ino): Promise<void> {
-    await this.locked([ino], () => this.writeback(ino));
+  sync(ino: Ino): Awaitable<void> {
+    if (this.outside([ino])) return;
+    return this.locked([ino], () => this.writeback(ino));
   }
 
   /** SYNCFS: every mapped file's stores reach the backend; the first failure is the answer. */
@@ -206,8 +214,9 @@ export class DaxMappings {
   }
 
   /** The guest forgot the inode (it unmaps before it forgets): keep its stores, drop its pages. */
-  async forgotten(ino: Ino): Promise<void> {
-    await this.locked([ino], () => this.retire(ino));
+  forgotten(ino: Ino): Awaitable<void> {
+    if (this.outside([ino]) && !this.backendFiles.has(ino)) return;
+    return this.locked([ino], () => this.retire(ino));
   }
 
   /** The session ends (DESTROY, a new INIT, a device reset): every store reaches the backend, the window empties. */
@@ -263,8 +272,21 @@ export class DaxMappings {
     };
   }
 
-  private async locked<T>(keys: (Ino | undefined)[], fn: () => Promise<T>): Promise<T> {
-    const release = await this.locks.acquire(keys.filter((k): k is Ino => k !== undefined));
+  /** No page of these inodes is in the window and nobody holds or waits for their locks. */
+  private outside(inos: readonly Ino[]): boolean {
+    return inos.every((ino) => !this.window.hasOwner(ino) && this.locks.idle(ino));
+  }
+
+  /** `result` of an operation started outside(inos): if it has to wait, their locks are held until it settles. */
+  private holding<T>(inos: readonly Ino[], result: Awaitable<T>): Awaitable<T> {
+    if (!(result instanceof Promise)) return result;
+    const release = this.locks.acquireNow(inos);
+    result.then(release, release);
+    return result;
+  }
+
+  private async locked<T>(keys: readonly Ino[], fn: () => Promise<T>): Promise<T> {
+    const release = await this.locks.acquire(keys);
     try {
       return await fn();
     } finally {

@@ -21,6 +21,27 @@ export class KeyedLocks {
     };
   }
 
+  /** Whether nobody holds or waits for `key`'s lock. */
+  idle(key: number): boolean {
+    return !this.tails.has(key);
+  }
+
+  /** Takes the locks of idle keys (duplicates once each) at once; returns what releases them. */
+  acquireNow(keys: Iterable<number>): Release {
+    const held = [...new Set(keys)].map((key) => {
+      let release!: () => void;
+      const tail = new Promise<void>((r) => (release = r));
+      this.tails.set(key, tail);
+      return () => {
+        release();
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+      };
+    });
+    return () => {
+      for (const release of held) release();
+    };
+  }
+
   /** Keys held or waited for: zero once every holder released (the table does not grow). */
   get size(): number {
     return this.tails.size;

@@ -221,12 +221,12 @@ async function copyRange(d: ReferenceDriver, c: CopyArgs): Promise<number> {
 const fsync = async (d: ReferenceDriver, nodeid: bigint, fh: bigint): Promise<number> => (await d.fuse(Op.FUSE_FSYNC, nodeid, fhArgs(fuse_fsync_in.SIZE, fh))).error;
 
 /** Wraps a backend: `hook` may replace any of its methods. */
-function wrap(fs: FileSystem, hook: (name: string, call: (...a: unknown[]) => Promise<unknown>) => ((...a: unknown[]) => Promise<unknown>) | undefined): FileSystem {
+function wrap(fs: FileSystem, hook: (name: string, call: (...a: unknown[]) => unknown) => ((...a: unknown[]) => unknown) | undefined): FileSystem {
   return new Proxy(fs, {
     get(target, key) {
       const value: unknown = Reflect.get(target, key);
       if (typeof value !== "function") return value;
-      const call = (...a: unknown[]) => (value as (...a: unknown[]) => Promise<unknown>).apply(target, a);
+      const call = (...a: unknown[]): unknown => (value as (...a: unknown[]) => unknown).apply(target, a);
       return (typeof key === "string" && hook(key, call)) || call;
     },
   });
@@ -605,6 +605,51 @@ describe("coherence with the READ/WRITE path", () => {
     const used = q.getUsed();
     expect(used.map((u) => parseReply(u).error)).toEqual([0, 0]);
     expect(load(bar, 0, 4)).toEqual(text("race"));
+  });
+});
+
+describe("files with nothing in the window", () => {
+  it("are read and written inside the kick over a backend that answers at once", async () => {
+    const { d, bar } = await ready();
+    const f = await lookup(d, "f");
+    const g = await lookup(d, "g");
+    const fh = await open(d, f);
+    expect(await setup(d, g, { moffset: 0, len: 2 * MiB })).toBe(0); // another file's mapping is no obstacle
+    const q = d.queues[1]!;
+    q.add([d.request(Op.FUSE_WRITE, f, writeIn(fh, 0, text("now")))], [64]);
+    q.add([d.request(Op.FUSE_READ, f, args(fuse_read_in.SIZE, (v) => {
+      v.setBigUint64(fuse_read_in.fh, fh, true);
+      v.setUint32(fuse_read_in.size, 5, true);
+    }))], [64]);
+    d.kick(1);
+    const used = q.getUsed().map(parseReply);
+    expect(used.map((r) => r.error)).toEqual([0, 0]);
+    expect(used[1]!.payload).toEqual(Uint8Array.from([...text("now"), FILE[3]!, FILE[4]!]));
+    expect(load(bar, 0, 4)).toEqual(text("gee\n"));
+  });
+
+  it("a SETUPMAPPING arriving while such a file's WRITE waits on the backend maps what the WRITE wrote", async () => {
+    const { d, bar } = await ready({
+      fs: (vol) =>
+        wrap(new MemFs(vol), (name, call) =>
+          name === "write"
+            ? async (...a) => {
+                for (let i = 0; i < 3; i++) await nextTurn();
+                return call(...a);
+              }
+            : undefined,
+        ),
+    });
+    const f = await lookup(d, "f");
+    const fh = await open(d, f);
+    const q = d.queues[1]!;
+    q.add([d.request(Op.FUSE_WRITE, f, writeIn(fh, 0, text("late")))], [64]);
+    d.kick(1);
+    q.add([d.request(Op.FUSE_SETUPMAPPING, f, setupIn({ moffset: 0, len: 2 * MiB }))], [64]);
+    d.kick(1);
+    await settle();
+    expect(q.getUsed().map((u) => parseReply(u).error)).toEqual([0, 0]);
+    expect(load(bar, 0, 4)).toEqual(text("late"));
   });
 });
 

@@ -58,4 +58,22 @@ describe("KeyedLocks", () => {
     await turn();
     expect(secondIn).toBe(true);
   });
+
+  it("takes idle keys at once with acquireNow; a later acquire waits for their release", async () => {
+    const locks = new KeyedLocks();
+    expect(locks.idle(3)).toBe(true);
+    const release = locks.acquireNow([3, 4, 3]);
+    expect([locks.idle(3), locks.idle(4), locks.idle(5)]).toEqual([false, false, true]);
+    let entered = false;
+    const later = locks.acquire([4]).then((r) => {
+      entered = true;
+      r();
+    });
+    await turn();
+    expect(entered).toBe(false);
+    release();
+    await later;
+    expect(entered).toBe(true);
+    expect(locks.size).toBe(0);
+  });
 });
