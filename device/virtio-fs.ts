@@ -222,20 +222,26 @@ export class VirtioFsDevice {
   }
 
   private dispatch(generation: number, q: number, chain: DescriptorChain): void {
-    const failed = (e: unknown) => {
-      if (generation !== this.generation) return; // the reset closed the chain under the handler
-      // A VirtqueueError: another chain broke the ring while this one was served, and that was reported.
-      if (!(e instanceof VirtqueueError)) this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
-      this.complete(generation, q, chain, 0);
-    };
     let written: number | Promise<number>;
     try {
       written = this.o.handler(chain, q);
     } catch (e) {
-      return failed(e);
+      return this.failed(generation, q, chain, e);
     }
     if (typeof written === "number") this.complete(generation, q, chain, written);
-    else written.then((n) => this.complete(generation, q, chain, n), failed);
+    else {
+      written.then(
+        (n) => this.complete(generation, q, chain, n),
+        (e: unknown) => this.failed(generation, q, chain, e),
+      );
+    }
+  }
+
+  private failed(generation: number, q: number, chain: DescriptorChain, e: unknown): void {
+    if (generation !== this.generation) return; // the reset closed the chain under the handler
+    // A VirtqueueError: another chain broke the ring while this one was served, and that was reported.
+    if (!(e instanceof VirtqueueError)) this.o.onError?.(`queue ${q}: request handler failed: ${e instanceof Error ? e.message : String(e)}`);
+    this.complete(generation, q, chain, 0);
   }
 
   private complete(generation: number, q: number, chain: DescriptorChain, written: number): void {

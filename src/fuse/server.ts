@@ -158,9 +158,12 @@ export class FuseServer {
    * has ended, so what it takes belongs to the next session.
    */
   readonly handle = (chain: RequestChain, queue = 1): Awaitable<number> => {
-    const ending = this.ending;
-    const serve = () => run(this.serve(chain, queue));
-    const served = ending ? ending.then(serve, serve) : serve();
+    let served: Awaitable<number>;
+    if (!this.ending) served = run(this.serve(chain, queue));
+    else {
+      const serve = () => run(this.serve(chain, queue));
+      served = this.ending.then(serve, serve);
+    }
     if (!(served instanceof Promise)) return served;
     this.running.add(served);
     const forget = () => this.running.delete(served);

@@ -34,7 +34,7 @@ function* createCommon(s: Session, r: FuseRequest, tmpfile: boolean): Op<Reply> 
   if (!tmpfile && flags & O_TRUNC && !(flags & O_EXCL) && u32(r, fuse_create_in.open_flags) & FUSE_OPEN_KILL_SUIDGID) {
     yield* withExisting(s, parent, name, (a) => killPriv(s, a.ino));
   }
-  const { attr, fh } = tmpfile ? yield* wait(s.fs.tmpfile(parent, mode, flags, cred(r))) : yield* wait(s.fs.create(parent, name, mode, flags, cred(r)));
+  const { attr, fh } = yield* wait(tmpfile ? s.fs.tmpfile(parent, mode, flags, cred(r)) : s.fs.create(parent, name, mode, flags, cred(r)));
   let guestFh = fh;
   if (!s.zeroOpen) s.openFiles.add(fh);
   else {
