@@ -273,6 +273,21 @@ describe("request queues", () => {
     expect(handled).toEqual([]);
   });
 
+  it("drops the chains in flight when their ring breaks, without an exception, answered at once or later", async () => {
+    const { driver, errors } = echoDevice();
+    driver.probe({ eventIdx: true });
+    const q = driver.queues[1]!;
+    q.add([Uint8Array.of(3, 1)], [2]); // answered after three turns, when the ring is broken
+    q.add([Uint8Array.of(0, 2)], [2]); // answered at once, in the kick that breaks the ring
+    q.publish(q.layout.size + 5); // a head past the table: the ring is unusable until a reset
+    driver.kick(1);
+    await settle();
+    expect(driver.status & VIRTIO_CONFIG_S_NEEDS_RESET).toBeTruthy();
+    expect(errors).toHaveLength(1);
+    driver.probe();
+    expect(await driver.post(1, [Uint8Array.of(0, 9)], [2])).toHaveLength(1);
+  });
+
   it("puts the device into NEEDS_RESET on a malformed ring, without an exception", async () => {
     const { driver, errors, handled, bus } = echoDevice();
     driver.probe();
