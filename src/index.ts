@@ -28,6 +28,7 @@ export { DEFAULT_CACHE_BYTES, type BlobSource } from "./fs/image/blobs.ts";
 export { blobPath, IMAGE_FORMAT, IMAGE_VERSION, ImageFormatError, INDEX_NAME, type ImageEntry, type ImageIndex, type ImageTime } from "./fs/image/format.ts";
 export { decodeRemote, encodeRemote, remoteFileSystem, serveFileSystem, type FsServer, type RemoteAnswer, type RemoteCall, type RemoteInfo } from "./fs/remote.ts";
 export { FsError, type Cred, type DirEntry, type FileAttr, type FileSystem, type FsCapabilities, type Handle, type Ino, type SetAttr, type StatFs, type Timespec } from "./vfs/filesystem.ts";
+export type { Awaitable } from "./vfs/awaitable.ts";
 export * from "./vfs/errno.ts";
 export * from "./vfs/linux.ts";
 
