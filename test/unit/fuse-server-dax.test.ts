@@ -14,6 +14,7 @@ import { Errno } from "../../src/vfs/errno.ts";
 import { MAX_MAPPED_INODES } from "../../src/fuse/dax.ts";
 import { FuseServer } from "../../src/fuse/server.ts";
 import { FakeBus } from "../support/fake-bus.ts";
+import { waitingFs } from "../support/waiting-fs.ts";
 import { ReferenceDriver, args, cstr, parseReply, settle, type FuseReply } from "../support/reference-driver.ts";
 
 const MiB = 1 << 20;
@@ -135,17 +136,15 @@ async function open(d: ReferenceDriver, nodeid: bigint, flags = O_RDWR): Promise
 
 const fhArgs = (size: number, fh: bigint) => args(size, (v) => v.setBigUint64(0, fh, true));
 
+const readIn = (fh: bigint, offset: number, size: number) =>
+  args(fuse_read_in.SIZE, (v) => {
+    v.setBigUint64(fuse_read_in.fh, fh, true);
+    v.setBigUint64(fuse_read_in.offset, BigInt(offset), true);
+    v.setUint32(fuse_read_in.size, size, true);
+  });
+
 function read(d: ReferenceDriver, nodeid: bigint, fh: bigint, offset: number, size: number): Promise<FuseReply> {
-  return d.fuse(
-    Op.FUSE_READ,
-    nodeid,
-    args(fuse_read_in.SIZE, (v) => {
-      v.setBigUint64(fuse_read_in.fh, fh, true);
-      v.setBigUint64(fuse_read_in.offset, BigInt(offset), true);
-      v.setUint32(fuse_read_in.size, size, true);
-    }),
-    size,
-  );
+  return d.fuse(Op.FUSE_READ, nodeid, readIn(fh, offset, size), size);
 }
 
 const writeIn = (fh: bigint, offset: number, data: Uint8Array) =>
@@ -617,10 +616,7 @@ describe("files with nothing in the window", () => {
     expect(await setup(d, g, { moffset: 0, len: 2 * MiB })).toBe(0); // another file's mapping is no obstacle
     const q = d.queues[1]!;
     q.add([d.request(Op.FUSE_WRITE, f, writeIn(fh, 0, text("now")))], [64]);
-    q.add([d.request(Op.FUSE_READ, f, args(fuse_read_in.SIZE, (v) => {
-      v.setBigUint64(fuse_read_in.fh, fh, true);
-      v.setUint32(fuse_read_in.size, 5, true);
-    }))], [64]);
+    q.add([d.request(Op.FUSE_READ, f, readIn(fh, 0, 5))], [64]);
     d.kick(1);
     const used = q.getUsed().map(parseReply);
     expect(used.map((r) => r.error)).toEqual([0, 0]);
@@ -629,17 +625,10 @@ describe("files with nothing in the window", () => {
   });
 
   it("a SETUPMAPPING arriving while such a file's WRITE waits on the backend maps what the WRITE wrote", async () => {
-    const { d, bar } = await ready({
-      fs: (vol) =>
-        wrap(new MemFs(vol), (name, call) =>
-          name === "write"
-            ? async (...a) => {
-                for (let i = 0; i < 3; i++) await nextTurn();
-                return call(...a);
-              }
-            : undefined,
-        ),
-    });
+    const threeTurns = async () => {
+      for (let i = 0; i < 3; i++) await nextTurn();
+    };
+    const { d, bar } = await ready({ fs: (vol) => waitingFs(new MemFs(vol), ["write"], threeTurns) });
     const f = await lookup(d, "f");
     const fh = await open(d, f);
     const q = d.queues[1]!;
